@@ -1,0 +1,69 @@
+"""Durations (``30s``, ``15m``, ``1h``, ``2d``, ``1w``) and instants as integer milliseconds.
+
+The engine keeps every instant as integer milliseconds since the Unix epoch: exact,
+cheap to compare and hash, and the same on every machine (floats would make replays
+drift by rounding).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION_RE = re.compile(r"^\s*([+-]?)((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w)\s*)+)$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration_ms(text: str | int | float, *, allow_negative: bool = False) -> int:
+    """``"1h30m"`` -> 5_400_000. A bare number is seconds. Raises ValueError saying the format."""
+    if isinstance(text, bool):
+        raise ValueError("a duration is text like 30s, 15m, 1h, 2d or 1w, not a boolean")
+    if isinstance(text, int | float):
+        ms = int(text * 1000)
+    else:
+        m = _DURATION_RE.match(text)
+        if not m:
+            raise ValueError(
+                f"{text!r} is not a duration: write a number and a unit, like 30s, 15m, 1h, 2d, 1w"
+            )
+        ms = sum(int(float(n) * _UNIT_MS[u]) for n, u in _PART_RE.findall(m.group(2)))
+        if m.group(1) == "-":
+            ms = -ms
+    if ms < 0 and not allow_negative:
+        raise ValueError(f"{text!r}: a negative duration is not allowed here")
+    return ms
+
+
+def format_duration(ms: int) -> str:
+    """The shortest readable form: 90_000 -> ``1m30s``."""
+    if ms == 0:
+        return "0s"
+    sign = "-" if ms < 0 else ""
+    ms = abs(ms)
+    out = []
+    for unit in ("w", "d", "h", "m", "s", "ms"):
+        n, ms = divmod(ms, _UNIT_MS[unit])
+        if n:
+            out.append(f"{n}{unit}")
+    return sign + "".join(out)
+
+
+def parse_ts_ms(text: str) -> int:
+    """ISO-8601 timestamp -> epoch ms. A timestamp without zone is taken as UTC."""
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def format_ts(ms: int) -> str:
+    """Epoch ms -> ``2026-11-29T10:00:00Z`` (milliseconds shown only when not zero)."""
+    secs, rem = divmod(ms, 1000)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{rem:03d}Z" if rem else f"{base}Z"

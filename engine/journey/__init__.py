@@ -1,0 +1,1 @@
+"""Journey definitions: model, loader, linter, expressions, templates."""
