@@ -119,9 +119,9 @@ def _schema_loc(loc: tuple[int | str, ...], raw: Any) -> Loc:
     return tuple(out)
 
 
-def _schema_message(err: Any) -> str:
+def _schema_message(err: Any, raw: Any) -> str:
     kind = err["type"]
-    loc = _schema_loc(tuple(err["loc"]), None)
+    loc = _schema_loc(tuple(err["loc"]), raw)
     inner = loc[2:] if len(loc) >= 2 and loc[0] == "nodes" else loc
     where = ".".join(str(p) for p in inner)
     field_name = str(loc[-1]) if loc else "journey"
@@ -148,7 +148,7 @@ def load_text(text: str, path: str) -> tuple[LoadedJourney | None, list[Problem]
     except ValidationError as exc:
         for err in exc.errors():
             loc = _schema_loc(tuple(err["loc"]), raw)
-            problems.append(loaded.problem(loc, _schema_message(err)))
+            problems.append(loaded.problem(loc, _schema_message(err, raw)))
     return loaded, problems
 
 
