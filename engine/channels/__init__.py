@@ -1,0 +1,1 @@
+"""Channels: RCS and SMS payloads, fallback, provider adapters."""
