@@ -1,0 +1,158 @@
+"""The ``journeys`` command line. Each subcommand is a small function; errors from the
+engine are printed as one clear line (never a traceback) with a non-zero exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from engine.errors import EngineError, InvalidJourney
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from engine.journey.linter import lint_paths
+
+    missing = [p for p in args.paths if not Path(p).exists()]
+    for p in missing:
+        print(f"{p}:1: journey: no such file or directory", file=sys.stdout)
+    problems = lint_paths([p for p in args.paths if Path(p).exists()])
+    for problem in problems:
+        print(problem)
+    if problems or missing:
+        print(f"{len(problems) + len(missing)} problem(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from engine.journey.model import Journey
+
+    schema = Journey.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Journey file"
+    sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
+
+
+def _load_one(path: str) -> object:
+    from engine.journey.linter import load_journeys
+
+    journeys = load_journeys([path])
+    if len(journeys) != 1:
+        raise EngineError(f"{path}: expected one journey file")
+    return journeys[0]
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from engine.journey.graph import render
+    from engine.journey.model import Journey
+
+    journey = _load_one(args.file)
+    assert isinstance(journey, Journey)
+    sys.stdout.write(render(journey, args.format))
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from engine.durations import parse_ts_ms
+    from engine.journey.linter import load_journeys
+    from engine.sim.simulator import Simulator, read_events
+
+    journeys = load_journeys([args.journeys])
+    inputs, bad = read_events(args.events)
+    for b in bad:
+        print(f"{args.events}:{b}", file=sys.stderr)
+    until = parse_ts_ms(args.until) if args.until else None
+    result = Simulator(journeys).run(inputs, until=until, trace=args.trace)
+    out = sys.stdout.buffer
+    for o in result.outcomes:
+        out.write(orjson.dumps(o.to_wire()) + b"\n")
+    out.flush()
+    if args.trace:
+        for user in sorted(result.trace):
+            print(f"== {user}", file=sys.stderr)
+            for line in result.trace[user]:
+                print(f"  {line}", file=sys.stderr)
+    if not args.quiet:
+        _summary(result.outcomes)
+    return EXIT_OK
+
+
+def _summary(outcomes: Sequence[object]) -> None:
+    from engine.core.effects import Outcome
+
+    counts: Counter[tuple[str, int, str, str]] = Counter()
+    for o in outcomes:
+        assert isinstance(o, Outcome)
+        if o.journey_id is not None:
+            counts[(o.journey_id, o.journey_version or 0, o.node_id or "-", o.type)] += 1
+    if not counts:
+        print("no outcomes", file=sys.stderr)
+        return
+    print(f"{'journey':<24} {'node':<20} {'outcome':<20} {'count':>6}", file=sys.stderr)
+    for (jid, ver, node, kind), n in sorted(counts.items()):
+        print(f"{jid + '@' + str(ver):<24} {node:<20} {kind:<20} {n:>6}", file=sys.stderr)
+
+
+def _sms_segments(args: argparse.Namespace) -> int:
+    from engine.channels.sms import segment
+
+    text = args.text if args.text is not None else sys.stdin.read()
+    sys.stdout.write(orjson.dumps(segment(text).to_json_dict()).decode() + "\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journeys", description="Journey orchestration engine: RCS with SMS fallback."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
+    p.add_argument("paths", nargs="+", help="journey files or directories")
+    add("schema", _schema, "print the JSON Schema of journey files (for editors)")
+    p = add("graph", _graph, "draw a journey")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
+    p = add("simulate", _simulate, "replay events through the journeys on a virtual clock")
+    p.add_argument("--journeys", required=True, help="directory (or file) of journeys")
+    p.add_argument("--events", required=True, help="JSON-lines file of events")
+    p.add_argument("--until", help="stop the virtual clock at this ISO-8601 time")
+    p.add_argument("--trace", action="store_true", help="per-user trace on stderr")
+    p.add_argument("--quiet", action="store_true", help="no per-node summary on stderr")
+    p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
+    p.add_argument("text", nargs="?", help="the text (default: standard input)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InvalidJourney as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_PROBLEMS
+    except EngineError as exc:
+        print(f"journeys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"journeys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The working set of one ``advance`` call: engine, state, current time, effects so far.
+
+Handlers in :mod:`.nodes`, :mod:`.messages` and :mod:`.engine` take a ``Step`` instead of
+five arguments; it also derives every id and builds outcomes, so that ids come from one
+place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.core.effects import Effect, Outcome
+from engine.core.ids import derive_id
+from engine.core.state import Instance, Message, UserState
+
+if TYPE_CHECKING:
+    from engine.core.engine import Engine
+    from engine.journey.model import Journey
+
+
+@dataclass(slots=True)
+class Step:
+    engine: Engine
+    state: UserState
+    now: int
+    effects: list[Effect] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> str:
+        return self.state.user_id
+
+    def journey(self, inst: Instance | Message) -> Journey:
+        jid = inst.journey_id
+        return self.engine.versions[jid][inst.version]
+
+    def scope(self, inst: Instance) -> dict[str, Any]:
+        return {
+            "event": inst.event,
+            "entry": inst.entry,
+            "user": self.state.attrs,
+            "journey": {"id": inst.journey_id, "version": inst.version},
+        }
+
+    def outcome(
+        self,
+        type_: str,
+        *,
+        journey_id: str | None = None,
+        version: int | None = None,
+        instance_id: str | None = None,
+        node_id: str | None = None,
+        channel: str | None = None,
+        message_id: str | None = None,
+        key: object = "",
+        **attributes: Any,
+    ) -> None:
+        """Emit an outcome. ``key`` tells apart outcomes of one type that may repeat for the
+        same instance and node (a second tap on the same message, say)."""
+        oid = derive_id(
+            "o", self.user_id, type_, journey_id, version, instance_id, node_id, message_id, key
+        )
+        self.effects.append(
+            Outcome(
+                oid, type_, self.now, self.user_id, journey_id, version, instance_id, node_id,
+                channel, message_id, attributes,
+            )
+        )
+
+    def inst_outcome(
+        self, type_: str, inst: Instance, node_id: str | None = None, **kw: Any
+    ) -> None:
+        kw.setdefault("key", inst.step)
+        self.outcome(
+            type_,
+            journey_id=inst.journey_id,
+            version=inst.version,
+            instance_id=inst.id,
+            node_id=node_id if node_id is not None else inst.node,
+            **kw,
+        )
+
+    def msg_outcome(self, type_: str, msg: Message, **kw: Any) -> None:
+        self.outcome(
+            type_,
+            journey_id=msg.journey_id,
+            version=msg.version,
+            instance_id=msg.instance_id,
+            node_id=msg.node,
+            channel=msg.channel,
+            message_id=msg.id,
+            **kw,
+        )

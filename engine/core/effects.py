@@ -1,0 +1,101 @@
+"""What the core asks its adapter to do. Effects are plain data; adapters carry them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.durations import format_ts
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    outcome_id: str
+    type: str
+    ts: int
+    user_id: str
+    journey_id: str | None
+    journey_version: int | None
+    instance_id: str | None
+    node_id: str | None
+    channel: str | None = None
+    message_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "outcome_id": self.outcome_id,
+            "type": self.type,
+            "ts": format_ts(self.ts),
+            "user_id": self.user_id,
+            "journey_id": self.journey_id,
+            "journey_version": self.journey_version,
+            "instance_id": self.instance_id,
+            "node_id": self.node_id,
+            "channel": self.channel,
+            "message_id": self.message_id,
+            "attributes": self.attributes,
+            "schema_version": SCHEMA_VERSION,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Ask the channel gateway to send one message. ``message_id`` is deterministic:
+    the gateway sends a given id at most once."""
+
+    message_id: str
+    ts: int
+    user_id: str
+    to: str
+    channel: str  # rcs | sms
+    content: dict[str, Any]  # rendered node content (text / rich_card / carousel / suggestions)
+    journey_id: str | None
+    journey_version: int | None
+    instance_id: str | None
+    node_id: str | None
+    ttl_ms: int | None = None
+    purpose: str = "journey"  # journey | fallback | help
+    fallback_of: str | None = None
+    profile: dict[str, Any] = field(default_factory=dict)  # what adapters may need (rcs_capable)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "ts": format_ts(self.ts),
+            "user_id": self.user_id,
+            "to": self.to,
+            "channel": self.channel,
+            "content": self.content,
+            "journey_id": self.journey_id,
+            "journey_version": self.journey_version,
+            "instance_id": self.instance_id,
+            "node_id": self.node_id,
+            "ttl_ms": self.ttl_ms,
+            "purpose": self.purpose,
+            "fallback_of": self.fallback_of,
+            "profile": self.profile,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """Ask the gateway to revoke an RCS message that has not been delivered."""
+
+    message_id: str
+    user_id: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleWake:
+    """The user's earliest pending timer is now ``at`` (None: nothing pending)."""
+
+    user_id: str
+    at: int | None
+    token: str
+
+
+Effect = Outcome | SendRequest | Revoke | ScheduleWake

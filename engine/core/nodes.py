@@ -1,0 +1,167 @@
+"""Node handlers: what happens when a user enters a node, and when its timer fires.
+
+Both are lookup tables keyed by node type (``ENTER``, ``ON_TIMER``), not if-chains. An
+``ENTER`` handler returns the next node to enter right away, or None when the user
+stays (waiting, deferred, or gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.core.context import Step
+from engine.core.ids import bucket
+from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
+from engine.core.messages import send_node
+from engine.core.state import Instance, JourneyHistory
+from engine.journey.expressions import compile_expression
+from engine.journey.model import (
+    BranchNode,
+    ExitNode,
+    SendNode,
+    SplitNode,
+    WaitForNode,
+    WaitNode,
+)
+
+AnyNode = Any  # one of the node models; the tables below dispatch on its ``type``
+
+
+def goto(step: Step, inst: Instance, target: str | None, **attrs: Any) -> None:
+    """Enter ``target`` and keep going through nodes that don't wait (send, branch, split)."""
+    hops = 0
+    while target is not None and inst.id in step.state.instances:
+        hops += 1
+        if hops > step.engine.config.max_hops:
+            finish(step, inst, "loop_guard")
+            return
+        node = step.journey(inst).nodes[target]
+        inst.node = target
+        inst.step += 1
+        inst.wake_at = None
+        extra = NODE_ATTRS[node.type](step, inst, node) if node.type in NODE_ATTRS else {}
+        step.inst_outcome("node_entered", inst, target, **attrs, **extra)
+        attrs = {}
+        target = ENTER[node.type](step, inst, node)
+
+
+def finish(step: Step, inst: Instance, reason: str) -> None:
+    """End a run: ``journey_exited`` and, when the journey has a goal, keep tracking it."""
+    step.inst_outcome("journey_exited", inst, reason=reason)
+    step.state.instances.pop(inst.id, None)
+    journey = step.journey(inst)
+    hist = step.state.history.setdefault(inst.journey_id, JourneyHistory())
+    goal = journey.goal
+    if (
+        goal is not None
+        and reason != "goal"
+        and inst.id not in hist.converted
+        and step.now < inst.entered_at + goal.within_ms
+    ):
+        hist.tracking.append((inst.id, inst.version, inst.entered_at))
+
+
+def _enter_send(step: Step, inst: Instance, node: SendNode) -> str | None:
+    return send_node(step, inst, node)
+
+
+def wait_target(step: Step, inst: Instance, node: WaitNode) -> int:
+    """When a ``wait`` ends. A missing or unreadable property ends it at once."""
+    if node.duration is not None:
+        return step.now + (node.duration_ms or 0)
+    journey = step.journey(inst)
+    if node.until is not None:
+        tz = zone(step.state.attrs.get("timezone"), journey.settings.default_timezone)
+        days = frozenset(WEEKDAY_INDEX[d] for d in node.until.days)
+        return next_local_time(step.now, node.until.minutes, days, tz)
+    root, *path = (node.until_property or "user").split(".")
+    value: Any = step.scope(inst).get(root)
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    at = parse_instant(value)
+    return step.now if at is None else at + node.offset_ms
+
+
+def _enter_wait(step: Step, inst: Instance, node: WaitNode) -> str | None:
+    at = wait_target(step, inst, node)
+    if at <= step.now:
+        return node.next
+    inst.wake_at = at
+    return None
+
+
+def _enter_wait_for(step: Step, inst: Instance, node: WaitForNode) -> str | None:
+    if node.timeout_ms is not None:
+        inst.wake_at = step.now + node.timeout_ms
+    return None
+
+
+def _enter_branch(step: Step, inst: Instance, node: BranchNode) -> str | None:
+    scope = step.scope(inst)
+    for case in node.cases:
+        if compile_expression(case.when).test(scope):
+            return case.next
+    return node.default
+
+
+def split_variant(step: Step, inst: Instance, node: SplitNode) -> int:
+    """Deterministic per user, stable across replays *and* versions: the bucket hashes the
+    user, journey id and node id, never the version or the instance."""
+    total = sum(v.weight for v in node.variants)
+    point = bucket("split", step.user_id, inst.journey_id, inst.node) * total
+    acc = 0.0
+    for i, v in enumerate(node.variants):
+        acc += v.weight
+        if point < acc:
+            return i
+    return len(node.variants) - 1
+
+
+def _split_attrs(step: Step, inst: Instance, node: SplitNode) -> dict[str, Any]:
+    return {"variant": node.variants[split_variant(step, inst, node)].name}
+
+
+def _enter_split(step: Step, inst: Instance, node: SplitNode) -> str | None:
+    return node.variants[split_variant(step, inst, node)].next
+
+
+def _enter_exit(step: Step, inst: Instance, node: ExitNode) -> str | None:
+    finish(step, inst, node.reason)
+    return None
+
+
+ENTER: dict[str, Callable[[Step, Instance, Any], str | None]] = {
+    "send": _enter_send,
+    "wait": _enter_wait,
+    "wait_for": _enter_wait_for,
+    "branch": _enter_branch,
+    "split": _enter_split,
+    "exit": _enter_exit,
+}
+NODE_ATTRS: dict[str, Callable[[Step, Instance, Any], dict[str, Any]]] = {"split": _split_attrs}
+
+
+def _timer_wait(step: Step, inst: Instance, node: WaitNode) -> None:
+    goto(step, inst, node.next)
+
+
+def _timer_wait_for(step: Step, inst: Instance, node: WaitForNode) -> None:
+    if node.on_timeout is None:
+        finish(step, inst, "timeout")
+    else:
+        goto(step, inst, node.on_timeout, via="timeout")
+
+
+def _timer_send(step: Step, inst: Instance, node: SendNode) -> None:
+    # A send deferred by quiet hours: try again now that the window has ended.
+    nxt = send_node(step, inst, node, deferred=True)
+    if nxt is not None:
+        goto(step, inst, nxt)
+
+
+ON_TIMER: dict[str, Callable[[Step, Instance, Any], None]] = {
+    "wait": _timer_wait,
+    "wait_for": _timer_wait_for,
+    "send": _timer_send,
+}
