@@ -47,7 +47,9 @@ def prepare(
     SMS the journey gave no text for (``{"derive_from": id}``)."""
     phone = normalize_phone(req.to)
     if not phone.ok or phone.e164 is None:
-        return Refused(req.message_id, phone.reason or "invalid_phone", "not a dialable E.164 number")
+        return Refused(
+            req.message_id, phone.reason or "invalid_phone", "not a dialable E.164 number"
+        )
     try:
         if req.channel == "rcs":
             msg = RenderedMessage.from_dict(req.content)
@@ -57,12 +59,15 @@ def prepare(
         if not text:
             source = (originals or {}).get(str(req.content.get("derive_from")))
             if source is None:
-                return Refused(req.message_id, "no_content", "no SMS text and nothing to derive it from")
+                return Refused(
+                    req.message_id, "no_content", "no SMS text and nothing to derive it from"
+                )
             text = derive_sms(RenderedMessage.from_dict(source))
         seg = segment(text)
         if seg.segments > SMS_MAX_SEGMENTS:
             return Refused(
-                req.message_id, "sms.segments",
+                req.message_id,
+                "sms.segments",
                 f"{seg.segments} segments; the cap is {SMS_MAX_SEGMENTS}: shorten the text",
             )
         return Prepared(req.message_id, "sms", phone.e164, {"body": text}, seg.segments)

@@ -62,8 +62,17 @@ class Step:
         )
         self.effects.append(
             Outcome(
-                oid, type_, self.now, self.user_id, journey_id, version, instance_id, node_id,
-                channel, message_id, attributes,
+                oid,
+                type_,
+                self.now,
+                self.user_id,
+                journey_id,
+                version,
+                instance_id,
+                node_id,
+                channel,
+                message_id,
+                attributes,
             )
         )
 

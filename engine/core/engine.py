@@ -136,17 +136,22 @@ class Engine:
             if ev.name in journey.exit_on:
                 finish(step, inst, "exit_event")
                 continue
-            if self._goal(step, journey, inst.id, inst.version, inst.entered_at, ev):
-                if journey.goal is not None and journey.goal.exit:
-                    finish(step, inst, "goal")
-                    continue
+            converted = self._goal(step, journey, inst.id, inst.version, inst.entered_at, ev)
+            if converted and journey.goal is not None and journey.goal.exit:
+                finish(step, inst, "goal")
+                continue
             self._event_path(step, inst, ev)
         self._goals_after_exit(step, ev)
         for journey in self.by_entry.get(ev.name, ()):
             self._maybe_enter(step, journey, ev, props)
 
     def _goal(
-        self, step: Step, journey: Journey, instance_id: str, version: int, entered: int,
+        self,
+        step: Step,
+        journey: Journey,
+        instance_id: str,
+        version: int,
+        entered: int,
         ev: UserEvent,
     ) -> bool:
         goal = journey.goal
@@ -155,15 +160,23 @@ class Engine:
         hist = step.state.history.setdefault(journey.id, JourneyHistory())
         if instance_id in hist.converted or not (entered <= ev.ts <= entered + goal.within_ms):
             return False
-        scope = {"event": ev.properties, "user": step.state.attrs,
-                 "journey": {"id": journey.id, "version": version}}
+        scope = {
+            "event": ev.properties,
+            "user": step.state.attrs,
+            "journey": {"id": journey.id, "version": version},
+        }
         if goal.when is not None and not compile_expression(goal.when).test(scope):
             return False
         hist.converted.append(instance_id)
         del hist.converted[:-16]
         step.outcome(
-            "goal_converted", journey_id=journey.id, version=version, instance_id=instance_id,
-            node_id=None, event=ev.name, after_ms=ev.ts - entered,
+            "goal_converted",
+            journey_id=journey.id,
+            version=version,
+            instance_id=instance_id,
+            node_id=None,
+            event=ev.name,
+            after_ms=ev.ts - entered,
         )
         return True
 
@@ -197,8 +210,12 @@ class Engine:
                 return
             if hist.last_entry is not None and step.now - hist.last_entry < entry.cooldown_ms:
                 return
-        scope = {"event": props, "entry": props, "user": state.attrs,
-                 "journey": {"id": journey.id, "version": journey.version}}
+        scope = {
+            "event": props,
+            "entry": props,
+            "user": state.attrs,
+            "journey": {"id": journey.id, "version": journey.version},
+        }
         if entry.when is not None and not compile_expression(entry.when).test(scope):
             return
         hist = state.history.setdefault(journey.id, JourneyHistory())
@@ -259,9 +276,14 @@ class Engine:
         for m in newest.migrate:
             if m.from_version == inst.version and inst.node in m.nodes:
                 target = m.nodes[inst.node]
-                step.inst_outcome("instance_migrated", inst, target,
-                                  from_version=inst.version, from_node=inst.node,
-                                  to_version=newest.version)
+                step.inst_outcome(
+                    "instance_migrated",
+                    inst,
+                    target,
+                    from_version=inst.version,
+                    from_node=inst.node,
+                    to_version=newest.version,
+                )
                 inst.version = newest.version
                 inst.node = target
                 return
@@ -275,14 +297,14 @@ class Engine:
         for mid in stale:
             del msgs[mid]
         if len(msgs) > self.config.max_messages:
-            idle = sorted((m for m in msgs.values() if m.timer_at is None),
-                          key=lambda m: m.sent_at)
+            idle = sorted((m for m in msgs.values() if m.timer_at is None), key=lambda m: m.sent_at)
             for m in idle[: len(msgs) - self.config.max_messages]:
                 del msgs[m.id]
 
 
-def _path_matches(path: WaitPath, inst: Instance, msg: Message, kind: str,
-                  value: str | None) -> bool:
+def _path_matches(
+    path: WaitPath, inst: Instance, msg: Message, kind: str, value: str | None
+) -> bool:
     """Does a read / tap / reply on ``msg`` take ``path``? The path's ``of`` names the send
     node (default: the latest send); its fallback SMS counts as the same send."""
     if path.kind == "event":

@@ -9,7 +9,13 @@ ReceiptStatus = Literal[
     "delivered", "read", "failed", "expired", "not_capable", "revoked", "revoke_failed"
 ]
 RECEIPT_STATUSES: tuple[str, ...] = (
-    "delivered", "read", "failed", "expired", "not_capable", "revoked", "revoke_failed"
+    "delivered",
+    "read",
+    "failed",
+    "expired",
+    "not_capable",
+    "revoked",
+    "revoke_failed",
 )
 Keyword = Literal["opt_out", "opt_in", "help"]
 

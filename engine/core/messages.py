@@ -93,7 +93,10 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
             if qh is not None and qh.action == "defer":
                 inst.wake_at = end
                 step.inst_outcome(
-                    "message_deferred", inst, channel=node.channel, reason="quiet_hours",
+                    "message_deferred",
+                    inst,
+                    channel=node.channel,
+                    reason="quiet_hours",
                     until=format_ts(end),
                 )
                 return None
@@ -113,7 +116,13 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
     message_id = derive_uuid("m", inst.id, inst.node, inst.step)
     has_fallback = node.channel == "rcs" and node.fallback is not None
     msg = Message(
-        message_id, inst.id, inst.journey_id, inst.version, inst.node, node.channel, step.now,
+        message_id,
+        inst.id,
+        inst.journey_id,
+        inst.version,
+        inst.node,
+        node.channel,
+        step.now,
         postbacks=_postbacks(content),
         fallback_sms=(content.get("fallback_sms") or "") if has_fallback else None,
         counted_at=_log_send(step),
@@ -139,15 +148,31 @@ def _postbacks(content: dict[str, Any]) -> list[str]:
 
 
 def _request(
-    step: Step, msg: Message, content: dict[str, Any], *, ttl_ms: int | None,
-    purpose: str = "journey", fallback_of: str | None = None,
+    step: Step,
+    msg: Message,
+    content: dict[str, Any],
+    *,
+    ttl_ms: int | None,
+    purpose: str = "journey",
+    fallback_of: str | None = None,
 ) -> None:
     attrs = step.state.attrs
-    profile = {k: attrs[k] for k in ("rcs_capable", "timezone") if k in attrs}
+    profile: dict[str, Any] = {k: attrs[k] for k in ("rcs_capable", "timezone") if k in attrs}
     step.effects.append(
         SendRequest(
-            msg.id, step.now, step.user_id, str(attrs.get("phone", "")), msg.channel, content,
-            msg.journey_id, msg.version, msg.instance_id, msg.node, ttl_ms, purpose, fallback_of,
+            msg.id,
+            step.now,
+            step.user_id,
+            str(attrs.get("phone", "")),
+            msg.channel,
+            content,
+            msg.journey_id,
+            msg.version,
+            msg.instance_id,
+            msg.node,
+            ttl_ms,
+            purpose,
+            fallback_of,
             profile,
         )
     )
@@ -180,18 +205,32 @@ def fall_back(step: Step, msg: Message, reason: str) -> None:
     sms_id = derive_uuid("sms", msg.id)
     if why is not None:
         step.outcome(
-            "message_suppressed", journey_id=msg.journey_id, version=msg.version,
-            instance_id=msg.instance_id, node_id=msg.node, channel="sms", message_id=sms_id,
-            reason=why, fallback_of=msg.id,
+            "message_suppressed",
+            journey_id=msg.journey_id,
+            version=msg.version,
+            instance_id=msg.instance_id,
+            node_id=msg.node,
+            channel="sms",
+            message_id=sms_id,
+            reason=why,
+            fallback_of=msg.id,
         )
         return
-    sms = Message(sms_id, msg.instance_id, msg.journey_id, msg.version, msg.node, "sms",
-                  step.now, counted_at=msg.counted_at)
+    sms = Message(
+        sms_id,
+        msg.instance_id,
+        msg.journey_id,
+        msg.version,
+        msg.node,
+        "sms",
+        step.now,
+        counted_at=msg.counted_at,
+    )
     step.state.messages[sms_id] = sms
     text = msg.fallback_sms
-    content: dict[str, Any] = {"channel": "sms", "text": text} if text else {
-        "channel": "sms", "derive_from": msg.id
-    }
+    content: dict[str, Any] = (
+        {"channel": "sms", "text": text} if text else {"channel": "sms", "derive_from": msg.id}
+    )
     _request(step, sms, content, ttl_ms=None, purpose="fallback", fallback_of=msg.id)
 
 
@@ -341,9 +380,20 @@ def _send_help(step: Step, about: Message | None) -> None:
     help_id = derive_uuid("help", step.user_id, step.now)
     step.effects.append(
         SendRequest(
-            help_id, step.now, step.user_id, str(step.state.attrs.get("phone")), "sms",
-            {"channel": "sms", "text": text}, None, None, None, None, None, "help",
+            help_id,
+            step.now,
+            step.user_id,
+            str(step.state.attrs.get("phone")),
+            "sms",
+            {"channel": "sms", "text": text},
+            None,
+            None,
+            None,
+            None,
+            None,
+            "help",
         )
     )
-    step.outcome("message_sent", channel="sms", message_id=help_id, key=derive_id(step.now),
-                 purpose="help")
+    step.outcome(
+        "message_sent", channel="sms", message_id=help_id, key=derive_id(step.now), purpose="help"
+    )

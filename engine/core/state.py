@@ -32,8 +32,19 @@ class Instance:
     sends: dict[str, str] = field(default_factory=dict)  # node id -> latest message_id
 
     def to_wire(self) -> list[Any]:
-        return [self.id, self.journey_id, self.version, self.node, self.entered_at, self.entry,
-                self.event, self.step, self.wake_at, self.last_send, self.sends]
+        return [
+            self.id,
+            self.journey_id,
+            self.version,
+            self.node,
+            self.entered_at,
+            self.entry,
+            self.event,
+            self.step,
+            self.wake_at,
+            self.last_send,
+            self.sends,
+        ]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Instance:
@@ -58,9 +69,20 @@ class Message:
     counted_at: int | None = None  # its entry in the frequency-cap log
 
     def to_wire(self) -> list[Any]:
-        return [self.id, self.instance_id, self.journey_id, self.version, self.node,
-                self.channel, self.sent_at, self.status, self.postbacks, self.fallback_sms,
-                self.timer_at, self.counted_at]
+        return [
+            self.id,
+            self.instance_id,
+            self.journey_id,
+            self.version,
+            self.node,
+            self.channel,
+            self.sent_at,
+            self.status,
+            self.postbacks,
+            self.fallback_sms,
+            self.timer_at,
+            self.counted_at,
+        ]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Message:
@@ -82,7 +104,7 @@ class JourneyHistory:
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> JourneyHistory:
-        return cls(w[0], w[1], [tuple(t) for t in w[2]], w[3])  # type: ignore[misc]
+        return cls(w[0], w[1], [(t[0], t[1], t[2]) for t in w[2]], w[3])
 
 
 @dataclass(slots=True)

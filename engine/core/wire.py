@@ -8,6 +8,7 @@ reason and the original bytes on the dead-letter topic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -85,8 +86,14 @@ def receipt(d: dict[str, Any]) -> Receipt:
     message_id, node = _str(d, "message_id", required=False), _str(d, "node", required=False)
     if message_id is None and node is None:
         raise InputError("missing_field", "a receipt names its 'message_id' (or 'node')")
-    return Receipt(_str(d, "user_id") or "", _ts(d), status, message_id, node,  # type: ignore[arg-type]
-                   _str(d, "reason", required=False))
+    return Receipt(
+        _str(d, "user_id") or "",
+        _ts(d),
+        status,
+        message_id,
+        node,  # type: ignore[arg-type]
+        _str(d, "reason", required=False),
+    )
 
 
 def inbound(d: dict[str, Any], keyword: Any = None) -> Inbound:
@@ -96,16 +103,27 @@ def inbound(d: dict[str, Any], keyword: Any = None) -> Inbound:
     kw = d.get("keyword", keyword)
     if kw not in (None, "opt_out", "opt_in", "help"):
         raise InputError("wrong_type", "'keyword' must be opt_out, opt_in or help")
-    return Inbound(_str(d, "user_id") or "", _ts(d), postback, text,
-                   _str(d, "message_id", required=False), kw,
-                   _str(d, "event_id", required=False))
+    return Inbound(
+        _str(d, "user_id") or "",
+        _ts(d),
+        postback,
+        text,
+        _str(d, "message_id", required=False),
+        kw,
+        _str(d, "event_id", required=False),
+    )
 
 
 def wake(d: dict[str, Any]) -> Wake:
     return Wake(_str(d, "user_id") or "", _ts(d), _str(d, "token", required=False) or "")
 
 
-DECODERS = {"event": user_event, "receipt": receipt, "inbound": inbound, "wake": wake}
+DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
+    "event": user_event,
+    "receipt": receipt,
+    "inbound": inbound,
+    "wake": wake,
+}
 
 
 def decode_line(d: dict[str, Any]) -> Input:

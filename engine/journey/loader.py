@@ -94,9 +94,18 @@ def parse_text(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     if root is not None:
         _walk(root, (), lines)
     if not isinstance(data, dict):
-        return data, SourceMap(lines), [
-            Problem(path, 1, "journey", "a journey file is a mapping with id, version, entry, start, nodes")
-        ]
+        return (
+            data,
+            SourceMap(lines),
+            [
+                Problem(
+                    path,
+                    1,
+                    "journey",
+                    "a journey file is a mapping with id, version, entry, start, nodes",
+                )
+            ],
+        )
     return data, SourceMap(lines), []
 
 
@@ -128,7 +137,9 @@ def _schema_message(err: Any, raw: Any) -> str:
     if kind == "missing":
         return f"missing required field '{field_name}'"
     if kind == "extra_forbidden":
-        return f"unknown field '{field_name}' (check the spelling; `journeys schema` lists the fields)"
+        return (
+            f"unknown field '{field_name}' (check the spelling; `journeys schema` lists the fields)"
+        )
     if kind == "union_tag_invalid":
         return f"unknown node type {err['input'].get('type')!r}: use one of {', '.join(NODE_TYPES)}"
     if kind == "union_tag_not_found":

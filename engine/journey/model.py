@@ -55,7 +55,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-Duration = Annotated[str | int, Field(description="30s, 15m, 1h, 2d, 1w (a bare number is seconds)")]
+Duration = Annotated[
+    str | int, Field(description="30s, 15m, 1h, 2d, 1w (a bare number is seconds)")
+]
 
 
 # --------------------------------------------------------------------------- suggestions
@@ -124,7 +126,8 @@ class Suggestion(_Model):
         set_kinds = [k for k in SUGGESTION_KINDS if getattr(self, k) is not None]
         if len(set_kinds) != 1:
             raise ValueError(
-                "a suggestion is exactly one of " + ", ".join(SUGGESTION_KINDS)
+                "a suggestion is exactly one of "
+                + ", ".join(SUGGESTION_KINDS)
                 + (f"; this one has {', '.join(set_kinds)}" if set_kinds else "")
             )
         return self
@@ -157,7 +160,9 @@ class Media(_Model):
     url: str = Field(description="Public https URL of an image, video, audio or PDF file")
     height: Literal["SHORT", "MEDIUM", "TALL"] = "MEDIUM"
     thumbnail_url: str | None = None
-    content_type: str | None = Field(default=None, description="e.g. image/png; guessed from the URL")
+    content_type: str | None = Field(
+        default=None, description="e.g. image/png; guessed from the URL"
+    )
 
 
 class RichCard(_Model):
@@ -472,7 +477,9 @@ class Journey(_Model):
     def key(self) -> tuple[str, int]:
         return (self.id, self.version)
 
-    def node(self, node_id: str) -> SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | ExitNode:
+    def node(
+        self, node_id: str
+    ) -> SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | ExitNode:
         return self.nodes[node_id]
 
     def label(self, node_id: str) -> str:

@@ -84,8 +84,9 @@ class Simulator:
         self.engine = Engine(journeys, config)
         self.provider = provider or ContractProvider()
 
-    def run(self, inputs: Iterable[Input], *, until: int | None = None,
-            trace: bool = False) -> SimResult:
+    def run(
+        self, inputs: Iterable[Input], *, until: int | None = None, trace: bool = False
+    ) -> SimResult:
         result = SimResult()
         queue: list[tuple[int, int, int, Input]] = []
         seq = 0
@@ -135,7 +136,11 @@ class Simulator:
         lines.append(f"{format_ts(ts)}  {_describe(inp)}")
         for eff in effects:
             if isinstance(eff, Outcome):
-                where = f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}" if eff.journey_id else "-"
+                where = (
+                    f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}"
+                    if eff.journey_id
+                    else "-"
+                )
                 extra = " ".join(f"{k}={v}" for k, v in eff.attributes.items())
                 chan = f" [{eff.channel}]" if eff.channel else ""
                 lines.append(f"    {eff.type:<18} {where}{chan} {extra}".rstrip())
