@@ -9,11 +9,19 @@ reason and the original bytes on the dead-letter topic.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from engine.core.inputs import RECEIPT_STATUSES, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import (
+    RECEIPT_STATUSES,
+    Inbound,
+    Input,
+    Receipt,
+    ReceiptStatus,
+    UserEvent,
+    Wake,
+)
 from engine.durations import parse_ts_ms
 from engine.errors import InputError
 
@@ -89,9 +97,9 @@ def receipt(d: dict[str, Any]) -> Receipt:
     return Receipt(
         _str(d, "user_id") or "",
         _ts(d),
-        status,
+        cast(ReceiptStatus, status),
         message_id,
-        node,  # type: ignore[arg-type]
+        node,
         _str(d, "reason", required=False),
     )
 
