@@ -8,7 +8,8 @@ drift by rounding).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -18,6 +19,12 @@ _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 def parse_duration_ms(text: str | int | float, *, allow_negative: bool = False) -> int:
     """``"1h30m"`` -> 5_400_000. A bare number is seconds. Raises ValueError saying the format."""
+    return _parse_duration_ms(text, allow_negative)
+
+
+@lru_cache(maxsize=4096)
+def _parse_duration_ms(text: str | int | float, allow_negative: bool) -> int:
+    # Cached: journeys ask for the same few durations on every step.
     if isinstance(text, bool):
         raise ValueError("a duration is text like 30s, 15m, 1h, 2d or 1w, not a boolean")
     if isinstance(text, int | float):
@@ -65,5 +72,13 @@ def parse_ts_ms(text: str) -> int:
 def format_ts(ms: int) -> str:
     """Epoch ms -> ``2026-11-29T10:00:00Z`` (milliseconds shown only when not zero)."""
     secs, rem = divmod(ms, 1000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    days, sec = divmod(secs, 86_400)
+    h, sec = divmod(sec, 3600)
+    m, s = divmod(sec, 60)
+    base = f"{_date(days)}T{h:02d}:{m:02d}:{s:02d}"
     return f"{base}.{rem:03d}Z" if rem else f"{base}Z"
+
+
+@lru_cache(maxsize=1024)
+def _date(days: int) -> str:
+    return (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
-_SEP = b"\x1f"
-
-
 def _digest(parts: tuple[object, ...], size: int) -> bytes:
-    return blake2b(_SEP.join(str(p).encode() for p in parts), digest_size=size).digest()
+    return blake2b("\x1f".join(map(str, parts)).encode(), digest_size=size).digest()
 
 
 def derive_id(*parts: object) -> str:
