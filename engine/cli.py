@@ -4,6 +4,7 @@ engine are printed as one clear line (never a traceback) with a non-zero exit co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -109,6 +110,23 @@ def _sms_segments(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stats(args: argparse.Namespace) -> int:
+    from engine.stats.aggregate import Aggregator, format_table
+    from engine.stats.source import read_file, read_topic
+
+    agg = Aggregator()
+    if args.file:
+        agg.add_all(read_file(args.file))
+    else:
+        agg.add_all(read_topic(args.bootstrap, args.topic))
+    report = agg.to_json()
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(format_table(report) if report else "no outcomes\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeys", description="Journey orchestration engine: RCS with SMS fallback."
@@ -136,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-node summary on stderr")
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
+    p = add("stats", _stats, "per-journey, per-node counts and rates from outcomes")
+    p.add_argument("--file", help="a JSON-lines file of outcomes (default: the outcomes topic)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
+    p.add_argument("--topic", default=os.environ.get("JOURNEYS_TOPIC_OUTCOMES", "journey.outcomes"))
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Per-journey, per-node statistics from outcomes."""
