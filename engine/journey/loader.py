@@ -7,7 +7,9 @@ line of the offending key, so ``journeys validate`` can print all of them at onc
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from engine.errors import Problem
 from engine.journey.model import NODE_TYPES, Journey
 
 JOURNEY_SUFFIXES = (".yaml", ".yml", ".json")
+_BOOL, _INT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
 Loc = tuple[str | int, ...]
 
 
@@ -67,32 +70,79 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+class JourneyYamlLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 plain scalars.
+
+    YAML 1.1 (PyYAML's default) reads ``Yes``/``No``/``on``/``off`` as booleans and ``21:00``
+    as the base-60 integer 1260, so ``reply: {text: Yes, postback: yes}`` or
+    ``quiet_hours: {from: 21:00}`` would fail with "Input should be a valid string". Here only
+    true/false are booleans and integers are decimal (or 0x hex); the model still reads a
+    ``yes``/``no`` string as a boolean where a field is one.
+    """
+
+
+JourneyYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+JourneyYamlLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+JourneyYamlLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+)$"), list("-+0123456789")
+)
+
+
+def _walk(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], dups: list[tuple[Loc, int]], seen: set[int]
+) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.CollectionNode):
+        if id(node) in seen:  # an alias (maybe of itself): walked once, at its anchor
+            return
+        seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             child = (*loc, key)
+            if child in lines:  # YAML and json.loads keep the last one silently
+                dups.append((child, key_node.start_mark.line + 1))
+                continue
             lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, lines)
+            _walk(value_node, child, lines, dups, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), lines)
+            _walk(item, (*loc, i), lines, dups, seen)
 
 
 def parse_text(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     """YAML (JSON is read as YAML too) -> plain data, the line map, and a problem if it fails."""
+    is_json = path.endswith(".json")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # Tabs can only be whitespace in valid JSON, but YAML refuses them as indentation.
+        root = yaml.compose(text.replace("\t", " ") if is_json else text, JourneyYamlLoader)
+        # json.loads for JSON: YAML leaves "\ud83d\ude00" as two lone surrogates.
+        data = json.loads(text) if is_json else yaml.load(text, JourneyYamlLoader)  # a SafeLoader
+    except json.JSONDecodeError as exc:
+        problem = Problem(path, exc.lineno, "journey", f"not valid JSON: {exc.msg}")
+        return None, SourceMap(), [problem]
+    except RecursionError:
+        return None, SourceMap(), [Problem(path, 1, "journey", "nested too deeply to read")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         what = getattr(exc, "problem", None) or str(exc)
         return None, SourceMap(), [Problem(path, line, "journey", f"not valid YAML/JSON: {what}")]
     lines: dict[Loc, int] = {}
+    dups: list[tuple[Loc, int]] = []
     if root is not None:
-        _walk(root, (), lines)
+        _walk(root, (), lines, dups, set())
+    if dups:
+        return data, SourceMap(lines), [
+            Problem(path, line, node_of(loc), f"duplicate key '{loc[-1]}': only the last one "
+                    "would count; rename or merge them")
+            for loc, line in dups
+        ]
     if not isinstance(data, dict):
         return (
             data,
