@@ -18,6 +18,7 @@ locked down because templates come from journey files, not from engineers:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, ClassVar, Final
@@ -86,7 +87,7 @@ _ENV.add_filter("date", _deterministic_date)
 class Template:
     """A parsed template. Immutable and safe to share between threads."""
 
-    __slots__ = ("_bound", "is_static", "source", "variables")
+    __slots__ = ("_bound", "_fast", "is_static", "source", "variables")
 
     def __init__(self, source: str, bound: liquid.BoundTemplate) -> None:
         self.source = source
@@ -95,11 +96,16 @@ class Template:
         self.is_static: bool = "{{" not in source and "{%" not in source
         # Root names the template reads from the scope (event, user, …).
         self.variables: frozenset[str] = frozenset(bound.global_variables(include_partials=False))
+        # Most message templates are text with a few ``{{ user.name | default: 'x' }}``:
+        # those render without liquid's machinery, about 10x faster (the hot path of sends).
+        self._fast = _simple_parts(source)
 
     def render(self, scope: Mapping[str, Any]) -> str:
         """Render with ``scope``; raises TemplateError on any rendering failure."""
         if self.is_static:
             text = self.source
+        elif self._fast is not None and (fast := _render_simple(self._fast, scope)) is not None:
+            text = fast
         else:
             try:
                 text = self._bound.render(scope)
@@ -123,6 +129,51 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
+
+
+_SIMPLE_OUTPUT = re.compile(
+    r"\{\{ *((?:event|entry|user|journey)(?:\.[A-Za-z_][A-Za-z0-9_]*)+) *"
+    r"(?:\| *default: *'([^'{}]*)' *)?\}\}"
+)
+_Part = str | tuple[tuple[str, ...], str | None]
+
+
+def _simple_parts(source: str) -> tuple[_Part, ...] | None:
+    """Text and simple outputs, or None when the template needs full Liquid."""
+    parts: list[_Part] = []
+    pos = 0
+    for m in _SIMPLE_OUTPUT.finditer(source):
+        parts.append(source[pos : m.start()])
+        parts.append((tuple(m.group(1).split(".")), m.group(2)))
+        pos = m.end()
+    parts.append(source[pos:])
+    if any(isinstance(p, str) and ("{{" in p or "{%" in p) for p in parts):
+        return None
+    return tuple(p for p in parts if p != "")
+
+
+def _render_simple(parts: tuple[_Part, ...], scope: Mapping[str, Any]) -> str | None:
+    """Render, or None when a value is of a kind only Liquid knows how to print."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        path, default = part
+        value: Any = scope
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if default is not None and (value is None or value is False or value == ""):
+            value = default
+        if value is None:
+            continue
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out.append(str(value))
+        else:
+            return None  # floats, booleans, lists...: let Liquid format them
+    return "".join(out)
 
 
 @lru_cache(maxsize=4096)
