@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.core.context import Step
 from engine.core.effects import Effect, ScheduleWake
-from engine.core.ids import derive_id
+from engine.core.ids import derive_id, derive_uuid
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.messages import handle_inbound, handle_receipt, message_timer
 from engine.core.nodes import ON_TIMER, finish, goto
@@ -229,9 +229,16 @@ class Engine:
 
     # ------------------------------------------------------------------ wait_for paths
 
+    def _waiting(self, inst: Instance) -> WaitForNode | None:
+        """The ``wait_for`` node the run waits in, as the version it would migrate to sees
+        it: a path of the new version is what a migrating user takes."""
+        version, node_id = self._migration_for(inst) or (inst.version, inst.node)
+        node = self.versions[inst.journey_id][version].nodes[node_id]
+        return node if isinstance(node, WaitForNode) else None
+
     def _event_path(self, step: Step, inst: Instance, ev: UserEvent) -> None:
-        node = step.journey(inst).nodes[inst.node]
-        if not isinstance(node, WaitForNode):
+        node = self._waiting(inst)
+        if node is None:
             return
         for path in node.paths:
             if path.event != ev.name:
@@ -246,10 +253,8 @@ class Engine:
     def on_message_event(self, step: Step, msg: Message, kind: str, value: str | None) -> None:
         """A read, tap or reply on ``msg``: move its run along a matching ``wait_for`` path."""
         inst = step.state.instances.get(msg.instance_id)
-        if inst is None:
-            return
-        node = step.journey(inst).nodes[inst.node]
-        if not isinstance(node, WaitForNode):
+        node = self._waiting(inst) if inst is not None else None
+        if inst is None or node is None:
             return
         for path in node.paths:
             if _path_matches(path, inst, msg, kind, value):
@@ -268,25 +273,36 @@ class Engine:
 
     # ------------------------------------------------------------------ versions
 
-    def _migrate(self, step: Step, inst: Instance) -> None:
-        """Move a waiting user to the newest version that declares a mapping for them."""
+    def _migration_for(self, inst: Instance) -> tuple[int, str] | None:
+        """(version, node) the newest version maps this waiting run to, if it declares one."""
         newest = self.latest.get(inst.journey_id)
         if newest is None or newest.version == inst.version:
-            return
+            return None
         for m in newest.migrate:
             if m.from_version == inst.version and inst.node in m.nodes:
-                target = m.nodes[inst.node]
-                step.inst_outcome(
-                    "instance_migrated",
-                    inst,
-                    target,
-                    from_version=inst.version,
-                    from_node=inst.node,
-                    to_version=newest.version,
-                )
-                inst.version = newest.version
-                inst.node = target
-                return
+                return newest.version, m.nodes[inst.node]
+        return None
+
+    def _migrate(self, step: Step, inst: Instance) -> None:
+        """Move a waiting user to the newest version that declares a mapping for them."""
+        target = self._migration_for(inst)
+        if target is None:
+            return
+        version, node_id = target
+        step.inst_outcome(
+            "instance_migrated",
+            inst,
+            node_id,
+            from_version=inst.version,
+            from_node=inst.node,
+            to_version=version,
+        )
+        mapping = next(
+            m.nodes for m in self.latest[inst.journey_id].migrate if m.from_version == inst.version
+        )
+        # Earlier sends keep answering paths that name their node in the new version.
+        inst.sends = {mapping.get(k, k): v for k, v in inst.sends.items()}
+        inst.version, inst.node = version, node_id
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -310,10 +326,8 @@ def _path_matches(
     if path.kind == "event":
         return False
     of = path.of_node
-    if of is None:
-        latest = inst.last_send
-        of = next((n for n, mid in inst.sends.items() if mid == latest), None)
-    if msg.node != of:
+    target = inst.sends.get(of) if of is not None else inst.last_send
+    if target is None or msg.id not in (target, derive_uuid("sms", target)):
         return False
     want = getattr(path, path.kind)
     match path.kind, kind:

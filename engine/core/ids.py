@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
+
 def _digest(parts: tuple[object, ...], size: int) -> bytes:
     return blake2b("\x1f".join(map(str, parts)).encode(), digest_size=size).digest()
 

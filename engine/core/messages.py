@@ -259,14 +259,14 @@ def find_message(step: Step, message_id: str | None, node: str | None) -> Messag
         return step.state.messages.get(message_id)
     if node is None:
         return None
-    # A simulation file names the node: the user's latest message from it (SMS
-    # fallbacks share the node, so prefer the original unless only SMS is left).
+    # A simulation file names the node: the user's latest message from it that is still
+    # in play (an RCS message that fell back gives way to its SMS).
     best: Message | None = None
+    best_key = (-1, False)
     for m in step.state.messages.values():
-        if m.node == node and (best is None or m.sent_at >= best.sent_at):
-            if best is not None and m.sent_at == best.sent_at and best.channel == "rcs":
-                continue
-            best = m
+        key = (m.sent_at, m.status != "fell_back")
+        if m.node == node and key >= best_key:
+            best, best_key = m, key
     return best
 
 

@@ -25,6 +25,7 @@ from engine.journey.model import (
     WaitNode,
 )
 
+CANCELS_FALLBACK = frozenset({"exit_event", "goal"})
 AnyNode = Any  # one of the node models; the tables below dispatch on its ``type``
 
 
@@ -50,6 +51,14 @@ def finish(step: Step, inst: Instance, reason: str) -> None:
     """End a run: ``journey_exited`` and, when the journey has a goal, keep tracking it."""
     step.inst_outcome("journey_exited", inst, reason=reason)
     step.state.instances.pop(inst.id, None)
+    if reason in CANCELS_FALLBACK:
+        # The user left because of what they did (cancelled, converted): an SMS copy of a
+        # message about the old situation would be wrong, so pending fallbacks are dropped.
+        for msg in step.state.messages.values():
+            if msg.instance_id == inst.id and msg.fallback_sms is not None:
+                msg.fallback_sms = None
+                if msg.status in ("sent", "fallback_deferred"):
+                    msg.timer_at = None
     journey = step.journey(inst)
     hist = step.state.history.setdefault(inst.journey_id, JourneyHistory())
     goal = journey.goal
