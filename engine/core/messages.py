@@ -10,6 +10,7 @@ message with a ``fallback``::
     revoking --revoke_failed--------------------------> revoke_failed (grace timer)
     revoking --grace ends, no verdict-----------------> fell_back (the TTL has dropped it)
     revoke_failed --grace ends, no DELIVERED----------> revoke again, then fell_back
+    fallback_deferred --delivered/read----------------> delivered (the deferred SMS is dropped)
 
 An SMS goes out only from ``fell_back``, and ``fell_back`` is never entered after a
 delivery receipt: that is the guarantee the property tests check.
@@ -33,6 +34,9 @@ from engine.journey.model import Journey, SendNode, time_to_minutes
 
 E164_SHAPE = re.compile(r"^\+[1-9]\d{1,14}$")
 LIVE = ("sent", "revoking", "revoke_failed")  # statuses in which delivery is still open
+# A delivery receipt still counts while the fallback SMS waits out quiet hours: the SMS
+# has not gone out yet, so it is dropped (a DELIVERED can follow a failed revoke).
+DELIVERABLE = (*LIVE, "fallback_deferred")
 
 
 def _render(node: SendNode, scope: dict[str, Any]) -> dict[str, Any]:
@@ -271,14 +275,14 @@ def find_message(step: Step, message_id: str | None, node: str | None) -> Messag
 
 
 def _delivered(step: Step, msg: Message, rec: Receipt) -> None:
-    if msg.status in LIVE:
+    if msg.status in DELIVERABLE:
         msg.status = "delivered"
         msg.timer_at = None
         step.msg_outcome("message_delivered", msg)
 
 
 def _read(step: Step, msg: Message, rec: Receipt) -> None:
-    if msg.status in LIVE:
+    if msg.status in DELIVERABLE:
         _delivered(step, msg, rec)
     if msg.status == "delivered":
         msg.status = "read"
