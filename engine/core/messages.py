@@ -189,6 +189,11 @@ def _request(
 
 def fall_back(step: Step, msg: Message, reason: str) -> None:
     """Replace an undelivered RCS message with its SMS (rules apply to the SMS too)."""
+    if msg.fallback_sms is None:
+        # The run dropped its fallback (it left by an exit event or its goal) while a
+        # revoke was under way: nothing replaces the RCS, which is left to its TTL verdict.
+        msg.timer_at = None
+        return
     if msg.status != "fallback_deferred":
         step.msg_outcome("fallback_triggered", msg, reason=reason)
     msg.status = "fell_back"

@@ -275,3 +275,35 @@ def test_fallback_sms_in_quiet_hours_with_skip_is_suppressed() -> None:
     eff = h.receipt("not_capable", at + 1, rcs.message_id)
     # the fallback of a transactional send is transactional too
     assert len(sends(eff)) == 1
+
+
+EXIT_ON = (RCS % "").replace(
+    "entry: {event: go, reentry: always}", "entry: {event: go, reentry: always}\nexit_on: [cancel]"
+)
+
+
+@pytest.mark.parametrize("verdict", [None, "revoke_failed"])
+def test_exit_event_while_revoking_sends_no_sms(verdict: ReceiptStatus | None) -> None:
+    """An exit by event drops the run's pending fallbacks: also once the revoke is under way
+    (and never as an SMS derived from the card instead of the journey's text)."""
+    h = Harness(journey(EXIT_ON), config=EngineConfig(revoke_grace_ms=GRACE))
+    (rcs,) = sends(h.enter(props={"order_id": "A1"}))
+    h.wake(T0 + WINDOW)
+    if verdict is not None:
+        h.receipt(verdict, T0 + WINDOW + 1, rcs.message_id)
+    h.event("cancel", T0 + WINDOW + 2)
+    h.run_until(T0 + HOUR)
+    assert sms_sends(h) == []
+    assert h.outcomes("fallback_triggered") == []
+    # the RCS is left to its TTL verdict: a late delivery is still reported
+    eff = h.receipt("delivered", T0 + HOUR + 1, rcs.message_id)
+    assert types(eff) == ["message_delivered"]
+
+
+def test_exit_event_before_the_window_sends_no_sms() -> None:
+    h = Harness(journey(EXIT_ON), config=EngineConfig(revoke_grace_ms=GRACE))
+    (rcs,) = sends(h.enter(props={"order_id": "A1"}))
+    h.event("cancel", T0 + MIN)
+    h.receipt("not_capable", T0 + 2 * MIN, rcs.message_id)
+    h.run_until(T0 + HOUR)
+    assert sms_sends(h) == []
