@@ -289,20 +289,22 @@ class Engine:
         if target is None:
             return
         version, node_id = target
-        step.inst_outcome(
-            "instance_migrated",
-            inst,
-            node_id,
-            from_version=inst.version,
-            from_node=inst.node,
-            to_version=version,
-        )
+        from_version, from_node = inst.version, inst.node
         mapping = next(
             m.nodes for m in self.latest[inst.journey_id].migrate if m.from_version == inst.version
         )
         # Earlier sends keep answering paths that name their node in the new version.
         inst.sends = {mapping.get(k, k): v for k, v in inst.sends.items()}
         inst.version, inst.node = version, node_id
+        # Reported as the new (version, node) pair: node_id names a node of journey_version.
+        step.inst_outcome(
+            "instance_migrated",
+            inst,
+            node_id,
+            from_version=from_version,
+            from_node=from_node,
+            to_version=version,
+        )
 
     # ------------------------------------------------------------------ housekeeping
 
