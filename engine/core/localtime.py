@@ -75,7 +75,12 @@ def quiet_window_end(
         candidates.append(today + timedelta(minutes=end_min))
     if not candidates:
         return None
-    end = _to_ms(min(candidates), tz)
+    end_local = min(candidates)
+    end = _to_ms(end_local, tz)
+    if end <= now:
+        # The end falls in the repeated hour (fall back) and its first pass is over, but
+        # the wall clock shows a quiet time again: the window ends at the second pass.
+        end = _to_ms(end_local.replace(fold=1), tz)
     return end if end > now else None
 
 

@@ -135,6 +135,30 @@ def test_quiet_hours_defer_after_midnight_and_across_dst() -> None:
     assert format_ts(h.state("v").wake_at or 0) == "2026-11-01T13:00:00Z"
 
 
+@pytest.mark.parametrize(
+    ("at", "until"),
+    [
+        # 01:15 EDT, the first pass of the repeated hour: the window ends at 01:30 EDT.
+        ("2026-11-01T05:15:00Z", "2026-11-01T05:30:00Z"),
+        # 01:15 EST, the second pass: the wall clock shows a quiet time again, so the send
+        # waits for 01:30 EST; it used to go out at once.
+        ("2026-11-01T06:15:00Z", "2026-11-01T06:30:00Z"),
+        ("2026-11-01T06:30:00Z", None),
+    ],
+)
+def test_quiet_hours_ending_inside_the_repeated_hour(at: str, until: str | None) -> None:
+    settings = 'settings: {quiet_hours: {from: "21:00", to: "01:30", action: defer}}'
+    h = Harness(journey(one_send(SMS, settings)))
+    eff = h.enter(ts(at), timezone=NY)
+    if until is None:
+        assert len(sends(eff)) == 1
+        return
+    assert sends(eff) == []
+    assert format_ts(h.state().wake_at or 0) == until
+    (s,) = sends(h.run_until(ts(until)))
+    assert format_ts(s.ts) == until
+
+
 def test_quiet_hours_use_default_timezone() -> None:
     settings = (
         'settings: {quiet_hours: {from: "21:00", to: "08:00"}, default_timezone: Europe/Paris}'
