@@ -1,0 +1,122 @@
+"""Per-provider rate limits (token bucket) and retry backoff with jitter.
+
+Both take their clock from the caller: ``monotonic()`` for "now" in seconds and an async
+``sleep(seconds)``. Tests pass a fake clock whose ``sleep`` just moves time forward, so a
+bucket or a backoff schedule is checked without real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+Sleep = Callable[[float], Awaitable[None]]
+Monotonic = Callable[[], float]
+
+_EPSILON = 1e-9  # float slack: 0.9999999999 tokens after an exact wait counts as 1
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``per_second`` calls on average, bursts of up to ``burst`` calls."""
+
+    per_second: float
+    burst: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+
+
+class TokenBucket:
+    """Classic token bucket: ``burst`` tokens, refilled at ``per_second``; a call takes one.
+
+    Waiters are served one at a time in arrival order (an :class:`asyncio.Lock`), so a
+    burst of concurrent sends is spread out evenly instead of all waking together.
+    """
+
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.limit = limit
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = float(limit.burst)
+        self._last = monotonic()
+        self._lock = asyncio.Lock()
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now (after refilling)."""
+        self._refill()
+        return self._tokens
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        self._tokens = min(self.limit.burst, self._tokens + elapsed * self.limit.per_second)
+
+    def try_acquire(self, tokens: float = 1.0) -> bool:
+        """Take ``tokens`` if they are there now; never waits."""
+        self._refill()
+        if self._tokens + _EPSILON >= tokens and not self._lock.locked():
+            self._tokens -= tokens
+            return True
+        return False
+
+    async def acquire(self, tokens: float = 1.0) -> float:
+        """Wait until ``tokens`` are available and take them; returns the seconds waited."""
+        if tokens > self.limit.burst:
+            raise ValueError(f"can't take {tokens} tokens from a bucket of {self.limit.burst}")
+        waited = 0.0
+        async with self._lock:
+            self._refill()
+            while self._tokens + _EPSILON < tokens:
+                wait = (tokens - self._tokens) / self.limit.per_second
+                await self._sleep(wait)
+                waited += wait
+                self._refill()
+            self._tokens -= tokens
+        return waited
+
+    def hold(self, seconds: float) -> None:
+        """The provider said "slow down" (429): the next call waits at least ``seconds``,
+        and every call after it keeps the rate."""
+        self._refill()
+        self._tokens = min(self._tokens, 1.0 - seconds * self.limit.per_second)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with "equal jitter" for retryable provider errors.
+
+    Retry ``n`` (0-based) waits between ``c/2`` and ``c`` where
+    ``c = min(cap_s, base_s * factor**n)``: never less than half the schedule (so a
+    struggling provider gets real relief), never in lockstep with other workers. A
+    ``Retry-After`` from the provider is a floor, bounded by ``max_retry_after_s``.
+    """
+
+    max_attempts: int = 5
+    base_s: float = 0.5
+    factor: float = 2.0
+    cap_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.base_s < 0 or self.factor < 1 or self.cap_s < 0:
+            raise ValueError("retry policy: max_attempts >= 1, base_s >= 0, factor >= 1")
+
+    def delay(self, retry: int, rng: random.Random, retry_after: float | None = None) -> float:
+        ceiling = min(self.cap_s, self.base_s * self.factor**retry)
+        wait = ceiling / 2 + rng.uniform(0, ceiling / 2)
+        if retry_after is not None and retry_after > 0:
+            wait = max(wait, min(retry_after, self.max_retry_after_s))
+        return wait
