@@ -1,0 +1,175 @@
+"""What the worker and the gateway share on the faust side: the app, the state table and
+the :class:`~engine.stream.checkpoint.Backend` over them.
+
+faust is used for what it is good at: the consumer group with its co-partitioning
+assignor, the agent that gets every input in order, the changelog-backed table with
+recovery and standby replicas, and timers. Two pieces are done by hand, on purpose:
+
+* **offsets**: the input topics are subscribed with acks disabled, so faust never commits
+  them; :meth:`Checkpoint.commit` does (faust-streaming #606: faust's own ack bookkeeping
+  can commit past a message that is still being processed).
+* **changelog writes**: user states are written to the store and the changelog at the
+  checkpoint, after the effects are acknowledged (a faust ``table[key] = value`` would
+  send the changelog record at once, through a buffer whose flush gives up after 0.1 s).
+  Records are produced with the partition of the input, as faust itself does, so
+  recovery puts each user back on the partition that owns them.
+
+Table keys and values are raw bytes (``key_type=bytes``): the user_id as-is, so the
+changelog key is the same bytes as the input key.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP
+
+from engine.stream.checkpoint import Checkpoint
+from engine.stream.logs import logging_config
+from engine.stream.settings import Settings
+
+
+def make_app(settings: Settings, app_id: str) -> faust.App:
+    # faust takes seconds; the settings are in ms.
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{h}" for h in settings.bootstrap_servers],
+        broker_credentials=settings.security.faust_credentials(),
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        autodiscover=False,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+        broker_rebalance_timeout=max(settings.session_timeout_ms / 1000, 10.0),
+        # Not used for the inputs (acks disabled), only for faust-internal topics.
+        broker_commit_interval=settings.commit_interval_ms / 1000,
+        producer_acks=-1,
+        producer_linger=0.002,
+        producer_max_request_size=8 * 1024 * 1024,
+        stream_wait_empty=True,
+        processing_guarantee="at_least_once",
+        logging_config=logging_config(settings.log_level, app_id),
+    )
+
+
+def state_table(app: faust.App, name: str, settings: Settings) -> Any:
+    return app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        default=None,
+        help="per-key state, changelog-backed; written only at checkpoints",
+    )
+
+
+def input_channel(app: faust.App, *topics: str) -> Any:
+    """The input topics as one faust channel: raw bytes, acks disabled (see module doc)."""
+    return app.topic(
+        *topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        acks=False,
+    )
+
+
+class _PartitionEvent:
+    """Stands in for faust's current event when the store needs the partition of a key
+    outside stream iteration (RocksDB keeps one database per partition)."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+class FaustBackend:
+    """:class:`~engine.stream.checkpoint.Backend` over a faust app and one table."""
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+
+    @property
+    def changelog_topic(self) -> str:
+        return str(self.table.changelog_topic.get_topic_name())
+
+    def store_put(self, partition: int, key: bytes, value: bytes | None) -> None:
+        store = self.table.data
+        stand_in = _PartitionEvent(partition)
+        token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+        try:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        finally:
+            _current_event.reset(token)
+        key_partition = getattr(store, "_key_partition", None)  # memory store bookkeeping
+        if key_partition is not None:
+            if value is None:
+                key_partition.pop(key, None)
+            else:
+                key_partition[key] = partition
+
+    async def send_changelog(
+        self, partition: int, key: bytes, value: bytes | None
+    ) -> Awaitable[Any]:
+        topic = self.changelog_topic
+        fut = await self.app.producer.send(topic, key, value, partition, None, None)
+        store = self.table.data
+
+        def persisted(f: Any) -> None:  # what faust's Table._on_changelog_sent does
+            if not f.cancelled() and f.exception() is None:
+                store.set_persisted_offset(TP(topic, partition), f.result().offset)
+
+        if hasattr(fut, "add_done_callback"):
+            fut.add_done_callback(persisted)
+        return fut
+
+    async def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> bool:
+        tps = {TP(t, p): off for (t, p), off in offsets.items()}
+        consumer: Any = self.app.consumer
+        return bool(await consumer._commit(tps))
+
+    def assigned(self) -> set[tuple[str, int]]:
+        try:
+            return {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        except Exception:  # consumer not started / stopped
+            return set()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None
+    ) -> Awaitable[Any]:
+        """Produce one record; returns the delivery future (awaited at the checkpoint)."""
+        return await self.app.producer.send(topic, key, value, partition, None, None)
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self.table.data.get(key)
+        return value if isinstance(value, bytes | None) else bytes(value)
+
+    def active_partitions(self, topic: str) -> set[int]:
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:
+            return set()
+        return {tp.partition for tp in actives if tp.topic == topic}
+
+    def items(self) -> Any:
+        return self.table.data.items()
+
+
+def new_checkpoint(backend: FaustBackend) -> Checkpoint:
+    return Checkpoint(backend=backend)

@@ -1,0 +1,188 @@
+"""Run the stream services as child processes, for integration tests and benchmarks.
+
+Each :class:`StreamEnv` has its own topic prefix, app ids and data directory, so runs never
+share state on a long-lived broker. Services are started as ``python -m
+engine.stream.worker`` / ``python -m engine.stream.gateway_service`` with the settings in
+their environment; their JSON logs go to files that :meth:`Service.events` parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from engine.stream.outcomes import read_topic
+from engine.stream.settings import Settings
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def events(self, name: str | None = None) -> Iterator[dict[str, Any]]:
+        """Our structured log lines (optionally only those with ``event == name``)."""
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return
+        for line in data.splitlines():
+            if not line.startswith(b"{"):
+                continue
+            try:
+                d = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if name is None or d.get("event") == name:
+                yield d
+
+    def count(self, name: str) -> int:
+        return sum(1 for _ in self.events(name))
+
+    async def wait_for(self, name: str, timeout: float = 60.0, n: int = 1) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(self.events(name))
+            if len(found) >= n:
+                return found[n - 1]
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} before {name!r}:\n"
+                    + self.tail()
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {name!r} after {timeout} s:\n" + self.tail())
+            await asyncio.sleep(0.1)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+@dataclass
+class StreamEnv:
+    bootstrap: str
+    workdir: Path
+    journeys: Path
+    partitions: int = 4
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"it.{self.run_id}."
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
+        env.update(
+            {
+                "JOURNEYS_BOOTSTRAP": self.bootstrap,
+                "JOURNEYS_TOPIC_PREFIX": self.prefix,
+                "JOURNEYS_APP_ID": f"it-{self.run_id}-engine",
+                "JOURNEYS_GATEWAY_APP_ID": f"it-{self.run_id}-gateway",
+                "JOURNEYS_PARTITIONS": str(self.partitions),
+                "JOURNEYS_DATA_DIR": str(self.workdir / "data"),
+                "JOURNEYS_DIR": str(self.journeys),
+                "JOURNEYS_SESSION_TIMEOUT_MS": "6000",
+                "JOURNEYS_HEARTBEAT_INTERVAL_MS": "1000",
+                "JOURNEYS_COMMIT_INTERVAL_MS": "500",
+                "JOURNEYS_STATS_INTERVAL_S": "2",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def settings(self) -> Settings:
+        return Settings.from_env_and_args(env=self.env())
+
+    def start(self, module: str, name: str) -> Service:
+        log_path = self.workdir / f"{name}.log"
+        fh = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=self.env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        fh.close()
+        svc = Service(name, proc, log_path)
+        self.services.append(svc)
+        return svc
+
+    def start_worker(self, name: str = "worker") -> Service:
+        return self.start("engine.stream.worker", name)
+
+    def start_gateway(self, name: str = "gateway") -> Service:
+        return self.start("engine.stream.gateway_service", name)
+
+    def close(self) -> None:
+        for svc in self.services:
+            if svc.proc.poll() is None:
+                svc.kill()
+
+    # ------------------------------------------------------------------ Kafka helpers
+
+    async def produce(
+        self,
+        records: Iterable[tuple[str, bytes | None, bytes | None]],
+        *,
+        at: Iterable[float] | None = None,
+    ) -> None:
+        """Produce (topic, key, value) records; with ``at`` (epoch seconds per record),
+        each is produced when its time comes."""
+        s = self.settings()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024
+        )
+        await producer.start()
+        try:
+            times = list(at) if at is not None else None
+            for i, (topic, key, value) in enumerate(records):
+                if times is not None:
+                    wait = times[i] - time.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    async def read(self, topic: str) -> list[tuple[bytes | None, bytes]]:
+        return [kv async for kv in read_topic(self.settings(), topic, follow=False)]
+
+    async def read_json(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(v) for _k, v in await self.read(topic)]

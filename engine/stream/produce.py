@@ -1,0 +1,144 @@
+"""``journeys produce FILE.jsonl [--now]``: put a simulation file on Kafka.
+
+Each line goes to its topic, keyed by its ``user_id``: user events to
+``journey.user-events``, ``{"type": "receipt"}`` lines to ``journey.channel-receipts``,
+``{"type": "inbound"}`` lines to ``journey.inbound``. Blank lines and ``#`` comments are
+skipped. A line that doesn't decode is still produced, as-is, to ``journey.user-events``
+(keyed by its ``user_id`` if one can be found): the worker dead-letters it with its reason,
+which is how to try the dead-letter path.
+
+``realtime`` (``--now``): the file is re-timed so that its earliest line happens now, the
+gaps between lines are kept, and each line is produced when its time comes. This is how
+to replay a file against a live worker and get the same outcomes as ``journeys simulate``
+(waits are real time then: use journeys with short waits). Without it, lines are produced
+at once with their own timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from engine.core.wire import decode_line, loads
+from engine.durations import format_ts
+from engine.errors import InputError
+from engine.stream.logs import event
+from engine.stream.settings import Settings
+from engine.stream.topics import ensure_topics
+
+log = logging.getLogger("engine.stream.produce")
+
+
+@dataclass
+class Line:
+    no: int
+    raw: bytes
+    topic: str
+    key: bytes | None
+    ts: int | None
+    data: dict[str, Any] | None
+    error: str | None = None
+
+
+def read_lines(settings: Settings, path: str | Path) -> list[Line]:
+    t = settings.topics
+    topic_of = {"event": t.user_events, "receipt": t.channel_receipts, "inbound": t.inbound}
+    out: list[Line] = []
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, 1):
+            raw = raw.strip()
+            if not raw or raw.startswith(b"#"):
+                continue
+            try:
+                d = loads(raw)
+            except InputError as exc:
+                out.append(Line(no, raw, t.user_events, None, None, None, exc.reason))
+                continue
+            user = d.get("user_id")
+            key = user.encode() if isinstance(user, str) and user else None
+            kind = d.get("type", "event")
+            topic = topic_of.get(kind, t.user_events) if isinstance(kind, str) else t.user_events
+            try:
+                inp = decode_line(d)
+            except InputError as exc:
+                out.append(Line(no, raw, topic, key, None, d, exc.reason))
+                continue
+            out.append(Line(no, raw, topic, key, inp.ts, d))
+    return out
+
+
+def retime(lines: list[Line], now_ms: int) -> int:
+    """Shift every decodable line so the earliest happens at ``now_ms``; returns the shift."""
+    times = [ln.ts for ln in lines if ln.ts is not None]
+    if not times:
+        return 0
+    shift = now_ms - min(times)
+    for ln in lines:
+        if ln.ts is not None and ln.data is not None:
+            ln.ts += shift
+            ln.data["ts"] = format_ts(ln.ts)
+            ln.raw = orjson.dumps(ln.data)
+    return shift
+
+
+async def produce_lines(settings: Settings, lines: list[Line], realtime: bool) -> dict[str, int]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        **settings.security.aiokafka_kwargs(),
+    )
+    await producer.start()
+    counts: dict[str, int] = {}
+    try:
+        order = sorted(lines, key=lambda ln: (ln.ts is None, ln.ts or 0, ln.no))
+        if realtime:
+            retime(order, int(time.time() * 1000) + 200)
+            order.sort(key=lambda ln: (ln.ts is None, ln.ts or 0, ln.no))
+        futures = []
+        for ln in order:
+            if realtime and ln.ts is not None:
+                wait = ln.ts / 1000 - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            futures.append(await producer.send(ln.topic, ln.raw, key=ln.key))
+            counts[ln.topic] = counts.get(ln.topic, 0) + 1
+            if realtime:
+                await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return counts
+
+
+def produce_file(settings: Settings, path: str | Path, realtime: bool) -> int:
+    """Produce the lines of ``path`` (JSON lines) to their topics. Returns an exit code:
+    0, or 1 when some lines don't decode (they are produced anyway and reported on
+    stderr, one ``path:line: reason`` each)."""
+    from engine.stream.logs import setup
+
+    setup(settings.log_level, "journeys-produce")
+    lines = read_lines(settings, path)
+    for ln in lines:
+        if ln.error is not None:
+            print(
+                f"{path}:{ln.no}: {ln.error} (produced anyway; it will be dead-lettered)",
+                file=sys.stderr,
+            )
+
+    async def run() -> dict[str, int]:
+        await ensure_topics(settings, settings.topics.all())
+        return await produce_lines(settings, lines, realtime)
+
+    counts = asyncio.run(run())
+    event(log, "produced", file=str(path), realtime=realtime, counts=counts)
+    return 1 if any(ln.error for ln in lines) else 0

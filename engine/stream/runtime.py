@@ -1,0 +1,294 @@
+"""The engine's per-input step on Kafka: decode, call the core, carry out the effects.
+
+No journey logic lives here, and nothing faust-specific either (the faust app in
+:mod:`engine.stream.worker` feeds messages in and gives it a producer and the table).
+What it does for one message, exactly as the simulator does for one queued input:
+
+* decode by topic (user event / receipt / inbound / wake); anything unusable goes to
+  ``journey.dead-letters`` with its reason and the original bytes;
+* a wake-up whose time is not the user's ``wake_at`` any more is stale: dropped;
+* inbound text that is a compliance keyword gets its ``keyword`` (as the simulator does);
+* ``now`` = the input's ``ts`` (for a wake-up, the wake time); the core clamps it to the
+  user's clock;
+* effects: outcomes -> ``journey.outcomes``, sends and revokes ->
+  ``journey.send-requests``, the user's next wake-up -> the timer index (the ticker
+  produces it to ``journey.timers`` when due); every record goes to the input's
+  partition number, so a user stays on one partition across all topics;
+* the new state goes to the checkpoint's write-back buffer (see
+  :mod:`engine.stream.checkpoint` for when it becomes durable).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from engine.channels.keywords import classify_keyword
+from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.engine import Engine
+from engine.core.inputs import Inbound, Input, Wake
+from engine.core.state import UserState
+from engine.core.wire import inbound, loads, receipt, user_event, wake
+from engine.errors import InputError
+from engine.stream import codec
+from engine.stream.checkpoint import Checkpoint
+from engine.stream.logs import event
+from engine.stream.settings import Settings
+from engine.stream.timers import TimerIndex
+
+log = logging.getLogger("engine.stream.runtime")
+
+Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]]]
+GetState = Callable[[bytes], bytes | None]
+
+DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
+    "event": user_event,
+    "receipt": receipt,
+    "inbound": inbound,
+    "wake": wake,
+}
+
+
+@dataclass
+class Stats:
+    inputs: int = 0
+    dead_letters: int = 0
+    stale_wakes: int = 0
+    wakes: int = 0
+    outcomes: int = 0
+    sends: int = 0
+    revokes: int = 0
+    unchanged: int = 0
+    # wake-up lateness (processing time - wake time), ms, since the last report
+    lateness: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def report(self) -> dict[str, Any]:
+        lat = sorted(self.lateness)
+        self.lateness = []
+
+        def pct(q: float) -> int | None:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+
+        secs = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "inputs": self.inputs,
+            "inputs_per_s": round(self.inputs / secs, 1),
+            "dead_letters": self.dead_letters,
+            "wakes": self.wakes,
+            "stale_wakes": self.stale_wakes,
+            "outcomes": self.outcomes,
+            "sends": self.sends,
+            "revokes": self.revokes,
+            "wake_lateness_ms": {
+                "n": len(lat),
+                "p50": pct(0.5),
+                "p99": pct(0.99),
+                "max": lat[-1] if lat else None,
+            },
+        }
+
+
+def state_value(partition: int, state: UserState) -> bytes:
+    """Table value: the user's partition (for the timer index) and the state's wire form."""
+    return orjson.dumps({"p": partition, "s": state.to_wire()})
+
+
+def parse_state_value(raw: bytes) -> tuple[int, dict[str, Any]]:
+    d = orjson.loads(raw)
+    return int(d["p"]), d["s"]
+
+
+class EngineRuntime:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        checkpoint: Checkpoint,
+        timers: TimerIndex,
+        send: Send,
+        get_state: GetState,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.topics = settings.topics
+        self.checkpoint = checkpoint
+        self.timers = timers
+        self.send = send
+        self.get_state = get_state
+        self.stats = Stats()
+        t = settings.topics
+        self.kind_of = {
+            t.user_events: "event",
+            t.channel_receipts: "receipt",
+            t.inbound: "inbound",
+            t.timers: "wake",
+        }
+
+    # ------------------------------------------------------------------ one input
+
+    async def handle(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Process one input message. Never raises for bad input or a core error
+        (both are dead-lettered); produce failures surface at the checkpoint."""
+        self.stats.inputs += 1
+        try:
+            inp = self._decode(topic, key, value)
+        except InputError as exc:
+            await self._dead_letter(
+                exc.reason, exc.detail, topic, partition, offset, key, value, timestamp_ms
+            )
+            return
+        assert key is not None and value is not None  # checked by _decode
+        await self._step(inp, topic, partition, offset, key, value, timestamp_ms)
+
+    def _decode(self, topic: str, key: bytes | None, value: bytes | None) -> Input:
+        kind = self.kind_of.get(topic)
+        if kind is None:
+            raise InputError("unknown_topic", f"not an input topic: {topic}")
+        if value is None:
+            raise InputError("missing_value", "the message has no value (a tombstone?)")
+        inp = DECODERS[kind](loads(value))
+        if key is None:
+            raise InputError(
+                "missing_key", f"inputs are keyed by user_id; this one has no key ({inp.user_id!r})"
+            )
+        if key != inp.user_id.encode():
+            raise InputError(
+                "key_mismatch",
+                f"the key {key[:100]!r} is not the user_id {inp.user_id[:100]!r}: the message "
+                "may sit on another user's partition",
+            )
+        return inp
+
+    async def _step(
+        self,
+        inp: Input,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int | None,
+    ) -> None:
+        user = inp.user_id
+        ukey = user.encode()
+        buffered = self.checkpoint.get_dirty(ukey)
+        raw = buffered[1] if buffered is not None else self.get_state(ukey)
+        if isinstance(inp, Wake):
+            if raw is None or parse_state_value(raw)[1].get("w") != inp.ts:
+                self.stats.stale_wakes += 1
+                return
+            self.stats.wakes += 1
+            self.stats.lateness.append(int(time.time() * 1000) - inp.ts)
+        state = (
+            UserState.from_wire(parse_state_value(raw)[1])
+            if raw is not None
+            else self.engine.new_state(user)
+        )
+        if isinstance(inp, Inbound) and inp.keyword is None and inp.text is not None:
+            inp = replace(inp, keyword=classify_keyword(inp.text))
+        try:
+            _, effects = self.engine.advance(state, inp, inp.ts)
+        except Exception as exc:  # a bug in the core or a journey: keep the old state
+            await self._dead_letter(
+                "processing_error",
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+                topic,
+                partition,
+                offset,
+                key,
+                value,
+                timestamp_ms,
+            )
+            return
+        for eff in effects:
+            await self._effect(eff, partition)
+        new_raw = state_value(partition, state)
+        if new_raw != raw:
+            self.checkpoint.put_state(ukey, partition, new_raw)
+        else:
+            self.stats.unchanged += 1
+
+    async def _effect(self, eff: Any, partition: int) -> None:
+        t = self.topics
+        match eff:
+            case Outcome():
+                self.stats.outcomes += 1
+                fut = await self.send(
+                    t.outcomes, eff.user_id.encode(), codec.dumps(eff.to_wire()), partition
+                )
+                self.checkpoint.add_effect(f"outcome {eff.outcome_id}", fut)
+            case SendRequest():
+                self.stats.sends += 1
+                fut = await self.send(
+                    t.send_requests, eff.user_id.encode(), codec.send_request_value(eff), partition
+                )
+                self.checkpoint.add_effect(f"send {eff.message_id}", fut)
+                event(
+                    log,
+                    "send_requested",
+                    logging.DEBUG,
+                    message_id=eff.message_id,
+                    user_id=eff.user_id,
+                    channel=eff.channel,
+                    to=eff.to,
+                    node=eff.node_id,
+                )
+            case Revoke():
+                self.stats.revokes += 1
+                fut = await self.send(
+                    t.send_requests, eff.user_id.encode(), codec.revoke_value(eff), partition
+                )
+                self.checkpoint.add_effect(f"revoke {eff.message_id}", fut)
+            case ScheduleWake():
+                self.timers.schedule(eff.user_id, partition, eff.at, eff.token)
+
+    async def _dead_letter(
+        self,
+        reason: str,
+        detail: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+    ) -> None:
+        self.stats.dead_letters += 1
+        record = codec.dead_letter(
+            reason=reason,
+            detail=detail,
+            stage="engine",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            timestamp_ms=timestamp_ms,
+        )
+        fut = await self.send(self.topics.dead_letters, key, record, partition)
+        self.checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)
+        event(
+            log,
+            "dead_letter",
+            logging.WARNING,
+            reason=reason,
+            detail=detail[:300],
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
