@@ -49,6 +49,10 @@ class ContractProvider:
         del self.pending[rev.message_id]
         return [Receipt(rev.user_id, rev.ts, "revoked", rev.message_id)]
 
+    def cancel(self, message_id: str) -> None:
+        """Forget a scheduled delivery (the message failed or fell back meanwhile)."""
+        self.pending.pop(message_id, None)
+
     def is_live(self, receipt: Receipt) -> bool:
         """A scheduled delivery still happens unless the message was revoked meanwhile."""
         if receipt.status != "delivered" or receipt.message_id is None:

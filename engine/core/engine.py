@@ -136,7 +136,9 @@ class Engine:
             if ev.name in journey.exit_on:
                 finish(step, inst, "exit_event")
                 continue
-            converted = self._goal(step, journey, inst.id, inst.version, inst.entered_at, ev)
+            converted = self._goal(
+                step, journey, inst.id, inst.version, inst.entered_at, inst.entry, ev
+            )
             if converted and journey.goal is not None and journey.goal.exit:
                 finish(step, inst, "goal")
                 continue
@@ -152,6 +154,7 @@ class Engine:
         instance_id: str,
         version: int,
         entered: int,
+        entry: dict[str, Any],
         ev: UserEvent,
     ) -> bool:
         goal = journey.goal
@@ -162,6 +165,7 @@ class Engine:
             return False
         scope = {
             "event": ev.properties,
+            "entry": entry,
             "user": step.state.attrs,
             "journey": {"id": journey.id, "version": version},
         }
@@ -185,14 +189,14 @@ class Engine:
             if not hist.tracking:
                 continue
             keep = []
-            for iid, version, entered in hist.tracking:
+            for iid, version, entered, entry in hist.tracking:
                 journey = self.versions[jid].get(version)
                 if journey is None or journey.goal is None:
                     continue
-                if self._goal(step, journey, iid, version, entered, ev):
+                if self._goal(step, journey, iid, version, entered, entry, ev):
                     continue
                 if step.now <= entered + journey.goal.within_ms:
-                    keep.append((iid, version, entered))
+                    keep.append((iid, version, entered, entry))
             hist.tracking = keep
 
     def _maybe_enter(

@@ -1,9 +1,10 @@
 """Local wall-clock arithmetic in the user's time zone (zoneinfo), correct across DST.
 
 Everything goes in and out as epoch milliseconds; local times are only used to find
-the next instant a wall clock shows a given time. A wall time that doesn't exist (the
-spring-forward gap) resolves to the instant just after the gap; an ambiguous one (the
-fall-back hour) to its first occurrence: the same rules as ``zoneinfo`` with fold=0.
+the next instant a wall clock shows a given time. Both odd cases follow ``zoneinfo``
+with fold=0: a wall time that doesn't exist (the spring-forward gap) is read with the
+offset from before the change, so 02:30 in New York on 2026-03-08 is 07:30Z (03:30 EDT,
+one hour after the gap); an ambiguous one (the fall-back hour) is its first occurrence.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from engine.core.context import Step
@@ -105,7 +106,7 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
                 )
                 return None
             reason = "quiet_hours"
-    if reason is None and capped(step, journey):
+    if reason is None and node.marketing and capped(step, journey):
         reason = "frequency_cap"
     if reason is not None:
         step.inst_outcome("message_suppressed", inst, channel=node.channel, reason=reason)
@@ -129,7 +130,7 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
         step.now,
         postbacks=_postbacks(content),
         fallback_sms=(content.get("fallback_sms") or "") if has_fallback else None,
-        counted_at=_log_send(step),
+        counted_at=_log_send(step) if node.marketing else None,
     )
     ttl = node.ttl_ms
     if has_fallback and node.fallback is not None:
@@ -207,9 +208,17 @@ def fall_back(step: Step, msg: Message, reason: str) -> None:
         if qh is not None and qh.action == "defer":
             msg.status = "fallback_deferred"
             msg.timer_at = end
+            step.msg_outcome(
+                "message_deferred",
+                msg,
+                key="fallback",
+                reason="quiet_hours",
+                until=format_ts(end),
+                fallback_of=msg.id,
+            )
             return
         why = "quiet_hours"
-    if why is None and capped(step, journey, excluding=msg.counted_at):
+    if why is None and marketing and capped(step, journey, excluding=msg.counted_at):
         why = "frequency_cap"
     sms_id = derive_uuid("sms", msg.id)
     if why is not None:
@@ -355,6 +364,9 @@ def _user_outcome(step: Step, type_: str, msg: Message | None, **attrs: Any) -> 
 
 def handle_inbound(step: Step, inb: Inbound) -> None:
     msg = step.state.messages.get(inb.message_id) if inb.message_id else None
+    if inb.keyword == "opt_in" and not step.state.opted_out:
+        # "YES" from a user who never opted out is an answer, not a keyword.
+        inb = replace(inb, keyword=None)
     if inb.keyword is not None:
         msg = msg or _latest_message(step, None)
         if inb.keyword == "opt_out":

@@ -68,7 +68,7 @@ def finish(step: Step, inst: Instance, reason: str) -> None:
         and inst.id not in hist.converted
         and step.now < inst.entered_at + goal.within_ms
     ):
-        hist.tracking.append((inst.id, inst.version, inst.entered_at))
+        hist.tracking.append((inst.id, inst.version, inst.entered_at, inst.entry))
 
 
 def _enter_send(step: Step, inst: Instance, node: SendNode) -> str | None:

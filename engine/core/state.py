@@ -96,7 +96,7 @@ class JourneyHistory:
     entries: int = 0
     last_entry: int | None = None
     # (instance_id, version, entered_at) of finished runs still inside their goal window
-    tracking: list[tuple[str, int, int]] = field(default_factory=list)
+    tracking: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)  # instance ids already converted
 
     def to_wire(self) -> list[Any]:
@@ -104,7 +104,9 @@ class JourneyHistory:
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> JourneyHistory:
-        return cls(w[0], w[1], [(t[0], t[1], t[2]) for t in w[2]], w[3])
+        # States written before entry properties were tracked have three fields.
+        tracking = [(t[0], t[1], t[2], t[3] if len(t) > 3 else {}) for t in w[2]]
+        return cls(w[0], w[1], tracking, w[3])
 
 
 @dataclass(slots=True)

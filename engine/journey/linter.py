@@ -226,7 +226,8 @@ def _rule_wait_for(c: _Lint) -> None:
                 candidates = [ref]
             else:
                 continue  # reported by _rule_targets
-            if p.kind in ("reply", "click") and getattr(p, p.kind) != "*":
+            # A reply may be free text ("not interested"), so only taps must match a chip.
+            if p.kind == "click" and p.click != "*":
                 sends = [(n, c.j.nodes[n]) for n in candidates]
                 problem = postback_problem(p.kind, getattr(p, p.kind), sends, ref, c.is_static)
                 if problem:

@@ -26,6 +26,7 @@ from engine.errors import InputError
 from engine.journey.model import Journey
 
 GENERATED, FROM_FILE = 0, 1
+DELIVERY_STILL_POSSIBLE = frozenset({"sent", "revoking", "revoke_failed", "delivered", "read"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,11 @@ class Simulator:
             if isinstance(inp, Inbound) and inp.keyword is None and inp.text is not None:
                 inp = replace(inp, keyword=classify_keyword(inp.text))
             _, effects = self.engine.advance(state, inp, ts)
+            if isinstance(inp, Receipt) and inp.status != "delivered":
+                # A failure from the file means the provider won't deliver it after all.
+                for msg in state.messages.values():
+                    if msg.status not in DELIVERY_STILL_POSSIBLE:
+                        self.provider.cancel(msg.id)
             for generated in self._carry_out(effects, result):
                 seq += 1
                 heapq.heappush(queue, (generated.ts, GENERATED, seq, generated))

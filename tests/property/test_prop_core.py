@@ -18,6 +18,7 @@ from prop_world import (
     World,
     assert_no_send_in_quiet_hours,
     edges,
+    examples,
     is_marketing,
     journeys,
     quiet_hours,
@@ -35,7 +36,7 @@ ENTRIES = ("go", "go2")
 # ----------------------------------------------------------------------------- determinism
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(TWO, scripts(entry_events=ENTRIES))
 def test_same_inputs_same_effects_also_across_serialization(
     js: tuple[Journey, Journey], script: Script
@@ -53,7 +54,7 @@ def test_same_inputs_same_effects_also_across_serialization(
     assert finals[0] == finals[1] == finals[2]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(TWO, scripts(entry_events=ENTRIES, phone=True, max_actions=10))
 def test_simulator_output_is_byte_identical(js: tuple[Journey, Journey], script: Script) -> None:
     inputs = [
@@ -68,7 +69,7 @@ def test_simulator_output_is_byte_identical(js: tuple[Journey, Journey], script:
 # ----------------------------------------------------------------------------- one place
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(TWO, scripts(entry_events=ENTRIES))
 def test_a_run_is_in_exactly_one_place(js: tuple[Journey, Journey], script: Script) -> None:
     """Follow every run through its outcomes: it starts at ``start``, each node_entered
@@ -127,7 +128,7 @@ def test_a_run_is_in_exactly_one_place(js: tuple[Journey, Journey], script: Scri
 # ----------------------------------------------------------------------------- every run ends
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(TWO, scripts(entry_events=ENTRIES))
 def test_every_run_ends_when_every_wait_has_an_end(
     js: tuple[Journey, Journey], script: Script
@@ -145,7 +146,7 @@ def test_every_run_ends_when_every_wait_has_an_end(
     assert set(entered.values()) <= {1}
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(TWO, scripts(entry_events=ENTRIES, max_actions=0))
 def test_the_simulator_runs_to_quiescence(js: tuple[Journey, Journey], script: Script) -> None:
     inputs = []
@@ -175,7 +176,7 @@ def quiet_pair(draw: st.DrawFn) -> tuple[Journey, Journey]:
     )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(quiet_pair(), scripts(entry_events=ENTRIES, phone=True))
 def test_no_marketing_send_inside_quiet_hours(js: tuple[Journey, Journey], script: Script) -> None:
     w = World(list(js))
@@ -202,7 +203,7 @@ def capped_pair(draw: st.DrawFn) -> tuple[tuple[Journey, Journey], int, int]:
     return js, cap_max, HOUR if per == "1h" else DAY
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(capped_pair(), scripts(entry_events=ENTRIES, phone=True, max_actions=40))
 def test_frequency_cap_is_never_exceeded(
     capped: tuple[tuple[Journey, Journey], int, int], script: Script

@@ -209,23 +209,6 @@ BROKEN_FILES = [
         done: {type: exit}
         """), "# again", "wait", "path 1 is the same as path 0", id="duplicate-path"),
     pytest.param(doc("""\
-        hello:
-          type: send
-          channel: rcs
-          text: "Track your order?"
-          suggestions:
-            - reply: {text: "Track", postback: track}
-          next: wait
-        wait:
-          type: wait_for
-          paths:
-            - {reply: trak, of: hello, next: done}
-          timeout: 1d
-          on_timeout: done
-        done: {type: exit}
-        """), "reply: trak", "wait", "no suggestion with postback 'trak' in send 'hello'",
-        id="reply-postback-not-offered"),
-    pytest.param(doc("""\
         hello: {type: send, channel: sms, text: "Hi", next: wait}
         wait:
           type: wait_for
@@ -583,7 +566,6 @@ def test_many_problems_are_reported_at_once() -> None:
         ("postback: track}  # twice", "welcome", "postback 'track' is used twice"),
         ("await:", "await", "wait_for has no timeout"),
         ("when: \"event.id ==\"", "await", "paths[0].when: condition doesn't parse"),
-        ("reply: trak", "await", "no suggestion with postback 'trak' in send 'welcome'"),
         ("next: shiped", "await", "did you mean 'shipped'?"),
         ("shipped:", "shipped", "loop with no wait or wait_for: shipped -> again -> shipped"),
         ("{name: a, weight: 0", "ab", "weight 0"),
@@ -738,3 +720,25 @@ def test_journey_graph_leaves_out_broken_targets() -> None:
     assert loaded is not None and loaded.journey is not None
     g = journey_graph(loaded.journey)
     assert list(g.edges) == [] and "nowhere" not in g
+
+
+def test_a_reply_path_may_be_free_text(tmp_path: Path) -> None:
+    """``reply`` matches a tap *or* free text, so a value no chip offers is still valid."""
+    path = tmp_path / "free.yaml"
+    path.write_text(doc("""\
+        hello:
+          type: send
+          channel: rcs
+          text: "Track your order?"
+          suggestions:
+            - reply: {text: "Track", postback: track}
+          next: wait
+        wait:
+          type: wait_for
+          paths:
+            - {reply: trak, of: hello, next: done}
+          timeout: 1d
+          on_timeout: done
+        done: {type: exit}
+        """))
+    assert lint_paths([path]) == []
