@@ -14,6 +14,9 @@ import orjson
 
 from engine.errors import EngineError, InvalidJourney
 
+# The stream settings import neither faust nor aiokafka: cheap enough for every command.
+from engine.stream.settings import Settings, add_arguments
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
@@ -127,6 +130,40 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stream_settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env_and_args(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.stream.settings import Settings
+    from engine.stream.worker import run_worker
+
+    settings = _stream_settings(args)
+    assert isinstance(settings, Settings)
+    return run_worker(settings)
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from engine.stream.gateway_service import run_gateway
+
+    settings = _stream_settings(args)
+    return run_gateway(settings)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from engine.stream.produce import produce_file
+
+    settings = _stream_settings(args)
+    return produce_file(settings, args.file, realtime=args.now)
+
+
+def _outcomes(args: argparse.Namespace) -> int:
+    from engine.stream.outcomes import print_outcomes
+
+    settings = _stream_settings(args)
+    return print_outcomes(settings, follow=args.follow)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeys", description="Journey orchestration engine: RCS with SMS fallback."
@@ -154,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-node summary on stderr")
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
+    p = add("run", _run, "the engine worker on Kafka")
+    add_arguments(p, journeys=True)
+    p = add("gateway", _gateway, "the channel gateway (simulated provider by default)")
+    add_arguments(p)
+    p = add("produce", _produce, "feed a JSON-lines file of events into journey.user-events")
+    p.add_argument("file")
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="replay in real time: each event when its turn comes, stamped with that moment",
+    )
+    add_arguments(p)
+    p = add("outcomes", _outcomes, "print the outcomes so far as JSON lines")
+    p.add_argument("--follow", action="store_true", help="keep printing new outcomes")
+    add_arguments(p)
     p = add("stats", _stats, "per-journey, per-node counts and rates from outcomes")
     p.add_argument("--file", help="a JSON-lines file of outcomes (default: the outcomes topic)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
