@@ -130,38 +130,28 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stream_settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env_and_args(args)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from engine.stream.settings import Settings
     from engine.stream.worker import run_worker
 
-    settings = _stream_settings(args)
-    assert isinstance(settings, Settings)
-    return run_worker(settings)
+    return run_worker(Settings.from_env_and_args(args))
 
 
 def _gateway(args: argparse.Namespace) -> int:
     from engine.stream.gateway_service import run_gateway
 
-    settings = _stream_settings(args)
-    return run_gateway(settings)
+    return run_gateway(Settings.from_env_and_args(args))
 
 
 def _produce(args: argparse.Namespace) -> int:
     from engine.stream.produce import produce_file
 
-    settings = _stream_settings(args)
-    return produce_file(settings, args.file, realtime=args.now)
+    return produce_file(Settings.from_env_and_args(args), args.file, realtime=args.now)
 
 
 def _outcomes(args: argparse.Namespace) -> int:
     from engine.stream.outcomes import print_outcomes
 
-    settings = _stream_settings(args)
-    return print_outcomes(settings, follow=args.follow)
+    return print_outcomes(Settings.from_env_and_args(args), follow=args.follow)
 
 
 def build_parser() -> argparse.ArgumentParser:
