@@ -99,6 +99,7 @@ class Checkpoint:
     inputs: int = 0
     stats: CheckpointStats = field(default_factory=CheckpointStats)
     on_fail: Callable[..., None] = fail_stop
+    closing: bool = False  # set for the shutdown commit
 
     # ------------------------------------------------------------------ recording
 
@@ -150,9 +151,16 @@ class Checkpoint:
         # 2. state
         changelog: list[tuple[str, Awaitable[Any]]] = []
         for key, (partition, value) in dirty.items():
-            self.backend.store_put(partition, key, value)
             fut = await self.backend.send_changelog(partition, key, value)
             changelog.append((f"changelog p{partition}", fut))
+        for key, (partition, value) in dirty.items():
+            try:
+                self.backend.store_put(partition, key, value)
+            except Exception as exc:
+                if not self.closing:
+                    self.on_fail("store_write_failed", error=repr(exc))
+                    raise
+                # faust closes the stores before the shutdown signal; the changelog has it
         await self._await_all(changelog, "state")
 
         # 3. offsets

@@ -193,8 +193,22 @@ class GatewayRuntime:
         key = mid.encode()
         rec = self._get(key)
         if rec is not None and rec.get("st") == "sent":
+            # A replay. The provider is not called again, but the receipts already
+            # produced are produced once more: the replayed request was caused by the
+            # engine re-processing an input, and a receipt it consumed before it had
+            # re-created the message would otherwise be lost (the core ignores
+            # receipts for messages it doesn't know, and dedupes repeated ones).
             self.stats.duplicates += 1
-            event(log, "duplicate_send_dropped", logging.INFO, message_id=mid, user_id=req.user_id)
+            for wire in rec.get("out", ()):
+                await self._produce_receipt(codec.receipt_from_wire(wire), partition)
+            event(
+                log,
+                "duplicate_send_dropped",
+                logging.INFO,
+                message_id=mid,
+                user_id=req.user_id,
+                receipts_again=len(rec.get("out", ())),
+            )
             return
         if rec is not None and rec.get("st") == "claimed" and not self.provider.idempotent:
             self.stats.unknown_outcome += 1
@@ -231,7 +245,7 @@ class GatewayRuntime:
             if r.ts > now:
                 sched.append([r.ts, codec.receipt_wire(r)])
             else:
-                await self._produce_receipt(r, partition)
+                await self._produce_receipt(r, partition, rec)
         if sched:
             sched.sort(key=lambda s: s[0])
             rec["sched"] = sched
@@ -279,16 +293,18 @@ class GatewayRuntime:
                     self.timers.schedule(rev.message_id, partition, None, "")
                 else:
                     self.timers.schedule(rev.message_id, partition, rec["sched"][0][0], "")
-                self._put(key, rec.get("p", partition), rec)
                 self.stats.revoked += 1
                 await self._produce_receipt(
-                    Receipt(rev.user_id, rev.ts, "revoked", rev.message_id), partition
+                    Receipt(rev.user_id, rev.ts, "revoked", rev.message_id), partition, rec
                 )
+                self._put(key, rec.get("p", partition), rec)
                 return
         if rec is not None and rec.get("revoked"):
             return  # a replayed revoke: done already
         for r in await self.provider.revoke(rev):
-            await self._produce_receipt(r, partition)
+            await self._produce_receipt(r, partition, rec)
+        if rec is not None:
+            self._put(key, rec.get("p", partition), rec)
 
     async def fire_due(self, now_ms: int) -> None:
         """Produce the scheduled receipts that are due (called by the ticker, under the
@@ -301,7 +317,7 @@ class GatewayRuntime:
             keep = []
             for at, wire in rec["sched"]:
                 if at <= now_ms:
-                    await self._produce_receipt(codec.receipt_from_wire(wire), due.partition)
+                    await self._produce_receipt(codec.receipt_from_wire(wire), due.partition, rec)
                 else:
                     keep.append([at, wire])
             if keep:
@@ -311,8 +327,13 @@ class GatewayRuntime:
                 rec.pop("sched", None)
             self._put(key, due.partition, rec)
 
-    async def _produce_receipt(self, r: Receipt, partition: int) -> None:
+    async def _produce_receipt(
+        self, r: Receipt, partition: int, rec: dict[str, Any] | None = None
+    ) -> None:
+        """Produce a receipt; with ``rec``, remember it there (for replays)."""
         self.stats.receipts += 1
+        if rec is not None:
+            rec.setdefault("out", []).append(codec.receipt_wire(r))
         fut = await self.backend.send(
             self.topics.channel_receipts,
             r.user_id.encode(),
@@ -453,6 +474,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     app.on_partitions_revoked.connect(on_revoked)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        checkpoint.closing = True
         await checkpoint.commit("shutdown")
         event(log, "gateway_stopped", **runtime.stats.report())
 

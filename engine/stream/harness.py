@@ -129,12 +129,12 @@ class StreamEnv:
     def settings(self) -> Settings:
         return Settings.from_env_and_args(env=self.env())
 
-    def start(self, module: str, name: str) -> Service:
+    def start(self, module: str, name: str, **env: str) -> Service:
         log_path = self.workdir / f"{name}.log"
         fh = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
-            env=self.env(),
+            env={**self.env(), **env},
             stdout=fh,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
@@ -144,11 +144,11 @@ class StreamEnv:
         self.services.append(svc)
         return svc
 
-    def start_worker(self, name: str = "worker") -> Service:
-        return self.start("engine.stream.worker", name)
+    def start_worker(self, name: str = "worker", **env: str) -> Service:
+        return self.start("engine.stream.worker", name, **env)
 
-    def start_gateway(self, name: str = "gateway") -> Service:
-        return self.start("engine.stream.gateway_service", name)
+    def start_gateway(self, name: str = "gateway", **env: str) -> Service:
+        return self.start("engine.stream.gateway_service", name, **env)
 
     def close(self) -> None:
         for svc in self.services:

@@ -159,6 +159,7 @@ def build_worker(settings: Settings) -> Any:
     app.on_partitions_assigned.connect(on_assigned)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        checkpoint.closing = True
         await checkpoint.commit("shutdown")
         event(log, "worker_stopped", **runtime.stats.report())
 
