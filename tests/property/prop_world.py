@@ -9,6 +9,7 @@ concrete inputs from what the engine has sent so far.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +41,14 @@ from engine.durations import parse_ts_ms
 from engine.journey.model import Journey, SendNode, successors
 
 SEC = 1000
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, times ``PROP_SCALE`` (default 1) for a deeper run:
+    ``PROP_SCALE=20 .venv/bin/python -m pytest tests/property``."""
+    return n * max(1, int(os.environ.get("PROP_SCALE", "1")))
+
+
 MIN = 60 * SEC
 HOUR = 60 * MIN
 DAY = 24 * HOUR

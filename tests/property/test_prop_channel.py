@@ -28,6 +28,7 @@ from prop_world import (
     Script,
     World,
     assert_no_send_in_quiet_hours,
+    examples,
     journeys,
     quiet_hours,
     scripts,
@@ -182,7 +183,7 @@ def check_guarantee(w: World) -> dict[str, int]:
     return {"sms": len(sms_at), "delivered": len(reported_at), "rcs": len(rcs)}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(focused_cases(), GRACES, st.booleans())
 def test_never_both_delivered_and_fallback_sms(
     case: tuple[Journey, Script], grace: int, punctual: bool
@@ -194,7 +195,7 @@ def test_never_both_delivered_and_fallback_sms(
     check_guarantee(w)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.tuples(journeys("a", "go"), journeys("b", "go2")),
     GRACES,
@@ -241,7 +242,7 @@ def one_message_cases(draw: st.DrawFn) -> tuple[Journey, Script]:
     return focused(settings_, after, draw(st.booleans()), True), script
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(one_message_cases(), GRACES, st.booleans())
 def test_any_receipts_for_one_rcs_message(
     case: tuple[Journey, Script], grace: int, punctual: bool
