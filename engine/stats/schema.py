@@ -1,0 +1,360 @@
+"""Pydantic models of the wire formats, and the JSON Schema files generated from them.
+
+The models mirror what the engine writes (:meth:`engine.core.effects.Outcome.to_wire`,
+:meth:`~engine.core.effects.SendRequest.to_wire`) and reads (:mod:`engine.core.wire`), so
+consumers in any language can validate messages and generate types. An outcome is a union
+discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow extra
+keys: new attributes (and new outcome types, with a new ``schema_version`` only when a change
+breaks readers) may appear, and readers must ignore what they don't know.
+
+    python -m engine.stats.schema docs/schemas/          # (re)write the schema files
+    python -m engine.stats.schema --check docs/schemas/  # exit 1 when they are out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, cast
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from engine.core.effects import SCHEMA_VERSION
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://journey-engine.dev/schemas/"
+
+Timestamp = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$",
+        json_schema_extra={"format": "date-time"},
+        description="ISO-8601 instant; the engine writes UTC with a Z, milliseconds if any",
+        examples=["2026-11-29T10:00:00Z"],
+    ),
+]
+InputTimestamp = Annotated[
+    Timestamp | float,
+    Field(description="ISO-8601 (preferred), or epoch seconds / epoch milliseconds"),
+]
+Channel = Literal["rcs", "sms"]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+class NoAttributes(_Open):
+    """No attributes defined (yet): an empty object."""
+
+
+class JourneyEnteredAttributes(_Open):
+    event: str = Field(description="name of the user event that entered the user")
+
+
+class NodeEnteredAttributes(_Open):
+    variant: str | None = Field(
+        None, description="on a split node: the variant the user got (deterministic per user)"
+    )
+    via: str | None = Field(
+        None,
+        description="how a wait_for node was left: 'event <name>', 'click <postback>', "
+        "'reply <..>', 'read <node>', or 'timeout'",
+    )
+
+
+class MessageSentAttributes(_Open):
+    fallback_of: str | None = Field(
+        None, description="an SMS sent as the fallback of this RCS message_id"
+    )
+    purpose: Literal["help"] | None = Field(None, description="'help': the answer to HELP")
+
+
+class ReasonAttributes(_Open):
+    reason: str = Field(description="machine-readable reason (see docs/outcomes.md)")
+
+
+class MessageFailedAttributes(ReasonAttributes):
+    detail: str | None = Field(None, description="human-readable detail (template errors)")
+
+
+class FallbackTriggeredAttributes(ReasonAttributes):
+    """reason: not_capable, failed, ttl_expired, no_receipt, revoke_failed, quiet_hours..."""
+
+
+class MessageSuppressedAttributes(ReasonAttributes):
+    """reason: quiet_hours, frequency_cap, opted_out, invalid_phone, missing_phone..."""
+
+    fallback_of: str | None = Field(None, description="a fallback SMS of this RCS message_id")
+
+
+class MessageDeferredAttributes(ReasonAttributes):
+    until: Timestamp = Field(description="when the send is tried again")
+    fallback_of: str | None = Field(None, description="a deferred fallback SMS of this RCS")
+
+
+class MessageClickedAttributes(_Open):
+    postback: str = Field(description="postback of the tapped suggestion")
+
+
+class MessageRepliedAttributes(_Open):
+    text: str = Field(max_length=500, description="the reply, cut to 500 characters")
+
+
+class GoalConvertedAttributes(_Open):
+    event: str = Field(description="name of the goal event")
+    after_ms: int = Field(ge=0, description="time from journey entry to the goal event, in ms")
+
+
+class JourneyExitedAttributes(ReasonAttributes):
+    """reason: completed (or the exit node's reason), exit_event, goal, timeout, loop_guard..."""
+
+
+class InstanceMigratedAttributes(_Open):
+    from_version: int
+    from_node: str
+    to_version: int
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class _Outcome(_Open):
+    outcome_id: NonEmpty = Field(description="deterministic id: dedupe on it")
+    ts: Timestamp
+    user_id: NonEmpty = Field(description="the Kafka message key")
+    journey_id: str | None
+    journey_version: int | None = Field(ge=1)
+    instance_id: str | None = Field(description="one run of a user through a journey version")
+    node_id: str | None
+    channel: Channel | None
+    message_id: str | None
+    schema_version: int = Field(
+        ge=1, description=f"wire format version ({SCHEMA_VERSION}); bumped on breaking changes"
+    )
+
+
+class _InJourney(_Outcome):
+    journey_id: str
+    journey_version: int = Field(ge=1)
+    instance_id: str
+
+
+class _AtNode(_InJourney):
+    node_id: str
+
+
+class _AboutMessage(_AtNode):
+    channel: Channel
+    message_id: str
+
+
+class _WithChannel(_AtNode):
+    channel: Channel
+
+
+class _Sent(_Outcome):
+    channel: Channel
+    message_id: str
+
+
+# type: (fields that must be set, attributes, what it means). Each becomes a model named
+# after the type (JourneyEntered, ...) whose ``type`` is that constant.
+OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
+    "journey_entered": (_AtNode, JourneyEnteredAttributes, "A user entered (node: the start)."),
+    "node_entered": (_AtNode, NodeEnteredAttributes, "A run reached a node."),
+    "message_sent": (
+        _Sent,
+        MessageSentAttributes,
+        "A send went to the gateway (journey fields null for a HELP answer).",
+    ),
+    "message_delivered": (_AboutMessage, NoAttributes, "The message reached the phone."),
+    "message_read": (_AboutMessage, NoAttributes, "The user opened it (RCS)."),
+    "message_clicked": (_AboutMessage, MessageClickedAttributes, "A tap on a suggestion."),
+    "message_replied": (_AboutMessage, MessageRepliedAttributes, "A free-text reply to it."),
+    "message_failed": (
+        _WithChannel,
+        MessageFailedAttributes,
+        "It can't be delivered (message_id null when it could not even be built).",
+    ),
+    "fallback_triggered": (
+        _AboutMessage,
+        FallbackTriggeredAttributes,
+        "An RCS message will not arrive: its SMS fallback is sent (or suppressed) next.",
+    ),
+    "message_suppressed": (_WithChannel, MessageSuppressedAttributes, "A rule held a send back."),
+    "message_deferred": (
+        _WithChannel,
+        MessageDeferredAttributes,
+        "A send waits for the end of quiet hours.",
+    ),
+    "goal_converted": (
+        _InJourney,
+        GoalConvertedAttributes,
+        "The goal event arrived within the goal window (node_id null).",
+    ),
+    "journey_exited": (_AtNode, JourneyExitedAttributes, "A run ended."),
+    "instance_migrated": (
+        _AtNode,
+        InstanceMigratedAttributes,
+        "A waiting run moved to a newer version (journey_version, node_id: where it is now).",
+    ),
+    "user_opted_out": (
+        _Outcome,
+        NoAttributes,
+        "STOP (journey fields: the message it answered, when known).",
+    ),
+    "user_opted_in": (_Outcome, NoAttributes, "START after a STOP."),
+    "help_requested": (_Outcome, NoAttributes, "HELP (answered with a message_sent)."),
+}
+OUTCOME_TYPES: tuple[str, ...] = tuple(OUTCOME_SPECS)
+OUTCOME_MODELS: dict[str, type[_Outcome]] = {
+    kind: create_model(
+        kind.title().replace("_", ""),
+        __base__=base,
+        __doc__=doc,
+        type=(cast(Any, Literal)[kind], ...),
+        attributes=(attrs, ...),
+    )
+    for kind, (base, attrs, doc) in OUTCOME_SPECS.items()
+}
+Outcome: Any = Annotated[Union[tuple(OUTCOME_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
+OUTCOME: TypeAdapter[Any] = TypeAdapter(Outcome)
+
+
+# --------------------------------------------------------------------------- inputs, requests
+
+
+class Profile(_Open):
+    phone: str | None = Field(None, description="E.164, e.g. +14155550123")
+    timezone: str | None = Field(None, description="IANA name, e.g. America/New_York")
+    first_name: str | None = None
+    rcs_capable: bool | None = Field(None, description="false: unreachable over RCS")
+
+
+class UserEvent(_Open):
+    """A user event on ``journey.user-events`` (key: user_id)."""
+
+    event_id: NonEmpty = Field(description="producer's id; a repeated id is ignored")
+    user_id: NonEmpty
+    name: NonEmpty
+    ts: InputTimestamp
+    properties: dict[str, Any] = Field(default_factory=dict)
+    profile: Profile | None = Field(None, description="merged into the user's attributes")
+
+
+class Receipt(_Open):
+    """A channel receipt on ``journey.channel-receipts`` (key: user_id)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"anyOf": [{"required": ["message_id"]}, {"required": ["node"]}]},
+    )
+    type: Literal["receipt"] | None = None
+    user_id: NonEmpty
+    ts: InputTimestamp
+    status: Literal[
+        "delivered", "read", "failed", "expired", "not_capable", "revoked", "revoke_failed"
+    ]
+    message_id: str | None = Field(None, description="the send request's message_id")
+    node: str | None = Field(None, description="simulation files: the user's latest send there")
+    reason: str | None = None
+
+
+class Inbound(_Open):
+    """A message from the user on ``journey.inbound`` (key: user_id)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"anyOf": [{"required": ["postback"]}, {"required": ["text"]}]},
+    )
+    type: Literal["inbound"] | None = None
+    user_id: NonEmpty
+    ts: InputTimestamp
+    postback: str | None = Field(None, description="a suggestion tap")
+    text: str | None = Field(None, description="free text (STOP/START/HELP are keywords)")
+    message_id: str | None = None
+    keyword: Literal["opt_out", "opt_in", "help"] | None = Field(
+        None, description="set by the gateway when the whole text is a compliance keyword"
+    )
+    event_id: str | None = Field(None, description="gateway's id; a repeated id is ignored")
+
+
+class SendRequest(_Open):
+    """Engine -> channel gateway on ``journey.send-requests`` (key: user_id)."""
+
+    message_id: NonEmpty = Field(description="deterministic; the gateway sends an id once")
+    ts: Timestamp
+    user_id: NonEmpty
+    to: str = Field(description="E.164 phone number")
+    channel: Channel
+    content: dict[str, Any] = Field(
+        description="rendered content: text | rich_card | carousel, suggestions; for SMS text"
+    )
+    journey_id: str | None
+    journey_version: int | None
+    instance_id: str | None
+    node_id: str | None
+    ttl_ms: int | None = Field(description="RCS: drop the message when undelivered by then")
+    purpose: Literal["journey", "fallback", "help"]
+    fallback_of: str | None
+    profile: dict[str, Any] = Field(description="what adapters may need (rcs_capable, timezone)")
+
+
+# --------------------------------------------------------------------------- files
+
+SCHEMAS: dict[str, tuple[str, Any]] = {
+    "outcome": ("Outcome (journey.outcomes)", Outcome),
+    "user-event": ("User event (journey.user-events)", UserEvent),
+    "receipt": ("Channel receipt (journey.channel-receipts)", Receipt),
+    "inbound": ("Inbound message (journey.inbound)", Inbound),
+    "send-request": ("Send request (journey.send-requests)", SendRequest),
+}
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    title, model = SCHEMAS[name]
+    body = TypeAdapter(model).json_schema(mode="validation")
+    head = {
+        "$schema": DIALECT,
+        "$id": f"{BASE_ID}{name}.schema.json",
+        "title": title,
+        "x-schema-version": SCHEMA_VERSION,
+    }
+    return {**head, **{k: v for k, v in body.items() if k != "title"}}
+
+
+def render_all() -> dict[str, bytes]:
+    """File name -> bytes of every schema file (stable: sorted keys, two-space indent)."""
+    opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    return {f"{n}.schema.json": orjson.dumps(json_schema(n), option=opts) for n in SCHEMAS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine.stats.schema", description=__doc__)
+    p.add_argument("directory", nargs="?", default="docs/schemas")
+    p.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
+    args = p.parse_args(argv)
+    out = Path(args.directory)
+    files = render_all()
+    stale = [n for n, b in files.items() if not (out / n).is_file() or (out / n).read_bytes() != b]
+    if args.check:
+        for n in stale:
+            print(f"{out / n}: out of date; run python -m engine.stats.schema {out}")
+        return 1 if stale else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for n, b in files.items():
+        if n in stale:
+            (out / n).write_bytes(b)
+            print(f"wrote {out / n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
