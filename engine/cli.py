@@ -121,7 +121,8 @@ def _stats(args: argparse.Namespace) -> int:
     if args.file:
         agg.add_all(read_file(args.file))
     else:
-        agg.add_all(read_topic(args.bootstrap, args.topic))
+        settings = Settings.from_env_and_args(args)
+        agg.add_all(read_topic(settings))
     report = agg.to_json()
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
