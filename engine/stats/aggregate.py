@@ -216,3 +216,117 @@ def format_table(report: list[dict[str, Any]]) -> str:
                     )
         lines.append("")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- flat counters
+# The stats service (engine.stats.windows) keeps flat counters per node: one key per outcome
+# type, plus "<type>:<channel or reason>" breakdowns and FALLBACK_SENT. These turn such a
+# counter into the report rows above, so `journeys stats` and the service agree.
+
+#: outcome type -> the attribute its count is broken down by (message_sent: by channel).
+QUALIFIER = {
+    "message_suppressed": "reason",
+    "message_failed": "reason",
+    "fallback_triggered": "reason",
+    "message_deferred": "reason",
+    "journey_exited": "reason",
+}
+FALLBACK_SENT = "message_sent+fallback"  # an SMS sent as the fallback of an RCS message
+ratio = _ratio
+
+
+def counter_keys(o: Mapping[str, Any]) -> list[str]:
+    """The flat counter keys one outcome adds to its node."""
+    kind = str(o.get("type"))
+    attrs = o.get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    keys = [kind]
+    if kind == "message_sent":
+        keys.append(f"message_sent:{o.get('channel') or '?'}")
+        if attrs.get("fallback_of"):
+            keys.append(FALLBACK_SENT)
+    elif kind in QUALIFIER:
+        keys.append(f"{kind}:{attrs.get(QUALIFIER[kind]) or '?'}")
+    return keys
+
+
+def breakdown(c: Mapping[str, int], kind: str) -> dict[str, int]:
+    prefix = kind + ":"
+    return {k[len(prefix) :]: n for k, n in sorted(c.items()) if k.startswith(prefix)}
+
+
+def node_row(c: Mapping[str, int]) -> dict[str, Any]:
+    """A node's flat counter as a ``NodeStats`` row, plus fallback sends and reasons."""
+    ns = NodeStats(
+        Counter({name: c.get(kind, 0) for kind, name in _COUNTED.items()}),
+        Counter(breakdown(c, "message_sent")),
+        Counter(breakdown(c, "message_suppressed")),
+        Counter(breakdown(c, "journey_exited")),
+    )
+    row = ns.to_json()
+    row["fallback_sent"] = c.get(FALLBACK_SENT, 0)
+    row["failed_reasons"] = breakdown(c, "message_failed")
+    row["fallback_reasons"] = breakdown(c, "fallback_triggered")
+    return row
+
+
+def journey_summary(jid: str, ver: int, t: Mapping[str, int]) -> dict[str, Any]:
+    """Journey-level figures and rates from a version's flat counter (all nodes summed)."""
+    g = t.get
+    entered, converted = g("journey_entered", 0), g("goal_converted", 0)
+    sent, delivered = g("message_sent", 0), g("message_delivered", 0)
+    return {
+        "journey_id": jid,
+        "version": ver,
+        "entered": entered,
+        "converted": converted,
+        "conversion_rate": _ratio(converted, entered),
+        "sent": sent,
+        "delivered": delivered,
+        "read": g("message_read", 0),
+        "clicked": g("message_clicked", 0),
+        "replied": g("message_replied", 0),
+        "failed": g("message_failed", 0),
+        "fallback": g("fallback_triggered", 0),
+        "suppressed": g("message_suppressed", 0),
+        "exited": g("journey_exited", 0),
+        "delivery_rate": _ratio(delivered, sent),
+        "read_rate": _ratio(g("message_read", 0), delivered),
+        "click_through_rate": _ratio(g("message_clicked", 0), delivered),
+        "fallback_rate": _ratio(g("fallback_triggered", 0), sent - g(FALLBACK_SENT, 0)),
+    }
+
+
+def variant_rows(raw: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
+    """``{variant: (converted, users)}`` -> rows and differences to the first variant (by
+    name) with a 95% CI: the shape of ``JourneyStats.variant_report`` per split."""
+    names = sorted(raw)
+    rows = {
+        n: {"users": users, "converted": conv, "conversion_rate": _ratio(conv, users)}
+        for n, (conv, users) in ((n, raw[n]) for n in names)
+    }
+    diffs = {f"{o} - {names[0]}": diff_ci(*raw[o], *raw[names[0]]) for o in names[1:]}
+    return {"variants": rows, "differences": diffs}
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+Metric = tuple[str, str, str, list[tuple[dict[str, Any], float | int | None]]]
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def format_prometheus(metrics: Iterable[Metric]) -> str:
+    """(name, counter|gauge, help, [(labels, value)]) -> the text exposition format 0.0.4.
+    Samples whose value is None are left out."""
+    out: list[str] = []
+    for name, kind, help_, samples in metrics:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+        for labels, value in samples:
+            if value is None:
+                continue
+            lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            out.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,326 @@
+"""Windowed outcome counters with bounded memory: the live state of the stats service.
+
+Pure (no I/O, no clock): feed outcome dicts (the wire form) with :meth:`WindowStats.add`;
+save and restore with :meth:`WindowStats.to_state` / :meth:`WindowStats.from_state` (plain
+JSON data). What it keeps, per journey id and version:
+
+* all-time totals per node and outcome type, plus a breakdown by channel (``message_sent``)
+  or reason (suppressions, failures, fallbacks, deferrals, exits);
+* the same per-type counts in hourly and daily buckets of the outcome's own ``ts``, for the
+  most recent :attr:`Limits.hours` hours and :attr:`Limits.days` days of data;
+* edges taken (``node_entered`` of a target, attributed to the node its run was at before)
+  and split variants (users per variant, and the goal conversions of their runs).
+
+Outcomes are delivered at least once: one whose ``outcome_id`` is among the last
+:attr:`Limits.seen_ids` counted ids is a duplicate and changes nothing. Runs are remembered
+(node, split variants) for the :attr:`Limits.instances` most recently active ones; an edge or
+a conversion of a run forgotten by then is counted in the totals but not per edge / variant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.durations import format_ts, parse_ts_ms
+from engine.journey.graph import ENTRY_ID
+from engine.journey.model import Journey
+from engine.stats.aggregate import counter_keys, journey_summary, node_row, variant_rows
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+BUCKETS = {"hour": HOUR_MS, "day": DAY_MS}
+SERIES = {
+    "journey_entered": "entered",
+    "message_sent": "sent",
+    "message_delivered": "delivered",
+    "message_clicked": "clicked",
+    "goal_converted": "converted",
+}
+
+FUNNEL = (  # summary key, label, rate key, what the rate is a share of
+    ("entered", "Entered", None, ""),
+    ("sent", "Sent", None, ""),
+    ("delivered", "Delivered", "delivery_rate", "of sent"),
+    ("read", "Read", "read_rate", "of delivered"),
+    ("clicked", "Clicked", "click_through_rate", "of delivered (CTR)"),
+    ("converted", "Converted", "conversion_rate", "of entered"),
+)
+JV = tuple[str, int]  # journey id, version
+WKey = tuple[int, str, str]  # version, node id ("" for none), outcome type
+
+
+@dataclass(frozen=True)
+class Limits:
+    seen_ids: int = 200_000
+    instances: int = 100_000
+    hours: int = 24 * 14
+    days: int = 400
+
+
+@dataclass
+class _Run:
+    journey_id: str
+    version: int
+    node: str
+    variants: list[tuple[int, str, str]] = field(default_factory=list)  # version, split, name
+
+
+def _ts_ms(value: Any) -> int | None:
+    if isinstance(value, str):
+        try:
+            return parse_ts_ms(value)
+        except ValueError:
+            return None
+    return None
+
+
+class WindowStats:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.totals: dict[JV, dict[str, Counter[str]]] = {}
+        # bucket name -> journey id -> bucket start (epoch ms) -> counts
+        self.windows: dict[str, dict[str, dict[int, Counter[WKey]]]] = {"hour": {}, "day": {}}
+        self.edges: dict[JV, Counter[tuple[str, str]]] = {}
+        self.variants: dict[JV, Counter[tuple[str, str, str]]] = {}  # split, variant, what
+        self.by_type: Counter[str] = Counter()
+        self.counted = 0
+        self.duplicates = 0
+        self.invalid = 0
+        self.last_ts: int | None = None
+        self._seen: dict[str, None] = {}
+        self._runs: OrderedDict[str, _Run] = OrderedDict()
+
+    # ------------------------------------------------------------------ counting
+
+    def add(self, o: Mapping[str, Any]) -> bool:
+        """Count one outcome; False for a duplicate or something that isn't an outcome."""
+        oid, kind = o.get("outcome_id"), o.get("type")
+        if not isinstance(oid, str) or not oid or not isinstance(kind, str) or not kind:
+            self.invalid += 1
+            return False
+        if oid in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen[oid] = None
+        if len(self._seen) > self.limits.seen_ids:
+            del self._seen[next(iter(self._seen))]
+        self.counted += 1
+        self.by_type[kind] += 1
+        jid, ver = o.get("journey_id"), o.get("journey_version")
+        if not isinstance(jid, str) or not isinstance(ver, int) or isinstance(ver, bool):
+            return True  # not about a journey (a HELP answer, an opt-out): by type only
+        raw_node, raw_attrs = o.get("node_id"), o.get("attributes")
+        node = raw_node if isinstance(raw_node, str) else ""
+        attrs: Mapping[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
+        counts = self.totals.setdefault((jid, ver), {}).setdefault(node, Counter())
+        counts.update(counter_keys(o))
+        ts = _ts_ms(o.get("ts"))
+        if ts is not None:
+            self._window(ts, jid, (ver, node, kind))
+        self._follow(o.get("instance_id"), kind, jid, ver, node, attrs)
+        return True
+
+    def add_all(self, outcomes: Iterable[Mapping[str, Any]]) -> int:
+        return sum(1 for o in outcomes if self.add(o))
+
+    def _window(self, ts: int, jid: str, key: WKey) -> None:
+        last = self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+        for name, size in BUCKETS.items():
+            keep = self.limits.hours if name == "hour" else self.limits.days
+            horizon = last - last % size - keep * size  # buckets up to here are dropped
+            start = ts - ts % size
+            if start <= horizon:
+                continue  # older than the window: in the totals only
+            buckets = self.windows[name].setdefault(jid, {})
+            buckets.setdefault(start, Counter())[key] += 1
+            if len(buckets) > keep:
+                for old in [b for b in buckets if b <= horizon]:
+                    del buckets[old]
+
+    def _follow(
+        self, iid: Any, kind: str, jid: str, ver: int, node: str, attrs: Mapping[str, Any]
+    ) -> None:
+        if not isinstance(iid, str):
+            return
+        run = self._runs.get(iid)
+        if run is not None:
+            self._runs.move_to_end(iid)
+        if kind == "journey_entered":
+            run = self._runs[iid] = _Run(jid, ver, ENTRY_ID)
+            if len(self._runs) > self.limits.instances:
+                self._runs.popitem(last=False)
+        elif kind == "node_entered" and run is not None:
+            self.edges.setdefault((run.journey_id, run.version), Counter())[(run.node, node)] += 1
+            run.node = node
+        elif kind == "instance_migrated" and run is not None:
+            run.version, run.node = ver, node
+        elif kind == "goal_converted" and run is not None:
+            for v, split, name in run.variants:
+                self.variants.setdefault((jid, v), Counter())[(split, name, "converted")] += 1
+        variant = attrs.get("variant")
+        if kind == "node_entered" and isinstance(variant, str):
+            self.variants.setdefault((jid, ver), Counter())[(node, variant, "users")] += 1
+            if run is not None:
+                run.variants.append((ver, node, variant))
+
+    # ------------------------------------------------------------------ reading
+
+    def journeys(self) -> list[JV]:
+        return sorted(self.totals)
+
+    def node_counts(self, jid: str, ver: int) -> dict[str, Counter[str]]:
+        return self.totals.get((jid, ver), {})
+
+    def journey_totals(self, jid: str, ver: int) -> Counter[str]:
+        """Counts of one version over all its nodes (keys as in ``node_counts``)."""
+        t: Counter[str] = Counter()
+        for c in self.node_counts(jid, ver).values():
+            t.update(c)
+        return t
+
+    def summary(self, jid: str, ver: int) -> dict[str, Any]:
+        """Journey-level figures of one version."""
+        return journey_summary(jid, ver, self.journey_totals(jid, ver))
+
+    def node_report(
+        self, jid: str, ver: int, include: Iterable[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Per node (those with outcomes, and ``include``, in that order): the figures and
+        rates of ``journeys stats`` (NodeStats), plus fallback sends and reasons."""
+        out: dict[str, dict[str, Any]] = {}
+        counted = self.node_counts(jid, ver)
+        for node in dict.fromkeys([*include, *sorted(counted)]):
+            if not node:
+                continue
+            out[node] = node_row(counted.get(node, Counter()))
+        return out
+
+    def edge_report(self, jid: str, ver: int) -> list[dict[str, Any]]:
+        edges = self.edges.get((jid, ver), Counter())
+        return [{"source": s, "target": t, "users": n} for (s, t), n in sorted(edges.items())]
+
+    def split_report(self, jid: str, ver: int) -> dict[str, Any]:
+        """Per split node: users and conversions per variant, differences with a 95% CI."""
+        counts = self.variants.get((jid, ver), Counter())
+        out: dict[str, Any] = {}
+        for split in sorted({s for s, _, _ in counts}):
+            names = {v for s, v, _ in counts if s == split}
+            raw = {n: (counts[(split, n, "converted")], counts[(split, n, "users")]) for n in names}
+            out[split] = variant_rows(raw)
+        return out
+
+    def report(self, jid: str, ver: int, journey: Journey | None = None) -> dict[str, Any]:
+        """One version: summary, funnel, per-node figures (the journey's nodes first, in
+        file order, with label and type), edges taken, split variants with a 95% CI."""
+        nodes = self.node_report(jid, ver, include=journey.nodes if journey else ())
+        for nid, row in nodes.items():
+            node = journey.nodes.get(nid) if journey is not None else None
+            row["label"] = journey.label(nid) if journey is not None else nid
+            row["type"] = node.type if node is not None else None
+        summary = self.summary(jid, ver)
+        funnel = [
+            {
+                "step": key,
+                "label": label,
+                "count": summary[key],
+                "rate": summary[rate] if rate else None,
+                "rate_of": of,
+            }
+            for key, label, rate, of in FUNNEL
+        ]
+        return {
+            "summary": summary,
+            "funnel": funnel,
+            "nodes": nodes,
+            "edges": self.edge_report(jid, ver),
+            "splits": self.split_report(jid, ver),
+        }
+
+    def series(
+        self,
+        jid: str,
+        bucket: str,
+        *,
+        version: int | None = None,
+        points: int = 48,
+        now_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries, sends, deliveries, clicks and conversions per bucket of the journey (all
+        versions unless ``version``): the last ``points`` buckets up to the later of the
+        newest data and ``now_ms``, empty buckets included."""
+        size = BUCKETS[bucket]
+        mine = self.windows[bucket].get(jid, {})
+        ends = [max(mine)] if mine else []
+        if now_ms is not None:
+            ends.append(now_ms - now_ms % size)
+        if not ends:
+            return []
+        last = max(ends)
+        out = []
+        for i in range(points - 1, -1, -1):
+            start = last - i * size
+            row: dict[str, Any] = {"start": format_ts(start), **dict.fromkeys(SERIES.values(), 0)}
+            for (v, _, kind), n in mine.get(start, Counter()).items():
+                if kind in SERIES and (version is None or v == version):
+                    row[SERIES[kind]] += n
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "totals": [
+                [j, v, n, dict(c)]
+                for (j, v), nodes in self.totals.items()
+                for n, c in nodes.items()
+            ],
+            "windows": {
+                name: [
+                    [j, b, [[*k, n] for k, n in c.items()]]
+                    for j, by_start in per_journey.items()
+                    for b, c in by_start.items()
+                ]
+                for name, per_journey in self.windows.items()
+            },
+            "edges": [
+                [j, v, s, t, n] for (j, v), c in self.edges.items() for (s, t), n in c.items()
+            ],
+            "variants": [
+                [j, v, *k, n] for (j, v), c in self.variants.items() for k, n in c.items()
+            ],
+            "by_type": dict(self.by_type),
+            "counted": self.counted,
+            "duplicates": self.duplicates,
+            "invalid": self.invalid,
+            "last_ts": self.last_ts,
+            "seen": list(self._seen),
+            "runs": [
+                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants]]
+                for i, r in self._runs.items()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any], limits: Limits | None = None) -> WindowStats:
+        s = cls(limits)
+        for j, v, n, c in data.get("totals", ()):
+            s.totals.setdefault((j, v), {})[n] = Counter(c)
+        for name, rows in data.get("windows", {}).items():
+            for j, start, counts in rows:
+                got = Counter({(v, n, k): c for v, n, k, c in counts})
+                s.windows.setdefault(name, {}).setdefault(j, {})[start] = got
+        for j, v, src, dst, n in data.get("edges", ()):
+            s.edges.setdefault((j, v), Counter())[(src, dst)] = n
+        for j, v, split, name, what, n in data.get("variants", ()):
+            s.variants.setdefault((j, v), Counter())[(split, name, what)] = n
+        s.by_type = Counter(data.get("by_type", {}))
+        s.counted, s.duplicates = data.get("counted", 0), data.get("duplicates", 0)
+        s.invalid, s.last_ts = data.get("invalid", 0), data.get("last_ts")
+        s._seen = dict.fromkeys(data.get("seen", ())[-s.limits.seen_ids :])
+        for i, j, v, node, variants in data.get("runs", ())[-s.limits.instances :]:
+            s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants])
+        return s
