@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prop_world import (
@@ -64,6 +65,20 @@ def test_simulator_output_is_byte_identical(js: tuple[Journey, Journey], script:
     ]
     outs = [[o.to_wire() for o in Simulator(list(js)).run(inputs).outcomes] for _ in range(2)]
     assert outs[0] == outs[1]
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(TWO, scripts(entry_events=ENTRIES, max_actions=40))
+def test_distinct_outcomes_have_distinct_ids(js: tuple[Journey, Journey], script: Script) -> None:
+    """Consumers dedupe on outcome_id: two different outcomes must never share one (the
+    same outcome twice, e.g. two identical STOPs in the same millisecond, may)."""
+    w = World(list(js))
+    w.play(script)
+    w.drain()
+    by_id: dict[str, bytes] = {}
+    for o in w.outcomes():
+        body = orjson.dumps(o.to_wire())
+        assert by_id.setdefault(o.outcome_id, body) == body, (by_id[o.outcome_id], body)
 
 
 # ----------------------------------------------------------------------------- one place
