@@ -117,7 +117,13 @@ class Engine:
                     inst.wake_at = None
                     self._migrate(step, inst)
                     node = step.journey(inst).nodes[inst.node]
-                    ON_TIMER[node.type](step, inst, node)
+                    on_timer = ON_TIMER.get(node.type)
+                    if on_timer is None:
+                        # Migrated onto a node that doesn't wait (branch, split, exit):
+                        # the user enters it now.
+                        goto(step, inst, inst.node)
+                    else:
+                        on_timer(step, inst, node)
             for msg in sorted(state.messages.values(), key=lambda m: m.id):
                 if msg.timer_at is not None and msg.timer_at <= due:
                     message_timer(step, msg)

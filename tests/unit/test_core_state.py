@@ -292,3 +292,42 @@ def test_no_migration_for_unmapped_nodes() -> None:
     eff = h2.event("ship", T0 + 2 * HOUR)  # ...until it waits in w2, which is
     assert types(eff)[0] == "instance_migrated"
     assert texts(eff) == ["v2 shipped"]
+
+
+V2_EXIT = """
+id: j
+version: 2
+entry: {event: go}
+migrate: [{from_version: 1, nodes: {w: retired, w2: check}}]
+start: retired
+nodes:
+  retired: {type: exit, reason: retired}
+  check:
+    type: branch
+    cases: [{when: "user.tier == 'gold'", next: gold}]
+    default: retired
+  gold: {type: send, channel: sms, text: "gold", next: retired}
+"""
+
+
+def test_migration_onto_a_node_that_does_not_wait_enters_it() -> None:
+    """Mapping a waiting node to an exit (or branch, split) is valid; when the old timer
+    fires, the user enters the new node (it used to crash: no timer handler for exit)."""
+    h = Harness(journey(V1))
+    h.enter()
+    h2 = move_to_new_engine(h, V1, V2_EXIT)
+    eff = h2.run_until(T0 + HOUR)
+    assert types(eff) == ["instance_migrated", "node_entered", "journey_exited"]
+    ex = outcomes(eff)[-1]
+    assert (ex.journey_version, ex.node_id, ex.attributes) == (2, "retired", {"reason": "retired"})
+    assert h2.state().instances == {}
+
+
+def test_migration_onto_a_branch_at_timeout() -> None:
+    h = Harness(journey(V1))
+    h.enter(tier="gold")
+    h.run_until(T0 + HOUR)  # v1: in w2 now
+    h2 = move_to_new_engine(h, V1, V2_EXIT)
+    eff = h2.run_until(T0 + HOUR + DAY)
+    assert [o.node_id for o in outcomes(eff, "node_entered")] == ["check", "gold", "retired"]
+    assert texts(eff) == ["gold"]
