@@ -1,10 +1,17 @@
-"""A worker killed with SIGKILL and restarted loses no journey and sends nothing twice.
+"""Failures: a worker killed with SIGKILL and restarted, and two workers in one group with
+rebalances in the middle, lose no journey and send nothing twice.
+
+SIGKILL:
 
 The first worker never commits (its checkpoint interval is set beyond the test), so after
 the kill its replacement re-processes every input from the start: every send request is
 produced again, and the gateway's durable dedupe must keep each message from reaching the
 provider a second time. Every user must still finish the journey, with the sends and the
 outcomes (deduplicated on ``outcome_id``) the simulator gives for the same events.
+
+Rebalance: worker A starts alone; while events arrive, worker B joins (the partitions are
+split and B recovers its users from the changelog), then A stops (B takes over everything,
+A's users included, with their pending timers).
 """
 
 from __future__ import annotations
@@ -158,5 +165,52 @@ async def test_sigkill_and_restart_loses_nothing_and_sends_nothing_twice(
         check_no_loss_no_duplicate(lines, jdir, outcomes, gateway)
         # The replay did reach the gateway, and was stopped there.
         assert gateway.count("duplicate_send_dropped") >= before
+    finally:
+        env.close()
+
+
+@pytest.mark.timeout(110)
+async def test_two_workers_and_rebalances_lose_nothing_and_send_nothing_twice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    jdir = tmp_path / "journeys"
+    jdir.mkdir()
+    (jdir / "crash-it.yaml").write_text(JOURNEY)
+    env = StreamEnv(kafka_bootstrap, tmp_path, jdir, partitions=4)
+    try:
+        gateway = env.start_gateway()
+        a = env.start_worker("worker-a")
+        await a.wait_for("worker_ready", 45)
+        await gateway.wait_for("gateway_ready", 45)
+
+        base_ms = int(time.time() * 1000) + 1000
+        lines = events(base_ms, users=48, spread_ms=9000)
+        t = env.settings().topics
+        producing = asyncio.create_task(
+            env.produce(
+                [(t.user_events, d["user_id"].encode(), orjson.dumps(d)) for d in lines],
+                at=[parse_ts_ms(d["ts"]) / 1000 for d in lines],
+            )
+        )
+        await asyncio.sleep(max(0.0, base_ms / 1000 + 2.0 - time.time()))
+        b = env.start_worker("worker-b")
+        await b.wait_for("worker_ready", 45)
+        # A gave up partitions to B: a rebalance happened while journeys were running.
+        assert a.count("partitions_revoked") >= 2
+        split = b.events("partitions_assigned")
+        assert any(e["partitions"] for e in split)
+
+        await asyncio.sleep(2.0)
+        assert a.stop() == 0  # SIGTERM: A leaves the group, B takes over A's partitions
+        await b.wait_for("partitions_assigned", 45, n=2)
+        await producing
+
+        await run_until_done(env, lines, jdir, 60)
+        await asyncio.sleep(1.5)  # anything extra would show up now
+        outcomes = await run_until_done(env, lines, jdir, 5)
+
+        check_no_loss_no_duplicate(lines, jdir, outcomes, gateway)
+        last = list(b.events("partitions_assigned"))[-1]
+        assert last["partitions"] == [0, 1, 2, 3]
     finally:
         env.close()
