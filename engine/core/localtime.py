@@ -60,10 +60,12 @@ def quiet_window_end(
     A window runs from ``start_min`` to ``end_min`` local time and may wrap past
     midnight (21:00 -> 08:00). ``days`` are the weekdays a window *starts* on.
     """
+    if start_min == end_min:
+        return None  # an empty window (the linter says so too), not a 24-hour one
     local = _local(now, tz)
     minute = local.hour * 60 + local.minute
     today = local.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    wraps = end_min <= start_min
+    wraps = end_min < start_min
     candidates: list[datetime] = []
     if wraps:
         # Tonight's window (started today) or last night's (started yesterday).

@@ -440,3 +440,14 @@ def test_message_ids_are_uuids_and_outcome_ids_hex() -> None:
     for o in h.outcomes():
         assert len(o.outcome_id) == 20 and int(o.outcome_id, 16) >= 0
     assert derive_id("x") != derive_id("y")
+
+
+def test_quiet_hours_from_equal_to_is_an_empty_window() -> None:
+    """The linter calls from == to an empty window; the core used to read it as 24 hours
+    and defer the send every day, forever (re-emitting the same message_deferred id)."""
+    settings = 'settings: {quiet_hours: {from: "21:00", to: "21:00", action: defer}}'
+    h = Harness(journey(one_send(SMS, settings)))
+    for k, at in enumerate(["2026-01-06T02:30:00Z", "2026-01-06T15:00:00Z"]):
+        eff = h.enter(ts(at), user=f"u{k}", timezone=NY)
+        assert len(sends(eff)) == 1
+    assert h.outcomes("message_deferred") == []
