@@ -1,0 +1,241 @@
+// Journey stats dashboard: renders the page from the JSON API and refreshes it every few
+// seconds. The journey graph is drawn by the server (GET /journeys/<id>/graph.svg).
+(function () {
+  "use strict";
+  var body = document.body;
+  var conf = {
+    page: body.getAttribute("data-page"),
+    ms: Number(body.getAttribute("data-refresh-ms")) || 3000,
+    journey: body.getAttribute("data-journey"),
+    version: body.getAttribute("data-version"),
+    bucket: body.getAttribute("data-bucket") || "hour",
+    defined: body.getAttribute("data-defined") === "1"
+  };
+  var initial = JSON.parse(document.getElementById("initial").textContent);
+
+  function esc(v) {
+    return String(v).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function num(v) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"); }
+  function pct(r) {
+    if (r === null || r === undefined) { return "–"; }
+    return (r > 0 && r < 0.1 ? (r * 100).toFixed(1) : Math.round(r * 100)) + "%";
+  }
+  function set(id, html) { var el = document.getElementById(id); if (el) { el.innerHTML = html; } }
+  function getJSON(url) {
+    return fetch(url, { cache: "no-store" }).then(function (r) {
+      if (!r.ok) { throw new Error(url + ": HTTP " + r.status); }
+      return r.json();
+    });
+  }
+  function q(extra) {
+    var parts = [];
+    if (conf.version) { parts.push("version=" + encodeURIComponent(conf.version)); }
+    if (extra) { parts.push(extra); }
+    return parts.length ? "?" + parts.join("&") : "";
+  }
+
+  // ------------------------------------------------------------------ health
+  function pill(label, value, warn) {
+    var cls = value === null || value === undefined ? "na" : warn ? "warn" : "ok";
+    var shown = typeof value === "number" ? num(value) : value === null || value === undefined ? "–" : esc(value);
+    return '<span class="pill ' + cls + '" data-metric="' + esc(label) + '">' + esc(label) + " <b>" + shown + "</b></span>";
+  }
+  function renderHealth(h) {
+    var e = h.engine || {}, s = h.stats || {};
+    var eps = e.events_per_second;
+    set("health", [
+      pill("stats", h.status || "starting", h.status !== "ok"),
+      pill("engine lag", e.lag, e.lag > 1000),
+      pill("events/s", eps === null || eps === undefined ? null : eps.toFixed(1), false),
+      pill("pending timers", e.pending_timers, false),
+      pill("dead letters", e.dead_letters, e.dead_letters > 0),
+      pill("stats lag", s.lag, s.lag > 0)
+    ].join(""));
+  }
+
+  // ------------------------------------------------------------------ charts
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function nice(top) {  // a round axis top whose half is round too
+    for (var step = 1; ; step *= 10) {
+      var ms = [2, 4, 6, 8, 10];
+      for (var i = 0; i < ms.length; i++) { if (top <= ms[i] * step) { return ms[i] * step; } }
+    }
+  }
+  function day(iso) { return MONTHS[Number(iso.slice(5, 7)) - 1] + " " + Number(iso.slice(8, 10)); }
+  function tick(p, i, n, bucket) {  // the x label of point i, or null
+    if (bucket === "hour") {
+      var h = Number(p.start.slice(11, 13));
+      return h % 6 ? null : h === 0 ? day(p.start) : p.start.slice(11, 16);
+    }
+    return i % Math.max(Math.round(n / 6), 1) ? null : day(p.start);
+  }
+  function bars(points, key, color, bucket, axes) {
+    var w = axes ? 560 : 300, h = axes ? 120 : 44;
+    var left = axes ? 36 : 0, bottom = axes ? 18 : 0, pad = axes ? 8 : 2;
+    var vals = points.map(function (p) { return p[key] || 0; });
+    var top = nice(Math.max.apply(null, vals.concat([1])));
+    var n = Math.max(vals.length, 1), pw = w - left - (axes ? 16 : 0), ph = h - bottom - pad, bw = pw / n;
+    var out = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' + w + " " + h + '" class="bars" data-series="' + key + '">'];
+    if (axes) {
+      [0, 0.5, 1].forEach(function (f) {
+        var y = pad + ph * (1 - f);
+        out.push('<line x1="' + left + '" x2="' + (w - 4) + '" y1="' + y + '" y2="' + y + '" stroke="#e3e8ef"/>');
+        out.push('<text x="' + (left - 5) + '" y="' + (y + 4) + '" font-size="10" fill="#5f6b7a" text-anchor="end">' + num(Math.round(top * f)) + "</text>");
+      });
+    }
+    points.forEach(function (p, i) {
+      var v = vals[i], bh = ph * v / top, x = left + i * bw;
+      out.push('<rect x="' + (x + bw * 0.12).toFixed(1) + '" y="' + (pad + ph - bh).toFixed(1) + '" width="' + (bw * 0.76).toFixed(1) +
+        '" height="' + bh.toFixed(1) + '" rx="1.5" fill="' + color + '"><title>' + esc(p.start) + ": " + num(v) + "</title></rect>");
+      var label = axes ? tick(p, i, n, bucket) : null;
+      if (label) {
+        out.push('<text x="' + (x + bw / 2).toFixed(1) + '" y="' + (h - 4) + '" font-size="10" fill="#5f6b7a" text-anchor="middle">' + label + "</text>");
+      }
+    });
+    return out.join("") + "</svg>";
+  }
+  function sum(points, key) { return points.reduce(function (a, p) { return a + (p[key] || 0); }, 0); }
+  function renderSeries(s) {
+    var pts = s.points || [];
+    var span = pts.length + " " + s.bucket + "s";
+    set("chart-title", "Activity per " + esc(s.bucket));
+    set("tabs", ["hour", "day"].map(function (b) {
+      return '<a href="#" data-bucket="' + b + '" class="' + (b === s.bucket ? "on" : "") + '">' + b + "</a>";
+    }).join(""));
+    set("charts",
+      '<div class="series"><b>Messages sent</b> &middot; ' + num(sum(pts, "sent")) + " in the last " + span + "</div>" +
+      bars(pts, "sent", "#1e88e5", s.bucket, true) +
+      '<div class="series"><b>Conversions</b> &middot; ' + num(sum(pts, "converted")) + " in the last " + span + "</div>" +
+      bars(pts, "converted", "#43a047", s.bucket, true));
+  }
+
+  // ------------------------------------------------------------------ journey page
+  function kpi(label, value, rate, of) {
+    var extra = of ? '<div class="rate' + (rate === null ? " none" : "") + '">' + pct(rate) + " " + esc(of) + "</div>" : "";
+    return '<div class="card kpi" data-kpi="' + label.toLowerCase() + '"><div class="label">' + label +
+      '</div><div class="value">' + num(value) + "</div>" + extra + "</div>";
+  }
+  function renderFunnel(steps) {
+    var top = Math.max.apply(null, steps.map(function (f) { return f.count; }).concat([1]));
+    var entered = steps.length ? steps[0].count : 0;
+    set("funnel", steps.map(function (f) {
+      var why = f.rate_of ? '<div class="why">' + pct(f.rate) + " " + esc(f.rate_of) + "</div>" : "";
+      if (f.step === "sent" && entered) {
+        why = '<div class="why">' + (f.count / entered).toFixed(1) + " messages per user</div>";
+      }
+      return '<div class="step' + (f.step === "converted" ? " goal" : "") + '" data-step="' + esc(f.step) + '"><div class="name">' +
+        esc(f.label) + '</div><div class="bar"><div class="fill" style="width:' + (100 * f.count / top).toFixed(1) +
+        '%"></div></div><div class="num">' + num(f.count) + "</div>" + why + "</div>";
+    }).join(""));
+  }
+  function renderSplits(splits) {
+    set("splits", Object.keys(splits).map(function (name) {
+      var rep = splits[name], rows = "";
+      Object.keys(rep.variants).forEach(function (v) {
+        var r = rep.variants[v];
+        rows += "<tr><td>" + esc(v) + "</td><td>" + num(r.users) + "</td><td>" + num(r.converted) + "</td><td>" + pct(r.conversion_rate) + "</td></tr>";
+      });
+      Object.keys(rep.differences).forEach(function (label) {
+        var d = rep.differences[label];
+        if (d.difference === null) { return; }
+        var sig = d.ci_low > 0 || d.ci_high < 0;
+        function sp(x) { return (x >= 0 ? "+" : "") + (x * 100).toFixed(1) + "%"; }
+        rows += '<tr><td class="note" colspan="4">' + esc(label) + ': <span class="' + (sig ? "sig" : "nosig") + '">' + sp(d.difference) +
+          "</span> (95% CI " + sp(d.ci_low) + " to " + sp(d.ci_high) + ")" + (sig ? " significant" : " not significant yet") + "</td></tr>";
+      });
+      return '<div class="card split" data-split="' + esc(name) + '"><h2>A/B split &middot; ' + esc(name) +
+        "</h2><table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
+    }).join(""));
+  }
+  function nodeRow(id, r) {
+    var send = r.type === "send";
+    function c(v) { return "<td>" + (send ? v : "") + "</td>"; }
+    var notes = [];
+    Object.keys(r.suppressed).forEach(function (k) { notes.push("held back (" + k + ") " + num(r.suppressed[k])); });
+    if (r.deferred) { notes.push("deferred " + num(r.deferred)); }
+    Object.keys(r.exited).forEach(function (k) { notes.push("exit (" + k + ") " + num(r.exited[k])); });
+    return '<tr data-row="' + esc(id) + '"><td>' + esc(r.label) + ' <span class="kind">' + esc(r.type || "not in file") + "</span></td>" +
+      "<td>" + num(r.entered) + "</td>" + c(num(r.sent.rcs || 0) + " / " + num(r.sent.sms || 0)) +
+      c(num(r.delivered)) + c(num(r.read)) + c(num(r.clicked)) + c(num(r.replied)) + c(num(r.failed)) + c(num(r.fallback)) +
+      c(pct(r.delivery_rate)) + c(pct(r.read_rate)) + c(pct(r.click_through_rate)) + c(pct(r.fallback_rate)) +
+      '<td class="note">' + esc(notes.join(", ")) + "</td></tr>";
+  }
+  function renderJourney(r) {
+    var s = r.summary;
+    set("sub", esc(r.journey_id) + " &middot; version " + r.versions.map(function (v) {
+      return '<a class="ver' + (v === r.version ? " on" : "") + '" href="/journeys/' + encodeURIComponent(r.journey_id) + "?version=" + v + '">v' + v + "</a>";
+    }).join(" ") + (r.defined ? "" : " &middot; not in the journeys folder"));
+    set("crumb", '/ <b>' + esc(r.name) + "</b>");
+    set("kpis", [
+      kpi("Entered", s.entered, null, ""), kpi("Sent", s.sent, null, ""),
+      kpi("Delivered", s.delivered, s.delivery_rate, "delivery rate"), kpi("Read", s.read, s.read_rate, "of delivered"),
+      kpi("Clicked", s.clicked, s.click_through_rate, "click-through"), kpi("Converted", s.converted, s.conversion_rate, "conversion")
+    ].join(""));
+    renderFunnel(r.funnel);
+    renderSplits(r.splits);
+    set("rows", Object.keys(r.nodes).map(function (id) { return nodeRow(id, r.nodes[id]); }).join(""));
+  }
+
+  // ------------------------------------------------------------------ index page
+  function renderIndex(data, sparks) {
+    var list = data.journeys || [];
+    var problems = (data.problems || []).length;
+    set("sub", list.length + (list.length === 1 ? " journey" : " journeys") + (problems ? ' &middot; <span class="problems">' + problems + " problems in the journey files</span>" : ""));
+    set("cards", list.length ? list.map(function (j) {
+      var cells = [["entered", num(j.entered)], ["sent", num(j.sent)], ["delivered", pct(j.delivery_rate)], ["converted", pct(j.conversion_rate)]]
+        .map(function (c) { return '<div><div class="value">' + c[1] + '</div><div class="label">' + c[0] + "</div></div>"; }).join("");
+      var spark = sparks[j.journey_id] ? '<div class="spark-label">messages sent per hour, last 48 hours</div>' +
+        bars(sparks[j.journey_id], "sent", "#90caf9", "hour", false) : "";
+      return '<a class="card jcard" data-journey="' + esc(j.journey_id) + '" href="/journeys/' + encodeURIComponent(j.journey_id) + '"><h3>' +
+        esc(j.name) + '</h3><div class="id">' + esc(j.journey_id) + " &middot; v" + j.version + '</div><div class="row">' + cells + "</div>" + spark + "</a>";
+    }).join("") : '<div class="empty">No journeys yet: outcomes will appear here as they arrive.</div>');
+  }
+
+  // ------------------------------------------------------------------ refresh
+  var sparks = {};
+  function refresh() {
+    var jobs = [getJSON("/api/health").then(renderHealth)];
+    if (conf.page === "journey") {
+      var base = "/api/journeys/" + encodeURIComponent(conf.journey);
+      jobs.push(getJSON(base + q()).then(renderJourney));
+      jobs.push(getJSON(base + "/timeseries" + q("bucket=" + conf.bucket)).then(renderSeries));
+      if (conf.defined) {
+        jobs.push(fetch("/journeys/" + encodeURIComponent(conf.journey) + "/graph.svg" + q(), { cache: "no-store" })
+          .then(function (r) { if (!r.ok) { throw new Error("graph: HTTP " + r.status); } return r.text(); })
+          .then(function (svg) { set("graph", svg); }));
+      }
+    } else {
+      jobs.push(getJSON("/api/journeys").then(function (data) {
+        return Promise.all((data.journeys || []).map(function (j) {
+          return getJSON("/api/journeys/" + encodeURIComponent(j.journey_id) + "/timeseries?version=" + j.version)
+            .then(function (s) { sparks[j.journey_id] = s.points; });
+        })).then(function () { renderIndex(data, sparks); });
+      }));
+    }
+    Promise.all(jobs).then(function () {
+      set("updated", new Date().toLocaleTimeString());
+      document.querySelector("footer").classList.remove("stale");
+    }, function () { document.querySelector("footer").classList.add("stale"); });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest && ev.target.closest("a[data-bucket]");
+    if (!a) { return; }
+    ev.preventDefault();
+    conf.bucket = a.getAttribute("data-bucket");
+    refresh();
+  });
+
+  renderHealth(initial.health || {});
+  if (conf.page === "journey") {
+    renderJourney(initial);
+    renderSeries(initial.series);
+  } else {
+    renderIndex(initial, {});
+  }
+  refresh();
+  window.setInterval(refresh, conf.ms);
+})();

@@ -1,0 +1,169 @@
+"""The dashboard in headless Chromium: the stats service runs in-process against the real
+broker, Chromium loads the pages (and runs their script), and the dumped DOM must show the
+journey's graph with the right counts on its nodes and edges. Screenshots are kept under
+tests/artifacts/ (gitignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from test_stats_service import (
+    JOURNEY_ID,
+    TopicFactory,
+    counts_match,
+    expected,
+    produce,
+    running,
+    simulate,
+    write_journey,
+)
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PNG = b"\x89PNG\r\n\x1a\n"
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+def chromium() -> str:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"headless Chromium is missing ({CHROMIUM}): run `bash .ci/install-chromium.sh` "
+            "(apt-get install -y chromium; needs root), or set CHROMIUM=/path/to/chromium",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+async def browse(url: str, profile: Path, screenshot: Path | None = None) -> str:
+    """Load ``url`` (5 s of virtual time for the page script); the DOM, or a screenshot."""
+    args = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={profile}", "--window-size=1400,1000",
+        "--virtual-time-budget=5000", "--hide-scrollbars",
+    ]  # fmt: skip
+    args.append(f"--screenshot={screenshot}" if screenshot else "--dump-dom")
+    proc = await asyncio.create_subprocess_exec(
+        *args, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, f"chromium failed ({proc.returncode}): {err.decode()[-2000:]}"
+    return out.decode()
+
+
+class Texts(HTMLParser):
+    """The text inside every element that has an ``id`` or a ``data-*`` attribute, keyed by
+    ``id=...`` / ``data-x=...``; and every element's attributes, by tag."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.open: list[tuple[str, list[str]]] = []
+        self.texts: dict[str, list[str]] = defaultdict(list)
+        self.attrs: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.attrs[tag].append(a)
+        keys = [f"{k}={v}" for k, v in a.items() if k == "id" or k.startswith("data-")]
+        if tag not in VOID:
+            self.open.append((tag, keys))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attrs[tag].append({k: v or "" for k, v in attrs})
+
+    def handle_endtag(self, tag: str) -> None:
+        if any(name == tag for name, _ in self.open):
+            while self.open.pop()[0] != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            for _, keys in self.open:
+                for key in keys:
+                    self.texts[key].append(data.strip())
+
+    def text(self, key: str) -> list[str]:
+        assert key in self.texts, f"no element with {key} in the page"
+        return self.texts[key]
+
+
+@pytest.fixture
+async def dashboard(
+    kafka_bootstrap: str, create_topic: TopicFactory, unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> AsyncIterator[str]:  # fmt: skip
+    """URL of a running stats service that has counted three users' outcomes."""
+    topic = await create_topic(partitions=2)
+    journeys = write_journey(tmp_path / "journeys").parent
+    outcomes = simulate(journeys, range(3))
+    await produce(kafka_bootstrap, topic, outcomes)
+    async with running(bootstrap=kafka_bootstrap, topic=topic, journeys_dir=str(journeys),
+                       state_path=str(tmp_path / "state.json"), group_id=unique_name("dash"),
+                       refresh_s=1.0) as svc:  # fmt: skip
+        await counts_match(svc, expected(outcomes))
+        yield svc.url
+
+
+async def test_journey_page_shows_the_graph_with_live_counts(
+    dashboard: str, tmp_path: Path
+) -> None:
+    page = Texts(await browse(f"{dashboard}/journeys/{JOURNEY_ID}", tmp_path / "chrome"))
+    # The graph: counts on every node (users: u0 can't get RCS, u1 taps and buys, u2 waits).
+    entry = page.text("id=node-journey.entry")
+    assert "entered 3" in entry and "converted 1 (33%)" in entry
+    hello = page.text("id=node-hello")
+    assert "Welcome card" in hello
+    assert {"entered 3", "sent 3 (100%)", "sms fallback 1 (33%)", "clicked 1 (33%)"} <= set(hello)
+    assert "entered 3" in page.text("id=node-wait_shop")
+    assert "entered 1" in page.text("id=node-offer")
+    assert "entered 2" in page.text("id=node-reminder")
+    assert "entered 3" in page.text("id=node-done")
+    users = {
+        (g["data-source"], g["data-target"]): g["data-users"]
+        for g in page.attrs["g"]
+        if "data-users" in g
+    }
+    assert users[("journey.entry", "hello")] == "3"
+    assert users[("wait_shop", "offer")] == "1" and users[("wait_shop", "reminder")] == "2"
+    # What the page script rendered from the JSON API.
+    assert page.text("data-kpi=entered")[:2] == ["Entered", "3"]
+    assert page.text("data-kpi=converted")[:3] == ["Converted", "1", "33% conversion"]
+    assert page.text("data-step=entered")[-1] == "3"
+    assert "33% of entered" in page.text("data-step=converted")
+    assert len([s for s in page.attrs["svg"] if s.get("class") == "bars"]) == 2
+    assert page.text("data-row=reminder")[:2] == ["Reminder", "send"]
+    assert page.text("data-metric=stats")
+    assert page.text("id=updated") != ["–"], "the page script never refreshed"
+
+
+async def test_screenshots(dashboard: str, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, url in (
+        ("dashboard-journey.png", f"{dashboard}/journeys/{JOURNEY_ID}"),
+        ("dashboard-index.png", f"{dashboard}/"),
+    ):
+        shot = ARTIFACTS / name
+        shot.unlink(missing_ok=True)
+        await browse(url, tmp_path / "chrome", screenshot=shot)
+        data = shot.read_bytes()
+        assert data.startswith(PNG) and len(data) > 20_000, f"{shot}: not a real screenshot"
+
+
+async def test_index_page_lists_the_journey(dashboard: str, tmp_path: Path) -> None:
+    page = Texts(await browse(f"{dashboard}/", tmp_path / "chrome"))
+    card = page.text(f"data-journey={JOURNEY_ID}")
+    assert card[:2] == ["Welcome offer", f"{JOURNEY_ID} · v1"]
+    assert card[2:4] == ["3", "entered"]
+    assert page.text("id=sub")[0].startswith("1 journey")
