@@ -154,7 +154,7 @@ def test_sends_and_inputs_validate() -> None:
     send = TypeAdapter(schema.SendRequest)
     for s in sends:
         send.validate_python(s)
-    adapters = {
+    adapters: dict[str, TypeAdapter[Any]] = {
         "receipt": TypeAdapter(schema.Receipt),
         "inbound": TypeAdapter(schema.Inbound),
         "event": TypeAdapter(schema.UserEvent),
