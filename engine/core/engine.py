@@ -228,10 +228,12 @@ class Engine:
         }
         if entry.when is not None and not compile_expression(entry.when).test(scope):
             return
+        iid = derive_id("i", state.user_id, journey.id, journey.version, ev.event_id)
+        if iid in state.instances:
+            return  # an event id replayed after it left the dedupe memory: same run, not a new one
         hist = state.history.setdefault(journey.id, JourneyHistory())
         hist.entries += 1
         hist.last_entry = step.now
-        iid = derive_id("i", state.user_id, journey.id, journey.version, ev.event_id)
         inst = Instance(iid, journey.id, journey.version, journey.start, step.now, props, props)
         state.instances[iid] = inst
         step.inst_outcome("journey_entered", inst, journey.start, event=ev.name)

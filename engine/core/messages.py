@@ -382,12 +382,14 @@ def handle_inbound(step: Step, inb: Inbound) -> None:
     if inb.postback is not None:
         msg = msg or _latest_message(step, inb.postback) or _latest_message(step, None)
         if msg is not None:
-            step.msg_outcome("message_clicked", msg, key=step.now, postback=inb.postback)
+            step.msg_outcome(
+                "message_clicked", msg, key=(step.now, inb.postback), postback=inb.postback
+            )
             step.engine.on_message_event(step, msg, "click", inb.postback)
     elif inb.text is not None:
         msg = msg or _latest_message(step, None)
         if msg is not None:
-            step.msg_outcome("message_replied", msg, key=step.now, text=inb.text[:500])
+            step.msg_outcome("message_replied", msg, key=(step.now, inb.text), text=inb.text[:500])
             step.engine.on_message_event(step, msg, "reply", inb.text)
 
 
