@@ -73,5 +73,6 @@ def test_difference_confidence_interval() -> None:
     assert d["difference"] == 0.05
     assert d["ci_low"] is not None and d["ci_high"] is not None
     assert d["ci_low"] < 0.05 < d["ci_high"]
-    assert round(d["ci_high"] - d["ci_low"], 3) == 0.078  # 2 * 1.96 * se, se = sqrt(.3*.7/1000 + .25*.75/1000)
+    # width = 2 * 1.96 * se, se = sqrt(.3 * .7 / 1000 + .25 * .75 / 1000)
+    assert round(d["ci_high"] - d["ci_low"], 3) == 0.078
     assert diff_ci(1, 0, 1, 10)["difference"] is None
