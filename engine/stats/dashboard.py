@@ -1,11 +1,12 @@
 """The web side of the stats service: JSON API, Prometheus metrics and the live dashboard.
 
-Pages are rendered on the server: the journey graph by :func:`engine.journey.graph.render`
-with counts on every node (edges as wide as the share of users who took them, with their
-count by the arrowhead), KPI tiles, a funnel, bar charts of sends and conversions, split
-variants with a 95% CI and a per-step table. The page script re-fetches every ``data-src``
-fragment every few seconds. Markup, style and script are in ``static/``; nothing is loaded
-from the network.
+The journey graph is drawn on the server by :func:`engine.journey.graph.render` with counts
+on every node, a band behind every arrow as wide as the share of users who took it, and
+their number by the arrowhead (``/journeys/{id}/graph.svg``). A page embeds its first data
+and the graph; its script (``static/dashboard.js``) renders KPI tiles, a funnel, bar charts
+of sends and conversions, split variants with a 95% CI and a table of every step, then
+refreshes everything from the JSON API every few seconds. Markup, style and script are in
+``static/``; nothing is loaded from the network.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class StatsService:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._assigned: set[TopicPartition] = set()
-        self._dirty = False
+        self._dirty = self._stopping = False
         self._consumed = 0
         self._rates = {k: Rate() for k in ("consumed", "events", "outcomes")}
 
@@ -147,11 +147,10 @@ class StatsService:
         log.info("stats service on %s, reading %s", self.url, self.cfg.topic)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._stopping = True  # the consume loop ends after its batch (never mid-save)
+        for task in self._tasks[1:]:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self._consumer is not None and self._assigned:
             await self.persist()
@@ -238,7 +237,7 @@ class StatsService:
     async def _consume_loop(self) -> None:
         assert self._consumer is not None
         last_check = last_save = 0.0
-        while True:
+        while not self._stopping:
             now = time.monotonic()
             if now - last_check > (30.0 if self._assigned else 1.0):
                 last_check = now
@@ -312,6 +311,9 @@ class StatsService:
         except KafkaError as exc:
             figures, errors = {}, [str(exc)]
         lag, engine_lag = figures.get("lag"), figures.get("engine_lag")
+        consuming = self._tasks[0] if self._tasks else None
+        if consuming is not None and consuming.done() and not consuming.cancelled():
+            errors.append(f"stopped reading {cfg.topic}: {consuming.exception()!r}")
 
         def rate(key: str, value: int | None) -> float | None:
             return None if value is None else self._rates[key].sample(value, now)
