@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
-from test_schemas import simulate
+from test_schemas import JOURNEY, simulate
 
 from engine.journey.graph import ENTRY_ID
 from engine.stats.aggregate import Aggregator, format_prometheus
+from engine.stats.dashboard import Catalog, graph_svg, journey_list, journey_report
 from engine.stats.windows import FUNNEL, Limits, WindowStats
 
 T = "2026-11-02T"
@@ -215,3 +217,27 @@ def test_prometheus_text() -> None:
         'a_total{type="x\\"y\\\\z\\n"} 3\n'
         "# HELP b Other.\n# TYPE b gauge\nb 1.5\n"
     )
+
+
+def test_catalog_and_reports_across_versions(tmp_path: Path) -> None:
+    (tmp_path / "tour.yaml").write_text(JOURNEY, encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("id: broken\nversion: 1\nstart: nowhere\n")
+    catalog = Catalog(str(tmp_path))
+    assert list(catalog.journeys) == ["schema-tour"] and catalog.problems
+    outcomes, _ = simulate()
+    w = stats([*outcomes, {**outcomes[0], "outcome_id": "v2", "journey_version": 2}])
+    assert catalog.versions("schema-tour", w) == [1, 2]
+    latest = journey_report(w, catalog, "schema-tour")
+    assert latest is not None and latest["version"] == 2 and latest["defined"] is False
+    assert latest["summary"]["entered"] == 1
+    first = journey_report(w, catalog, "schema-tour", 1)
+    assert first is not None and first["defined"] is True and first["name"] == "Schema tour"
+    assert list(first["nodes"])[:3] == ["pick", "hello", "hello_sms"]
+    assert journey_report(w, catalog, "schema-tour", 3) is None
+    assert journey_report(w, catalog, "nope") is None
+    [listed] = journey_list(w, catalog)
+    assert (listed["name"], listed["versions"], listed["version"]) == ("Schema tour", [1, 2], 2)
+    svg = graph_svg(catalog.journeys["schema-tour"][1], first)
+    entered = first["summary"]["entered"]
+    assert f"entered {entered}" in svg and 'class="edge-count"' in svg
+    assert f'data-source="journey.entry" data-target="pick" data-users="{entered}"' in svg
