@@ -154,9 +154,10 @@
     var send = r.type === "send";
     function c(v) { return "<td>" + (send ? v : "") + "</td>"; }
     var notes = [];
-    Object.keys(r.suppressed).forEach(function (k) { notes.push("held back (" + k + ") " + num(r.suppressed[k])); });
+    function words(k) { return k.replace(/_/g, " "); }
+    Object.keys(r.suppressed).forEach(function (k) { notes.push("held back (" + words(k) + ") " + num(r.suppressed[k])); });
     if (r.deferred) { notes.push("deferred " + num(r.deferred)); }
-    Object.keys(r.exited).forEach(function (k) { notes.push("exit (" + k + ") " + num(r.exited[k])); });
+    Object.keys(r.exited).forEach(function (k) { notes.push("exit (" + words(k) + ") " + num(r.exited[k])); });
     return '<tr data-row="' + esc(id) + '"><td>' + esc(r.label) + ' <span class="kind">' + esc(r.type || "not in file") + "</span></td>" +
       "<td>" + num(r.entered) + "</td>" + c(num(r.sent.rcs || 0) + " / " + num(r.sent.sms || 0)) +
       c(num(r.delivered)) + c(num(r.read)) + c(num(r.clicked)) + c(num(r.replied)) + c(num(r.failed)) + c(num(r.fallback)) +
