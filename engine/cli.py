@@ -114,6 +114,8 @@ def _sms_segments(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    if args.action == "serve":
+        return _stats_serve(args)
     from engine.stats.aggregate import Aggregator, format_table
     from engine.stats.source import read_file, read_topic
 
@@ -153,6 +155,29 @@ def _outcomes(args: argparse.Namespace) -> int:
     from engine.stream.outcomes import print_outcomes
 
     return print_outcomes(Settings.from_env_and_args(args), follow=args.follow)
+
+
+def _stats_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.stats.service import run_service
+
+    settings = Settings.from_env_and_args(args)
+    asyncio.run(
+        run_service(
+            settings.bootstrap,
+            settings.topics.outcomes,
+            args.journeys,
+            args.host,
+            args.port,
+            args.state,
+            engine_group=args.engine_group or settings.app_id,
+            input_topic=settings.topics.user_events,
+            dead_letter_topic=settings.topics.dead_letters,
+            on_ready=lambda url: print(f"stats dashboard on {url}", flush=True),
+        )
+    )
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="keep printing new outcomes")
     add_arguments(p)
     p = add("stats", _stats, "per-journey, per-node counts and rates from outcomes")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["show", "serve"],
+        default="show",
+        help="show: print the table once (default); serve: live dashboard, JSON API, /metrics",
+    )
+    p.add_argument("--journeys", default="journeys", help="serve: journeys to draw")
+    p.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
+    p.add_argument("--port", type=int, default=8090, help="serve: port (0: any free port)")
+    p.add_argument("--state", help="serve: file that keeps the counters across restarts")
+    p.add_argument("--engine-group", help="serve: the engine's consumer group, for its lag")
     p.add_argument("--file", help="a JSON-lines file of outcomes (default: the outcomes topic)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
