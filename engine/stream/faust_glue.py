@@ -8,6 +8,9 @@ recovery and standby replicas, and timers. Two pieces are done by hand, on purpo
 * **offsets**: the input topics are subscribed with acks disabled, so faust never commits
   them; :meth:`Checkpoint.commit` does (faust-streaming #606: faust's own ack bookkeeping
   can commit past a message that is still being processed).
+* **input continuity**: faust can skip fetched records around rebalances; every message
+  goes through :mod:`engine.stream.positions`, which processes each offset once, in order,
+  and reads any skipped records from the broker itself (see :class:`InputFeed`).
 * **changelog writes**: user states are written to the store and the changelog at the
   checkpoint, after the effects are acknowledged (a faust ``table[key] = value`` would
   send the changelog record at once, through a buffer whose flush gives up after 0.1 s).
@@ -20,6 +23,7 @@ changelog key is the same bytes as the input key.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Awaitable
 from types import SimpleNamespace
@@ -30,8 +34,10 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from engine.stream.checkpoint import Checkpoint
-from engine.stream.logs import logging_config
+from engine.stream.logs import event, logging_config
 from engine.stream.settings import Settings
+
+log = logging.getLogger("engine.stream.faust")
 
 
 def make_app(settings: Settings, app_id: str) -> faust.App:
@@ -173,3 +179,83 @@ class FaustBackend:
 
 def new_checkpoint(backend: FaustBackend) -> Checkpoint:
     return Checkpoint(backend=backend)
+
+
+class InputFeed:
+    """Hands input messages to a handler in offset order, each once (see
+    :mod:`engine.stream.positions`), under the checkpoint's lock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        topics: set[str],
+        checkpoint: Checkpoint,
+        handle: Any,
+    ) -> None:
+        from engine.stream.positions import GapReader, Positions
+
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = topics
+        self.checkpoint = checkpoint
+        self.handle = handle
+        self.positions = Positions()
+        self.reader = GapReader(settings, f"{group_id}-gaps")
+
+    async def on_assigned(self, app: faust.App) -> None:
+        """After recovery: where each assigned input partition resumes."""
+        from engine.stream.positions import committed_positions
+
+        consumer: Any = app.consumer
+        tps = {(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics}
+        self.positions.drop([tp for tp in list(self.positions.expected) if tp not in tps])
+        if tps:
+            self.positions.reset(
+                await committed_positions(self.settings, self.group_id, tps, self.reader)
+            )
+
+    def on_revoked(self, revoked: Any) -> None:
+        self.positions.drop((tp.topic, tp.partition) for tp in revoked)
+
+    async def feed(self, m: Any) -> None:
+        from engine.stream.positions import DUPLICATE, GAP, UNKNOWN
+
+        ts = int(m.timestamp * 1000) if m.timestamp else None
+        verdict = self.positions.check(m.topic, m.partition, m.offset)
+        if verdict == DUPLICATE:
+            return
+        if verdict == UNKNOWN:
+            event(
+                log,
+                "position_unknown",
+                logging.WARNING,
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+            )
+        if verdict == GAP:
+            start = self.positions.expected[(m.topic, m.partition)]
+            missed = await self.reader.read(m.topic, m.partition, start, m.offset)
+            self.positions.filled += len(missed)
+            event(
+                log,
+                "gap_filled",
+                logging.WARNING if missed else logging.INFO,
+                topic=m.topic,
+                partition=m.partition,
+                start=start,
+                end=m.offset,
+                records=len(missed),
+            )
+            for r in missed:
+                await self._one(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+        await self._one(m.topic, m.partition, m.offset, m.key, m.value, ts)
+
+    async def _one(
+        self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
+    ) -> None:
+        async with self.checkpoint.lock:
+            await self.handle(topic, partition, offset, key, value, ts)
+            self.checkpoint.processed(topic, partition, offset)
+            self.positions.advance(topic, partition, offset)

@@ -49,6 +49,7 @@ from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Receipt
 from engine.errors import InputError, PermanentProviderError, RetryableProviderError
 from engine.stream import codec
+from engine.stream.checkpoint import fail_stop
 from engine.stream.logs import event
 from engine.stream.settings import Settings, add_arguments
 
@@ -159,8 +160,6 @@ class GatewayRuntime:
         try:
             await fut
         except Exception as exc:
-            from engine.stream.checkpoint import fail_stop
-
             fail_stop("claim_not_acknowledged", error=repr(exc))
             raise
 
@@ -398,6 +397,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     """The faust app of the gateway, wired up (not started)."""
     from engine.stream.faust_glue import (
         FaustBackend,
+        InputFeed,
         input_channel,
         make_app,
         new_checkpoint,
@@ -421,19 +421,13 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     channel = input_channel(app, topics.send_requests)
     ready = {"logged": False}
 
+    feed = InputFeed(
+        settings, settings.gateway_app_id, {topics.send_requests}, checkpoint, runtime.handle
+    )
+
     async def process(stream: Any) -> None:
         async for ev in stream.events():
-            m = ev.message
-            async with checkpoint.lock:
-                await runtime.handle(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.key,
-                    m.value,
-                    int(m.timestamp * 1000) if m.timestamp else None,
-                )
-                checkpoint.processed(m.topic, m.partition, m.offset)
+            await feed.feed(ev.message)
             if checkpoint.due(settings.commit_every):
                 await checkpoint.commit("count")
 
@@ -455,6 +449,10 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     app.timer(settings.tick_ms / 1000, name="gateway-receipt-ticker")(ticker)
 
     async def on_recovered() -> None:
+        try:
+            await feed.on_assigned(app)
+        except Exception as exc:  # without positions, inputs could be skipped
+            fail_stop("positions_unavailable", error=repr(exc))
         partitions = backend.active_partitions(topics.send_requests)
         n = runtime.rebuild(partitions)
         event(log, "scheduled_receipts_rebuilt", partitions=sorted(partitions), pending=n)
@@ -468,6 +466,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         await checkpoint.commit("revoke")
+        feed.on_revoked(revoked)
         gone = {tp.partition for tp in revoked if tp.topic == topics.send_requests}
         timers.drop_partitions(gone)
 
@@ -476,6 +475,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         checkpoint.closing = True
         await checkpoint.commit("shutdown")
+        await feed.reader.close()
         event(log, "gateway_stopped", **runtime.stats.report())
 
     app.on_before_shutdown.connect(on_shutdown)
@@ -501,10 +501,11 @@ def run_gateway(settings: Settings, provider: Provider | None = None) -> int:
 
     setup(settings.log_level, settings.gateway_app_id)
     event(log, "gateway_starting", **settings.describe())
-    asyncio.run(ensure_topics(settings, settings.topics.all()))
-    app = build_gateway(settings, provider)
+    # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
+    app = build_gateway(settings, provider)
     worker = faust.Worker(
         app,
         loop=loop,

@@ -106,7 +106,9 @@ class StreamEnv:
         return f"it.{self.run_id}."
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
+        # These pass through, so the suite can run on rocksdb:// as well, or traced.
+        keep = ("JOURNEYS_STORE", "JOURNEYS_TRACE_INPUTS", "JOURNEYS_LOG_LEVEL")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_") or k in keep}
         env.update(
             {
                 "JOURNEYS_BOOTSTRAP": self.bootstrap,
@@ -114,7 +116,6 @@ class StreamEnv:
                 "JOURNEYS_APP_ID": f"it-{self.run_id}-engine",
                 "JOURNEYS_GATEWAY_APP_ID": f"it-{self.run_id}-gateway",
                 "JOURNEYS_PARTITIONS": str(self.partitions),
-                "JOURNEYS_DATA_DIR": str(self.workdir / "data"),
                 "JOURNEYS_DIR": str(self.journeys),
                 "JOURNEYS_SESSION_TIMEOUT_MS": "6000",
                 "JOURNEYS_HEARTBEAT_INTERVAL_MS": "1000",
@@ -134,7 +135,9 @@ class StreamEnv:
         fh = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
-            env={**self.env(), **env},
+            # One data directory per service, as if each ran on its own host (RocksDB
+            # locks its files); a restart passes the old one to get its local state back.
+            env={**self.env(), "JOURNEYS_DATA_DIR": str(self.workdir / f"data-{name}"), **env},
             stdout=fh,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,

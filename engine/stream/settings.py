@@ -133,6 +133,7 @@ class Settings:
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
     log_level: str = "INFO"
     stats_interval_s: float = 10.0  # a `stats` log line this often (0: never)
+    trace_inputs: bool = False  # an `input` log line per consumed message (debugging)
 
     # ------------------------------------------------------------------ building
 
@@ -287,6 +288,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("sim_delivery_ms", "JOURNEYS_SIM_DELIVERY_MS", int),
     ("log_level", "JOURNEYS_LOG_LEVEL", _upper),
     ("stats_interval_s", "JOURNEYS_STATS_INTERVAL_S", float),
+    ("trace_inputs", "JOURNEYS_TRACE_INPUTS", _bool),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from engine.stream.checkpoint import fail_stop
 from engine.stream.logs import event
 from engine.stream.settings import Settings, add_arguments
 
@@ -39,6 +40,7 @@ def build_worker(settings: Settings) -> Any:
     from engine.stream import codec
     from engine.stream.faust_glue import (
         FaustBackend,
+        InputFeed,
         input_channel,
         make_app,
         new_checkpoint,
@@ -59,19 +61,23 @@ def build_worker(settings: Settings) -> Any:
     channel = input_channel(app, *topics.engine_inputs())
     ready = {"logged": False}
 
+    feed = InputFeed(
+        settings, settings.app_id, set(topics.engine_inputs()), checkpoint, runtime.handle
+    )
+
     async def process(stream: Any) -> None:
         async for ev in stream.events():
             m = ev.message
-            async with checkpoint.lock:
-                await runtime.handle(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.key,
-                    m.value,
-                    int(m.timestamp * 1000) if m.timestamp else None,
+            if settings.trace_inputs:
+                event(
+                    log,
+                    "input",
+                    topic=m.topic,
+                    partition=m.partition,
+                    offset=m.offset,
+                    key=m.key.decode(errors="replace") if m.key else None,
                 )
-                checkpoint.processed(m.topic, m.partition, m.offset)
+            await feed.feed(m)
             if checkpoint.due(settings.commit_every):
                 await checkpoint.commit("count")
 
@@ -140,12 +146,17 @@ def build_worker(settings: Settings) -> Any:
             )
 
     async def on_recovered() -> None:
+        try:
+            await feed.on_assigned(app)
+        except Exception as exc:  # without positions, inputs could be skipped
+            fail_stop("positions_unavailable", error=repr(exc))
         rebuild_timers()
 
     table.on_recover(on_recovered)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         await checkpoint.commit("revoke")
+        feed.on_revoked(revoked)
         gone = {tp.partition for tp in revoked if tp.topic == topics.user_events}
         timers.drop_partitions(gone)
         event(log, "partitions_revoked", partitions=sorted(gone))
@@ -161,6 +172,7 @@ def build_worker(settings: Settings) -> Any:
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         checkpoint.closing = True
         await checkpoint.commit("shutdown")
+        await feed.reader.close()
         event(log, "worker_stopped", **runtime.stats.report())
 
     app.on_before_shutdown.connect(on_shutdown)
@@ -194,10 +206,11 @@ def run_worker(settings: Settings) -> int:
 
     setup(settings.log_level, settings.app_id)
     event(log, "worker_starting", **settings.describe())
-    asyncio.run(ensure_topics(settings, settings.topics.all()))
-    app = build_worker(settings)
+    # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
+    app = build_worker(settings)
     worker = faust.Worker(
         app,
         loop=loop,
