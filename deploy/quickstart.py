@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections import Counter
@@ -91,6 +92,11 @@ def _wait(args: argparse.Namespace) -> int:
         f"{same} of {want} simulated outcomes also came out of Kafka "
         f"({sum((got - expected).values())} others)."
     )
+    if got != expected and os.environ.get("QUICKSTART_VERBOSE"):
+        for k, n in sorted((expected - got).items())[:15]:
+            print(f"  only simulated: {n}x {k}")
+        for k, n in sorted((got - expected).items())[:15]:
+            print(f"  only on Kafka:  {n}x {k}")
     if got != expected:
         print(
             "  A replay that outruns the clock differs from the simulator where ordering "

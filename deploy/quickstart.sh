@@ -39,6 +39,9 @@ export JOURNEYS_APP_ID="quickstart-${stamp}-engine"
 export JOURNEYS_GATEWAY_APP_ID="quickstart-${stamp}-gateway"
 export JOURNEYS_DATA_DIR="$RUN_DIR/data"
 export JOURNEYS_PARTITIONS="${JOURNEYS_PARTITIONS:-4}"
+# The events are replayed from the past, so every timer is due at once: let each
+# partition settle (backlog and provider receipts handled) before its timers fire.
+export JOURNEYS_TIMER_SETTLE_MS="${JOURNEYS_TIMER_SETTLE_MS:-700}"
 
 kafka_was_running=0
 bash deploy/local-kafka.sh status >/dev/null 2>&1 && kafka_was_running=1
@@ -65,7 +68,7 @@ pids+=($!)
 echo "==> replaying the example events"
 .venv/bin/python deploy/quickstart.py shift --out "$RUN_DIR/events" journeys/events/*.jsonl
 for f in "$RUN_DIR"/events/*.jsonl; do
-  "$J" produce "$f"
+  "$J" produce --pace "${QUICKSTART_PACE_MS:-40}" "$f"
 done
 
 echo "==> waiting for the journeys to finish"

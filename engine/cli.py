@@ -148,7 +148,9 @@ def _gateway(args: argparse.Namespace) -> int:
 def _produce(args: argparse.Namespace) -> int:
     from engine.stream.produce import produce_file
 
-    return produce_file(Settings.from_env_and_args(args), args.file, realtime=args.now)
+    return produce_file(
+        Settings.from_env_and_args(args), args.file, realtime=args.now, pace_ms=args.pace
+    )
 
 
 def _outcomes(args: argparse.Namespace) -> int:
@@ -217,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--now",
         action="store_true",
         help="replay in real time: each event when its turn comes, stamped with that moment",
+    )
+    p.add_argument(
+        "--pace",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="pause between lines (replays from the past: lets provider receipts keep up)",
     )
     add_arguments(p)
     p = add("outcomes", _outcomes, "print the outcomes so far as JSON lines")

@@ -49,8 +49,10 @@ class Line:
 
 
 def read_lines(settings: Settings, path: str | Path) -> list[Line]:
+    # Every line goes to the user-events topic, receipts and inbound lines of a simulation
+    # file too: one topic keeps each user's lines in file order (Kafka orders within a
+    # partition, not across topics), so a tap can't overtake the send it answers.
     t = settings.topics
-    topic_of = {"event": t.user_events, "receipt": t.channel_receipts, "inbound": t.inbound}
     out: list[Line] = []
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, 1):
@@ -64,8 +66,7 @@ def read_lines(settings: Settings, path: str | Path) -> list[Line]:
                 continue
             user = d.get("user_id")
             key = user.encode() if isinstance(user, str) and user else None
-            kind = d.get("type", "event")
-            topic = topic_of.get(kind, t.user_events) if isinstance(kind, str) else t.user_events
+            topic = t.user_events
             try:
                 inp = decode_line(d)
             except InputError as exc:
@@ -89,7 +90,12 @@ def retime(lines: list[Line], now_ms: int) -> int:
     return shift
 
 
-async def produce_lines(settings: Settings, lines: list[Line], realtime: bool) -> dict[str, int]:
+async def produce_lines(
+    settings: Settings, lines: list[Line], realtime: bool, pace_ms: int = 0
+) -> dict[str, int]:
+    """Produce in time order. ``pace_ms`` (replays from the past): pause that long between
+    lines so the engine and the gateway keep up, as they would in real time; without it a
+    user's next line can arrive before the provider's receipt for the message before."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
@@ -114,13 +120,16 @@ async def produce_lines(settings: Settings, lines: list[Line], realtime: bool) -
             counts[ln.topic] = counts.get(ln.topic, 0) + 1
             if realtime:
                 await producer.flush()
+            elif pace_ms:
+                await producer.flush()
+                await asyncio.sleep(pace_ms / 1000)
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
     return counts
 
 
-def produce_file(settings: Settings, path: str | Path, realtime: bool) -> int:
+def produce_file(settings: Settings, path: str | Path, realtime: bool, pace_ms: int = 0) -> int:
     """Produce the lines of ``path`` (JSON lines) to their topics. Returns an exit code:
     0, or 1 when some lines don't decode (they are produced anyway and reported on
     stderr, one ``path:line: reason`` each)."""
@@ -137,7 +146,7 @@ def produce_file(settings: Settings, path: str | Path, realtime: bool) -> int:
 
     async def run() -> dict[str, int]:
         await ensure_topics(settings, settings.topics.all())
-        return await produce_lines(settings, lines, realtime)
+        return await produce_lines(settings, lines, realtime, pace_ms)
 
     counts = asyncio.run(run())
     event(log, "produced", file=str(path), realtime=realtime, counts=counts)

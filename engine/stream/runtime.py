@@ -34,7 +34,7 @@ from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Inbound, Input, Wake
 from engine.core.state import UserState
-from engine.core.wire import inbound, loads, receipt, user_event, wake
+from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream import codec
 from engine.stream.checkpoint import Checkpoint
@@ -48,7 +48,10 @@ Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]
 GetState = Callable[[bytes], bytes | None]
 
 DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
-    "event": user_event,
+    # The user-events topic also takes the receipt and inbound lines of a simulation file
+    # (``"type": ...``): `journeys produce` puts a file on one topic so that each user's
+    # lines keep their order (Kafka orders within a partition, not across topics).
+    "event": decode_line,
     "receipt": receipt,
     "inbound": inbound,
     "wake": wake,
@@ -123,6 +126,7 @@ class EngineRuntime:
         self.send = send
         self.get_state = get_state
         self.stats = Stats()
+        self.last_input: dict[int, float] = {}  # partition -> monotonic time of its last input
         t = settings.topics
         self.kind_of = {
             t.user_events: "event",
@@ -145,6 +149,7 @@ class EngineRuntime:
         """Process one input message. Never raises for bad input or a core error
         (both are dead-lettered); produce failures surface at the checkpoint."""
         self.stats.inputs += 1
+        self.last_input[partition] = time.monotonic()
         try:
             inp = self._decode(topic, key, value)
         except InputError as exc:

@@ -128,6 +128,10 @@ class Settings:
     commit_interval_ms: int = 1000  # how often the checkpoint commits (at most)
     commit_every: int = 2000  # ... or after this many inputs, whichever comes first
     tick_ms: int = 100  # timer ticker resolution
+    # Replays only (0 = off): fire a partition's timers only once no input has arrived on it
+    # for this long, so a backlog and its receipts are handled before timers that are
+    # already due on the wall clock (a file replayed from the past). See docs/streaming.md.
+    timer_settle_ms: int = 0
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
@@ -283,6 +287,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("commit_interval_ms", "JOURNEYS_COMMIT_INTERVAL_MS", int),
     ("commit_every", "JOURNEYS_COMMIT_EVERY", int),
     ("tick_ms", "JOURNEYS_TICK_MS", int),
+    ("timer_settle_ms", "JOURNEYS_TIMER_SETTLE_MS", int),
     ("session_timeout_ms", "JOURNEYS_SESSION_TIMEOUT_MS", int),
     ("heartbeat_interval_ms", "JOURNEYS_HEARTBEAT_INTERVAL_MS", int),
     ("sim_delivery_ms", "JOURNEYS_SIM_DELIVERY_MS", int),

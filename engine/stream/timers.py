@@ -44,10 +44,14 @@ class TimerIndex:
         self.current[user_id] = (partition, at, token)
         heapq.heappush(self.heaps.setdefault(partition, []), (at, user_id))
 
-    def pop_due(self, now_ms: int) -> Iterator[Due]:
-        """Every live entry due at ``now_ms``; each is handed out once (the next
-        :meth:`schedule` for the user, after the wake-up is processed, re-arms it)."""
+    def pop_due(self, now_ms: int, partitions: Iterable[int] | None = None) -> Iterator[Due]:
+        """Every live entry due at ``now_ms`` (of ``partitions``, default all); each is handed
+        out once (the next :meth:`schedule` for the user, after the wake-up is processed,
+        re-arms it)."""
+        only = None if partitions is None else set(partitions)
         for partition, heap in self.heaps.items():
+            if only is not None and partition not in only:
+                continue
             while heap and heap[0][0] <= now_ms:
                 at, user_id = heapq.heappop(heap)
                 cur = self.current.get(user_id)

@@ -90,7 +90,11 @@ def build_worker(settings: Settings) -> Any:
 
     async def ticker() -> None:
         now = int(time.time() * 1000)
-        for due in list(timers.pop_due(now)):
+        settled = None
+        if settings.timer_settle_ms > 0:
+            quiet_since = time.monotonic() - settings.timer_settle_ms / 1000
+            settled = [p for p in timers.heaps if runtime.last_input.get(p, 0.0) <= quiet_since]
+        for due in list(timers.pop_due(now, settled)):
             try:
                 fut = await backend.send(
                     topics.timers,
