@@ -6,6 +6,8 @@ the new user states sit in a write-back buffer (``dirty``), and the next offset 
 input partition is noted. :meth:`Checkpoint.commit` then runs, with input processing
 paused, these steps in this order:
 
+0. **drain** -- finish work in progress: the gateway calls the provider for the requests
+   it has claimed (so no request's offset is committed before its provider call).
 1. **effects** -- wait until the broker acknowledged every produced effect (send requests,
    outcomes, dead letters, receipts). A failure stops the process (fail-stop, see below).
 2. **state** -- write the buffered user states to the table store and to its changelog
@@ -99,6 +101,8 @@ class Checkpoint:
     inputs: int = 0
     stats: CheckpointStats = field(default_factory=CheckpointStats)
     on_fail: Callable[..., None] = fail_stop
+    # step 0: finish work in progress (the gateway's batched provider calls)
+    drain: Callable[[], Awaitable[None]] | None = None
     closing: bool = False  # set for the shutdown commit
 
     # ------------------------------------------------------------------ recording
@@ -124,7 +128,9 @@ class Checkpoint:
     async def commit(self, why: str) -> None:
         """THE commit boundary. Steps, in order (see the module docstring):
 
-        0. pause input processing (take the processing lock);
+        0. pause input processing (take the processing lock), and finish work in
+           progress (``drain``: the gateway calls the provider for the requests it has
+           claimed; their effects join step 1);
         1. effects: await every produced effect; failure -> fail-stop;
         2. state: store + changelog for every buffered user state; await the changelog
            records; failure -> fail-stop;
@@ -137,6 +143,9 @@ class Checkpoint:
             await self._commit_locked(why)
 
     async def _commit_locked(self, why: str) -> None:
+        # 0. drain
+        if self.drain is not None:
+            await self.drain()
         if not (self.effects or self.dirty or self.offsets):
             return
         t0 = time.perf_counter()

@@ -12,8 +12,9 @@ delivered ``sim_delivery_ms`` after the send, ``not_capable`` at once for a prof
 **A send reaches the provider once.** The gateway keeps a faust table keyed by
 ``message_id`` (changelog-backed, co-partitioned with the requests). Before it calls the
 provider for a message it has not seen, it writes a *claim* for the id and waits until the
-changelog has it; a request whose id is claimed or sent is a duplicate and goes no
-further. So replays (a worker re-processing after ``kill -9``, a rebalance, the gateway's
+changelog has it (claims are batched: up to ``BATCH``, or as many requests as have arrived
+when the input queue runs empty; see :meth:`GatewayRuntime.settle`); a request whose id is
+claimed or sent is a duplicate and goes no further. So replays (a worker re-processing after ``kill -9``, a rebalance, the gateway's
 own restart) never reach the provider again. The only window is a gateway crash between
 the claim and the provider's answer: then the outcome is unknown, and the request is sent
 again only if the provider itself dedupes on the id (``idempotent``: RBM rejects a reused
@@ -58,6 +59,7 @@ log = logging.getLogger("engine.stream.gateway")
 SENDS_TABLE = "gateway-sends"
 ORIGINALS_KEPT = 10_000
 RETRIES = 5
+BATCH = 500  # claims made durable together before their provider calls
 
 
 class Provider(Protocol):
@@ -119,6 +121,7 @@ class GatewayStats:
     receipts: int = 0
     dead_letters: int = 0
     unknown_outcome: int = 0
+    batches: int = 0
 
     def report(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -141,6 +144,9 @@ class GatewayRuntime:
         self.checkpoint = checkpoint
         self.timers = timers  # TimerIndex keyed by message_id
         self.stats = GatewayStats()
+        # claimed requests waiting for settle(): (request, partition, record, claim future)
+        self.pending: list[tuple[SendRequest, int, dict[str, Any], Any]] = []
+        self.pending_ids: set[str] = set()
 
     # ------------------------------------------------------------------ state
 
@@ -150,18 +156,6 @@ class GatewayRuntime:
 
     def _put(self, key: bytes, partition: int, rec: dict[str, Any]) -> None:
         self.checkpoint.put_state(key, partition, orjson.dumps(rec))
-
-    async def _put_now(self, key: bytes, partition: int, rec: dict[str, Any]) -> None:
-        """Write a record durably before going on (the claim before a provider call)."""
-        value = orjson.dumps(rec)
-        self.checkpoint.dirty.pop(key, None)
-        self.backend.store_put(partition, key, value)
-        fut = await self.backend.send_changelog(partition, key, value)
-        try:
-            await fut
-        except Exception as exc:
-            fail_stop("claim_not_acknowledged", error=repr(exc))
-            raise
 
     # ------------------------------------------------------------------ one request
 
@@ -216,10 +210,43 @@ class GatewayRuntime:
             self._put(key, partition, rec)
             event(log, "send_outcome_unknown", logging.WARNING, message_id=mid, user_id=req.user_id)
             return
+        if mid in self.pending_ids:
+            self.stats.duplicates += 1  # the same request twice in one batch
+            return
+        # The claim: in the store and on its way to the changelog. The provider is called
+        # in settle(), once the broker has acknowledged the claims of the whole batch.
         rec = {"p": partition, "u": req.user_id, "st": "claimed", "ch": req.channel, "ts": req.ts}
         if req.channel == "rcs":
             rec["c"] = req.content
-        await self._put_now(key, partition, rec)
+        value = orjson.dumps(rec)
+        self.checkpoint.dirty.pop(key, None)
+        self.backend.store_put(partition, key, value)
+        fut = await self.backend.send_changelog(partition, key, value)
+        self.pending.append((req, partition, rec, fut))
+        self.pending_ids.add(mid)
+
+    async def settle(self) -> None:
+        """Call the provider for the claimed requests, once their claims are durable.
+
+        Called (under the checkpoint lock) when the batch is full, when no more requests are
+        waiting, before a revoke, and as step 0 of every checkpoint: a request's offset is
+        never committed before its provider call."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        self.pending_ids.clear()
+        results = await asyncio.gather(*(f for *_x, f in batch), return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                fail_stop("claim_not_acknowledged", error=repr(res))
+                raise RuntimeError(f"claim not acknowledged: {res!r}")
+        self.stats.batches += 1
+        for req, partition, rec, _fut in batch:
+            await self._deliver(req, partition, rec)
+
+    async def _deliver(self, req: SendRequest, partition: int, rec: dict[str, Any]) -> None:
+        mid = req.message_id
+        key = mid.encode()
         derive_from = req.content.get("derive_from") if req.channel == "sms" else None
         if isinstance(derive_from, str):
             original = self._get(derive_from.encode())
@@ -278,6 +305,7 @@ class GatewayRuntime:
         ]
 
     async def _revoke(self, rev: Revoke, partition: int) -> None:
+        await self.settle()  # the message it revokes may be in the batch
         self.stats.revokes += 1
         key = rev.message_id.encode()
         rec = self._get(key)
@@ -411,13 +439,14 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     backend = FaustBackend(app, table)
     checkpoint = new_checkpoint(backend)
     timers = TimerIndex()
-    runtime = GatewayRuntime(
+    runtime: GatewayRuntime = GatewayRuntime(
         settings,
         provider or SimulatedProvider(settings.sim_delivery_ms),
         backend,
         checkpoint,
         timers,
     )
+    checkpoint.drain = runtime.settle
     channel = input_channel(app, topics.send_requests)
     ready = {"logged": False}
 
@@ -428,6 +457,11 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     async def process(stream: Any) -> None:
         async for ev in stream.events():
             await feed.feed(ev.message)
+            # Provider calls wait for a batch of claims, but never for more requests than
+            # are already here: latency stays one claim round trip when traffic is light.
+            if runtime.pending and (len(runtime.pending) >= BATCH or stream.channel.empty()):
+                async with checkpoint.lock:
+                    await runtime.settle()
             if checkpoint.due(settings.commit_every):
                 await checkpoint.commit("count")
 

@@ -158,6 +158,21 @@ class StreamEnv:
             if svc.proc.poll() is None:
                 svc.kill()
 
+    async def aclose(self) -> None:
+        """Kill the services and delete every topic of this run (a long-lived broker
+        would otherwise collect thousands)."""
+        self.close()
+        from engine.stream.topics import admin_client
+
+        admin = admin_client(self.settings(), f"it-{self.run_id}-cleanup")
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics() if self.run_id in t]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
     # ------------------------------------------------------------------ Kafka helpers
 
     async def produce(

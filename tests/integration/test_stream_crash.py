@@ -173,7 +173,7 @@ async def test_sigkill_and_restart_loses_nothing_and_sends_nothing_twice(
             # The whole replay reached the gateway, and was stopped there.
             assert gateway.count("duplicate_send_dropped") >= before
     finally:
-        env.close()
+        await env.aclose()
 
 
 @pytest.mark.timeout(110)
@@ -220,4 +220,4 @@ async def test_two_workers_and_rebalances_lose_nothing_and_send_nothing_twice(
         last = list(b.events("partitions_assigned"))[-1]
         assert last["partitions"] == [0, 1, 2, 3]
     finally:
-        env.close()
+        await env.aclose()

@@ -144,4 +144,4 @@ async def test_bad_input_is_dead_lettered_with_its_reason(
         await gateway.wait_for("provider_send", 20, n=3)
         assert worker.proc.poll() is None and gateway.proc.poll() is None
     finally:
-        env.close()
+        await env.aclose()

@@ -149,4 +149,4 @@ async def test_outcomes_on_kafka_equal_the_simulator(kafka_bootstrap: str, tmp_p
         assert sorted(o["outcome_id"] for o in got) == sorted(o.outcome_id for o in expected)
         assert worker.count("dead_letter") == 0
     finally:
-        env.close()
+        await env.aclose()

@@ -1,0 +1,249 @@
+"""Measure the stream runtime on a real broker: throughput and timer lateness.
+
+    python -m engine.stream.bench throughput --users 20000
+    python -m engine.stream.bench timers --users 2000 --wait 5s --spread 20
+
+``throughput``: the events of ``--users`` users (one entry each, historic timestamps, a
+journey of two SMS sends around a 1 h wait, so every wait is already due) are put on
+``journey.user-events`` first; then a worker and a gateway start and the clock runs until
+every expected outcome is on ``journey.outcomes``. Reported: inputs processed per second
+(events, receipts and wake-ups) between the first and the last outcome.
+
+``timers``: users enter in real time over ``--spread`` seconds into a journey that waits
+``--wait``; the lateness of a wake-up is the broker timestamp of the outcome it caused
+(``node_entered`` of the node after the wait) minus the wake time (the outcome's ``ts``).
+Reported: p50 / p99 / max lateness in ms (ticker resolution, produce, consume and processing
+included).
+
+Both use :class:`engine.stream.harness.StreamEnv` (child processes, unique topics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.durations import format_ts, parse_duration_ms, parse_ts_ms
+from engine.stream.harness import StreamEnv
+from engine.stream.outcomes import _consumer
+
+THROUGHPUT_JOURNEY = """
+id: bench
+version: 1
+name: Benchmark journey
+entry: {event: signed_up}
+start: hello
+nodes:
+  hello: {type: send, channel: sms, marketing: false, text: "Hello", next: pause}
+  pause: {type: wait, duration: 1h, next: bye}
+  bye: {type: send, channel: sms, marketing: false, text: "Bye", next: done}
+  done: {type: exit}
+"""
+
+TIMER_JOURNEY = """
+id: timers
+version: 1
+name: Timer lateness
+entry: {{event: signed_up}}
+start: pause
+nodes:
+  pause: {{type: wait, duration: {wait}, next: after}}
+  after: {{type: exit}}
+"""
+
+
+async def _outcomes_with_broker_time(env: StreamEnv) -> list[tuple[int, dict[str, Any]]]:
+    s = env.settings()
+    consumer, tps = await _consumer(s, s.topics.outcomes)
+    out: list[tuple[int, dict[str, Any]]] = []
+    try:
+        end = await consumer.end_offsets(tps)
+        left = {tp for tp in tps if end[tp] > 0}
+        while left:
+            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
+                for r in recs:
+                    out.append((r.timestamp, orjson.loads(r.value)))
+                    if r.offset + 1 >= end[tp]:
+                        left.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _count(env: StreamEnv, topic: str) -> int:
+    s = env.settings()
+    consumer, tps = await _consumer(s, topic)
+    try:
+        end = await consumer.end_offsets(tps)
+        return sum(end.values())
+    finally:
+        await consumer.stop()
+
+
+async def throughput(
+    bootstrap: str, users: int, partitions: int, workdir: Path, gateway: bool = True
+) -> dict[str, Any]:
+    jdir = workdir / "journeys"
+    jdir.mkdir(parents=True)
+    (jdir / "bench.yaml").write_text(THROUGHPUT_JOURNEY)
+    env = StreamEnv(
+        bootstrap,
+        workdir,
+        jdir,
+        partitions=partitions,
+        extra_env={"JOURNEYS_STATS_INTERVAL_S": "5"},
+    )
+    try:
+        t = env.settings().topics
+        base = parse_ts_ms("2026-01-01T00:00:00Z")
+        from engine.stream.topics import ensure_topics
+
+        await ensure_topics(env.settings(), t.all())
+        records = [
+            (
+                t.user_events,
+                f"b{i}".encode(),
+                orjson.dumps(
+                    {
+                        "event_id": f"b{i}",
+                        "user_id": f"b{i}",
+                        "name": "signed_up",
+                        "ts": format_ts(base + i),
+                        "profile": {"phone": f"+1415{5550000 + i % 10000:07d}"},
+                    }
+                ),
+            )
+            for i in range(users)
+        ]
+        t0 = time.monotonic()
+        await _produce_fast(env, records)
+        produce_s = time.monotonic() - t0
+        # entered, 3 x node_entered, pause entered, 2 x sent, exited; + 2 x delivered
+        expected = users * (10 if gateway else 8)
+        worker = env.start_worker()
+        await worker.wait_for("worker_ready", 60)
+        if gateway:
+            gw = env.start_gateway()
+            await gw.wait_for("gateway_ready", 60)
+        start = time.monotonic()
+        first: float | None = None
+        while True:
+            n = await _count(env, t.outcomes)
+            if n and first is None:
+                first = time.monotonic()
+            if n >= expected or time.monotonic() - start > 600:
+                break
+            await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - (first or start)
+        stats = list(worker.events("stats"))
+        inputs = stats[-1]["inputs"] if stats else users * (4 if gateway else 2)
+        return {
+            "users": users,
+            "partitions": partitions,
+            "outcomes": n,
+            "expected_outcomes": expected,
+            "produce_s": round(produce_s, 1),
+            "drain_s": round(elapsed, 1),
+            "inputs_per_s": round(inputs / elapsed, 1),
+            "users_per_s": round(users / elapsed, 1),
+            "outcomes_per_s": round(n / elapsed, 1),
+            "store": os.environ.get("JOURNEYS_STORE", "memory://"),
+            "gateway": gateway,
+            "worker_stats": stats[-1] if stats else None,
+        }
+    finally:
+        await env.aclose()
+
+
+async def _produce_fast(env: StreamEnv, records: list[tuple[str, bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    s = env.settings()
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20)
+    await p.start()
+    try:
+        futs = [await p.send(topic, v, key=k) for topic, k, v in records]
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def timers(
+    bootstrap: str, users: int, wait: str, spread_s: float, partitions: int, workdir: Path
+) -> dict[str, Any]:
+    jdir = workdir / "journeys"
+    jdir.mkdir(parents=True)
+    (jdir / "timers.yaml").write_text(TIMER_JOURNEY.format(wait=wait))
+    env = StreamEnv(bootstrap, workdir, jdir, partitions=partitions)
+    try:
+        t = env.settings().topics
+        worker = env.start_worker()
+        await worker.wait_for("worker_ready", 60)
+        base = int(time.time() * 1000) + 1000
+        lines = [
+            {
+                "event_id": f"t{i}",
+                "user_id": f"t{i}",
+                "name": "signed_up",
+                "ts": format_ts(base + int(i * spread_s * 1000 / users)),
+            }
+            for i in range(users)
+        ]
+        await env.produce(
+            [(t.user_events, d["user_id"].encode(), orjson.dumps(d)) for d in lines],
+            at=[parse_ts_ms(d["ts"]) / 1000 for d in lines],
+        )
+        await asyncio.sleep(parse_duration_ms(wait) / 1000 + 3)
+        late = sorted(
+            broker_ms - parse_ts_ms(o["ts"])
+            for broker_ms, o in await _outcomes_with_broker_time(env)
+            if o["type"] == "node_entered" and o["node_id"] == "after"
+        )
+
+        def pct(q: float) -> int:
+            return late[min(len(late) - 1, int(q * len(late)))]
+
+        return {
+            "users": users,
+            "wait": wait,
+            "spread_s": spread_s,
+            "wakes_measured": len(late),
+            "lateness_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": late[-1]},
+        }
+    finally:
+        await env.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine.stream.bench")
+    p.add_argument("what", choices=["throughput", "timers"])
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--wait", default="5s")
+    p.add_argument("--spread", type=float, default=20.0)
+    p.add_argument("--no-gateway", action="store_true", help="throughput of the worker alone")
+    p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="journeys-bench-") as tmp:
+        if a.what == "throughput":
+            res = asyncio.run(
+                throughput(a.bootstrap, a.users, a.partitions, Path(tmp), not a.no_gateway)
+            )
+        else:
+            res = asyncio.run(
+                timers(a.bootstrap, a.users, a.wait, a.spread, a.partitions, Path(tmp))
+            )
+    sys.stdout.write(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
