@@ -14,12 +14,13 @@ delivered ``sim_delivery_ms`` after the send, ``not_capable`` at once for a prof
 provider for a message it has not seen, it writes a *claim* for the id and waits until the
 changelog has it (claims are batched: up to ``BATCH``, or as many requests as have arrived
 when the input queue runs empty; see :meth:`GatewayRuntime.settle`); a request whose id is
-claimed or sent is a duplicate and goes no further. So replays (a worker re-processing after ``kill -9``, a rebalance, the gateway's
-own restart) never reach the provider again. The only window is a gateway crash between
-the claim and the provider's answer: then the outcome is unknown, and the request is sent
-again only if the provider itself dedupes on the id (``idempotent``: RBM rejects a reused
-``messageId``; the simulated provider has no side effects); otherwise it is dropped with a
-``send_outcome_unknown`` warning (at most once).
+claimed or sent is a duplicate and goes no further. So replays (a worker re-processing
+after ``kill -9``, a rebalance, the gateway's own restart) never reach the provider again.
+The only window is a gateway crash between the claim and the provider's answer: then the
+outcome is unknown, and the request is sent again only if the provider itself dedupes on
+the id (``idempotent``: RBM rejects a reused ``messageId``; the simulated provider has no
+side effects); otherwise it is dropped with a ``send_outcome_unknown`` warning (at most
+once).
 
 Receipts a provider reports for later (the simulated delivery, 5 s after the send) are kept
 in the message's record and produced when due by a ticker, so a gateway restart loses
