@@ -23,6 +23,7 @@ changelog key is the same bytes as the input key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable
@@ -177,6 +178,44 @@ class FaustBackend:
         return self.table.data.items()
 
 
+def start_recovery_watchdog(app: faust.App, stall_s: float) -> None:
+    """Fail-stop when table recovery makes no progress for ``stall_s`` seconds.
+
+    faust-streaming can wait forever for changelog records that never arrive ("No event
+    received for active tp ... since recovery start", faust-streaming #155 and kin); it was
+    seen once in a few dozen runs of the rebalance test, on the worker taking over the
+    partitions of a stopped one. A worker stuck in recovery processes nothing; exiting lets
+    its supervisor start a fresh one, whose recovery starts over (and the checkpoint
+    guarantees make the restart safe). Started once, from the first rebalance signal: faust
+    timers only run after the first recovery."""
+    state: dict[str, Any] = {"task": None}
+    if getattr(app, "_journeys_watchdog", None) is not None or stall_s <= 0:
+        return
+
+    async def watch() -> None:
+        from time import monotonic
+
+        from engine.stream.checkpoint import fail_stop
+
+        while True:
+            await asyncio.sleep(min(5.0, stall_s / 3))
+            tables: Any = app.tables
+            rec: Any = tables.recovery
+            if not rec.in_recovery or rec._recovery_started_at is None:
+                continue
+            last = max([rec._recovery_started_at, *rec._active_events_received_at.values()])
+            idle = monotonic() - last
+            if idle > stall_s:
+                fail_stop(
+                    "recovery_stalled",
+                    idle_s=round(idle, 1),
+                    remaining={str(tp): n for tp, n in rec.active_remaining().items()},
+                )
+
+    state["task"] = asyncio.ensure_future(watch())
+    app._journeys_watchdog = state  # type: ignore[attr-defined]
+
+
 def new_checkpoint(backend: FaustBackend) -> Checkpoint:
     return Checkpoint(backend=backend)
 
@@ -192,6 +231,7 @@ class InputFeed:
         topics: set[str],
         checkpoint: Checkpoint,
         handle: Any,
+        assigned: Any,
     ) -> None:
         from engine.stream.positions import GapReader, Positions
 
@@ -200,6 +240,7 @@ class InputFeed:
         self.topics = topics
         self.checkpoint = checkpoint
         self.handle = handle
+        self.assigned = assigned  # () -> {(topic, partition)} currently assigned
         self.positions = Positions()
         self.reader = GapReader(settings, f"{group_id}-gaps")
 
@@ -226,6 +267,7 @@ class InputFeed:
         if verdict == DUPLICATE:
             return
         if verdict == UNKNOWN:
+            mine = (m.topic, m.partition) in self.assigned()
             event(
                 log,
                 "position_unknown",
@@ -233,7 +275,10 @@ class InputFeed:
                 topic=m.topic,
                 partition=m.partition,
                 offset=m.offset,
+                assigned=mine,
             )
+            if not mine:
+                return  # left over from a revoked partition: its new owner processes it
         if verdict == GAP:
             start = self.positions.expected[(m.topic, m.partition)]
             missed = await self.reader.read(m.topic, m.partition, start, m.offset)

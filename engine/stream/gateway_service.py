@@ -28,9 +28,10 @@ none and a revoke can still cancel them. Everything else goes through the same
 :class:`~engine.stream.checkpoint.Checkpoint` as the engine worker.
 
 Where the real channel gateway plugs in: any object with ``idempotent``,
-``async send(req) -> list[Receipt]`` and ``async revoke(rev) -> list[Receipt]`` (the
-:class:`Provider` protocol); ``engine.channels.gateway.ChannelGateway`` (``handle_send`` /
-``handle_revoke``) fits behind a three-line adapter passed to :func:`build_gateway`.
+``async send(req) -> list[Receipt]``, ``async revoke(rev) -> list[Receipt]`` and
+``remember_original(message_id, content)`` (the :class:`Provider` protocol);
+``engine.channels.gateway.ChannelGateway`` (``handle_send`` / ``handle_revoke``) fits
+behind a few-line adapter passed to :func:`run_gateway` / :func:`build_gateway`.
 """
 
 from __future__ import annotations
@@ -430,6 +431,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
         input_channel,
         make_app,
         new_checkpoint,
+        start_recovery_watchdog,
         state_table,
     )
     from engine.stream.timers import TimerIndex
@@ -452,7 +454,12 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     ready = {"logged": False}
 
     feed = InputFeed(
-        settings, settings.gateway_app_id, {topics.send_requests}, checkpoint, runtime.handle
+        settings,
+        settings.gateway_app_id,
+        {topics.send_requests},
+        checkpoint,
+        runtime.handle,
+        backend.assigned,
     )
 
     async def process(stream: Any) -> None:
@@ -500,6 +507,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     table.on_recover(on_recovered)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        start_recovery_watchdog(app, settings.recovery_stall_s)
         await checkpoint.commit("revoke")
         feed.on_revoked(revoked)
         gone = {tp.partition for tp in revoked if tp.topic == topics.send_requests}

@@ -23,15 +23,37 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from engine.stream.checkpoint import EXIT_FAIL_STOP
 from engine.stream.outcomes import read_topic
 from engine.stream.settings import Settings
 
 
 @dataclass
 class Service:
+    """A child process. Like a process supervisor would, the harness starts it again when it
+    exits with the fail-stop code (75): a fail-stop is a planned exit, a restart resumes
+    from the last checkpoint. ``restarts`` counts them."""
+
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    restarts: int = 0
+
+    def spawn(self) -> None:
+        with open(self.log_path, "ab") as fh:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT, cwd=self.cwd
+            )
+
+    def supervise(self) -> None:
+        if self.proc.poll() == EXIT_FAIL_STOP:
+            self.restarts += 1
+            with open(self.log_path, "ab") as fh:
+                fh.write(b'{"event": "harness_restart", "after": "fail_stop"}\n')
+            self.spawn()
 
     def events(self, name: str | None = None) -> Iterator[dict[str, Any]]:
         """Our structured log lines (optionally only those with ``event == name``)."""
@@ -58,6 +80,7 @@ class Service:
             found = list(self.events(name))
             if len(found) >= n:
                 return found[n - 1]
+            self.supervise()
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"{self.name} exited with {self.proc.returncode} before {name!r}:\n"
@@ -100,6 +123,7 @@ class StreamEnv:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     extra_env: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    _supervisor: asyncio.Future[None] | None = None
 
     @property
     def prefix(self) -> str:
@@ -121,6 +145,7 @@ class StreamEnv:
                 "JOURNEYS_HEARTBEAT_INTERVAL_MS": "1000",
                 "JOURNEYS_COMMIT_INTERVAL_MS": "500",
                 "JOURNEYS_STATS_INTERVAL_S": "2",
+                "JOURNEYS_RECOVERY_STALL_S": "15",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -131,21 +156,27 @@ class StreamEnv:
         return Settings.from_env_and_args(env=self.env())
 
     def start(self, module: str, name: str, **env: str) -> Service:
-        log_path = self.workdir / f"{name}.log"
-        fh = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+        svc = Service(
+            name,
+            proc=None,  # type: ignore[arg-type]  # spawn() sets it
+            log_path=self.workdir / f"{name}.log",
+            argv=[sys.executable, "-m", module],
             # One data directory per service, as if each ran on its own host (RocksDB
             # locks its files); a restart passes the old one to get its local state back.
             env={**self.env(), "JOURNEYS_DATA_DIR": str(self.workdir / f"data-{name}"), **env},
-            stdout=fh,
-            stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
-        fh.close()
-        svc = Service(name, proc, log_path)
+        svc.spawn()
         self.services.append(svc)
+        if self._supervisor is None:
+            self._supervisor = asyncio.ensure_future(self._supervise())
         return svc
+
+    async def _supervise(self) -> None:
+        while True:
+            for svc in self.services:
+                svc.supervise()
+            await asyncio.sleep(0.2)
 
     def start_worker(self, name: str = "worker", **env: str) -> Service:
         return self.start("engine.stream.worker", name, **env)
@@ -154,6 +185,9 @@ class StreamEnv:
         return self.start("engine.stream.gateway_service", name, **env)
 
     def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
         for svc in self.services:
             if svc.proc.poll() is None:
                 svc.kill()

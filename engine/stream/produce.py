@@ -1,8 +1,9 @@
 """``journeys produce FILE.jsonl [--now]``: put a simulation file on Kafka.
 
-Each line goes to its topic, keyed by its ``user_id``: user events to
-``journey.user-events``, ``{"type": "receipt"}`` lines to ``journey.channel-receipts``,
-``{"type": "inbound"}`` lines to ``journey.inbound``. Blank lines and ``#`` comments are
+Every line goes to ``journey.user-events`` keyed by its ``user_id``, the
+``{"type": "receipt"}`` and ``{"type": "inbound"}`` lines of a simulation file too: one
+topic keeps each user's lines in file order (Kafka orders within a partition, not across
+topics), and the worker decodes that topic by ``type``. Blank lines and ``#`` comments are
 skipped. A line that doesn't decode is still produced, as-is, to ``journey.user-events``
 (keyed by its ``user_id`` if one can be found): the worker dead-letters it with its reason,
 which is how to try the dead-letter path.
@@ -11,7 +12,9 @@ which is how to try the dead-letter path.
 gaps between lines are kept, and each line is produced when its time comes. This is how
 to replay a file against a live worker and get the same outcomes as ``journeys simulate``
 (waits are real time then: use journeys with short waits). Without it, lines are produced
-at once with their own timestamps.
+at once with their own timestamps; ``pace_ms`` then spaces them out so the engine and the
+gateway keep up as they would in real time (for replays from the past, with
+``JOURNEYS_TIMER_SETTLE_MS`` on the worker).
 """
 
 from __future__ import annotations

@@ -138,6 +138,7 @@ class Settings:
     log_level: str = "INFO"
     stats_interval_s: float = 10.0  # a `stats` log line this often (0: never)
     trace_inputs: bool = False  # an `input` log line per consumed message (debugging)
+    recovery_stall_s: float = 60.0  # fail-stop when table recovery stalls this long (0: never)
 
     # ------------------------------------------------------------------ building
 
@@ -294,6 +295,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("log_level", "JOURNEYS_LOG_LEVEL", _upper),
     ("stats_interval_s", "JOURNEYS_STATS_INTERVAL_S", float),
     ("trace_inputs", "JOURNEYS_TRACE_INPUTS", _bool),
+    ("recovery_stall_s", "JOURNEYS_RECOVERY_STALL_S", float),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

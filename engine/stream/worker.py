@@ -44,6 +44,7 @@ def build_worker(settings: Settings) -> Any:
         input_channel,
         make_app,
         new_checkpoint,
+        start_recovery_watchdog,
         state_table,
     )
     from engine.stream.runtime import EngineRuntime, parse_state_value
@@ -62,7 +63,12 @@ def build_worker(settings: Settings) -> Any:
     ready = {"logged": False}
 
     feed = InputFeed(
-        settings, settings.app_id, set(topics.engine_inputs()), checkpoint, runtime.handle
+        settings,
+        settings.app_id,
+        set(topics.engine_inputs()),
+        checkpoint,
+        runtime.handle,
+        backend.assigned,
     )
 
     async def process(stream: Any) -> None:
@@ -159,6 +165,7 @@ def build_worker(settings: Settings) -> Any:
     table.on_recover(on_recovered)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        start_recovery_watchdog(app, settings.recovery_stall_s)
         await checkpoint.commit("revoke")
         feed.on_revoked(revoked)
         gone = {tp.partition for tp in revoked if tp.topic == topics.user_events}
