@@ -217,7 +217,14 @@ class GatewayRuntime:
             return
         # The claim: in the store and on its way to the changelog. The provider is called
         # in settle(), once the broker has acknowledged the claims of the whole batch.
-        rec = {"p": partition, "u": req.user_id, "st": "claimed", "ch": req.channel, "ts": req.ts}
+        rec = {
+            "p": partition,
+            "u": req.user_id,
+            "st": "claimed",
+            "ch": req.channel,
+            "ts": req.ts,
+            "at": int(time.time() * 1000),  # wall clock of the claim, for retention
+        }
         if req.channel == "rcs":
             rec["c"] = req.content
         value = orjson.dumps(rec)
@@ -407,6 +414,27 @@ class GatewayRuntime:
             offset=offset,
         )
 
+    def sweep(self, partitions: set[int], older_than_ms: int, limit: int = 10_000) -> int:
+        """Forget the records of messages claimed before ``older_than_ms`` (wall clock)
+        with nothing left to deliver: tombstones, through the checkpoint. Safe once the
+        send-requests topic can no longer hold a request for them (its retention).
+        Called under the checkpoint lock; returns how many were forgotten."""
+        n = 0
+        for k, raw in list(self.backend.items()):
+            if raw is None or n >= limit:
+                continue
+            try:
+                rec = orjson.loads(raw)
+            except Exception:
+                continue
+            p = int(rec.get("p", -1))
+            if p in partitions and not rec.get("sched") and rec.get("at", 0) < older_than_ms:
+                key = k if isinstance(k, bytes) else str(k).encode()
+                if self.checkpoint.get_dirty(key) is None:
+                    self.checkpoint.put_state(key, p, None)
+                    n += 1
+        return n
+
     def rebuild(self, partitions: set[int]) -> int:
         def entries() -> Any:
             for k, raw in list(self.backend.items()):
@@ -489,6 +517,16 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
             await runtime.fire_due(now)
 
     app.timer(settings.tick_ms / 1000, name="gateway-receipt-ticker")(ticker)
+
+    async def sweep() -> None:
+        cutoff = int(time.time() * 1000) - int(settings.dedupe_retention_h * 3_600_000)
+        async with checkpoint.lock:
+            n = runtime.sweep(backend.active_partitions(topics.send_requests), cutoff)
+        if n:
+            event(log, "dedupe_records_expired", records=n)
+
+    if settings.dedupe_retention_h > 0:
+        app.timer(600.0, name="gateway-dedupe-sweep")(sweep)
 
     async def on_recovered() -> None:
         try:

@@ -135,6 +135,9 @@ class Settings:
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
+    # gateway: forget a message's dedupe record this long after its claim (0: never). Keep
+    # it above the retention of journey.send-requests, so no replay can outlive it.
+    dedupe_retention_h: float = 24 * 14
     log_level: str = "INFO"
     stats_interval_s: float = 10.0  # a `stats` log line this often (0: never)
     trace_inputs: bool = False  # an `input` log line per consumed message (debugging)
@@ -292,6 +295,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("session_timeout_ms", "JOURNEYS_SESSION_TIMEOUT_MS", int),
     ("heartbeat_interval_ms", "JOURNEYS_HEARTBEAT_INTERVAL_MS", int),
     ("sim_delivery_ms", "JOURNEYS_SIM_DELIVERY_MS", int),
+    ("dedupe_retention_h", "JOURNEYS_DEDUPE_RETENTION_H", float),
     ("log_level", "JOURNEYS_LOG_LEVEL", _upper),
     ("stats_interval_s", "JOURNEYS_STATS_INTERVAL_S", float),
     ("trace_inputs", "JOURNEYS_TRACE_INPUTS", _bool),

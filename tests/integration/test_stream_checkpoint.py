@@ -137,3 +137,27 @@ def test_faust_606_is_present_in_faust_and_bypassed_by_the_runtime(
     (agent,) = app.agents.values()
     assert agent.channel.acks is False  # faust never tracks or commits these offsets
     assert set(agent.channel.topics) == set(settings.topics.engine_inputs())
+
+
+def test_gateway_forgets_old_dedupe_records_only_when_nothing_is_pending() -> None:
+    import orjson
+
+    from engine.stream.gateway_service import GatewayRuntime, SimulatedProvider
+    from engine.stream.settings import Settings
+    from engine.stream.timers import TimerIndex
+
+    records = {
+        b"old": {"p": 0, "st": "sent", "at": 1_000},
+        b"old-pending": {"p": 0, "st": "sent", "at": 1_000, "sched": [[5, {}]]},
+        b"old-elsewhere": {"p": 3, "st": "sent", "at": 1_000},
+        b"new": {"p": 0, "st": "sent", "at": 9_000},
+    }
+
+    class Items:
+        def items(self) -> Any:
+            return [(k, orjson.dumps(v)) for k, v in records.items()]
+
+    cp = Checkpoint(backend=FakeBackend(), on_fail=stop)
+    gw = GatewayRuntime(Settings(), SimulatedProvider(5000), Items(), cp, TimerIndex())
+    assert gw.sweep({0, 1}, older_than_ms=5_000) == 1
+    assert cp.dirty == {b"old": (0, None)}  # a tombstone, written at the next checkpoint
