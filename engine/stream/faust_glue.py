@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -304,3 +304,28 @@ class InputFeed:
             await self.handle(topic, partition, offset, key, value, ts)
             self.checkpoint.processed(topic, partition, offset)
             self.positions.advance(topic, partition, offset)
+
+
+def run_app(settings: Settings, build: Callable[[], Any]) -> int:
+    """Create the topics, build the app and run it as a faust worker until SIGINT/SIGTERM;
+    the process exit code. Shared by the engine worker and the gateway."""
+    from engine.stream.topics import ensure_topics
+
+    # One event loop for everything: faust binds its services to the loop they are made on.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
+    app = build()
+    worker = faust.Worker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=app.conf.logging_config,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -54,6 +54,7 @@ from engine.errors import InputError, PermanentProviderError, RetryableProviderE
 from engine.stream import codec
 from engine.stream.checkpoint import fail_stop
 from engine.stream.logs import event
+from engine.stream.runtime import produce_dead_letter
 from engine.stream.settings import Settings, add_arguments
 
 log = logging.getLogger("engine.stream.gateway")
@@ -390,28 +391,19 @@ class GatewayRuntime:
         timestamp_ms: int | None,
     ) -> None:
         self.stats.dead_letters += 1
-        record = codec.dead_letter(
-            reason=reason,
-            detail=detail,
-            stage="gateway",
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            timestamp_ms=timestamp_ms,
-        )
-        fut = await self.backend.send(self.topics.dead_letters, key, record, partition)
-        self.checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)
-        event(
-            log,
-            "dead_letter",
-            logging.WARNING,
-            reason=reason,
-            detail=detail[:300],
-            topic=topic,
-            partition=partition,
-            offset=offset,
+        await produce_dead_letter(
+            self.backend.send,
+            self.checkpoint,
+            self.topics.dead_letters,
+            "gateway",
+            reason,
+            detail,
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            timestamp_ms,
         )
 
     def sweep(self, partitions: set[int], older_than_ms: int, limit: int = 10_000) -> int:
@@ -575,31 +567,12 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
 def run_gateway(settings: Settings, provider: Provider | None = None) -> int:
     """Run the gateway until SIGINT/SIGTERM (simulated provider unless ``provider``).
     Returns the process exit code."""
-    import faust
-
+    from engine.stream.faust_glue import run_app
     from engine.stream.logs import setup
-    from engine.stream.topics import ensure_topics
 
     setup(settings.log_level, settings.gateway_app_id)
     event(log, "gateway_starting", **settings.describe())
-    # One event loop for everything: faust binds its services to the loop they are made on.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
-    app = build_gateway(settings, provider)
-    worker = faust.Worker(
-        app,
-        loop=loop,
-        loglevel=settings.log_level,
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=app.conf.logging_config,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return run_app(settings, lambda: build_gateway(settings, provider))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -274,26 +274,58 @@ class EngineRuntime:
         timestamp_ms: int | None,
     ) -> None:
         self.stats.dead_letters += 1
-        record = codec.dead_letter(
-            reason=reason,
-            detail=detail,
-            stage="engine",
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            timestamp_ms=timestamp_ms,
+        await produce_dead_letter(
+            self.send,
+            self.checkpoint,
+            self.topics.dead_letters,
+            "engine",
+            reason,
+            detail,
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            timestamp_ms,
         )
-        fut = await self.send(self.topics.dead_letters, key, record, partition)
-        self.checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)
-        event(
-            log,
-            "dead_letter",
-            logging.WARNING,
-            reason=reason,
-            detail=detail[:300],
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
+
+
+async def produce_dead_letter(
+    send: Send,
+    checkpoint: Checkpoint,
+    dead_letters: str,
+    stage: str,
+    reason: str,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    timestamp_ms: int | None,
+) -> None:
+    """Produce an unusable input to the dead-letter topic (as a checkpointed effect) and log
+    it. Shared by the engine worker and the gateway (``stage`` tells them apart)."""
+    record = codec.dead_letter(
+        reason=reason,
+        detail=detail,
+        stage=stage,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        timestamp_ms=timestamp_ms,
+    )
+    fut = await send(dead_letters, key, record, partition)
+    checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)
+    event(
+        log,
+        "dead_letter",
+        logging.WARNING,
+        reason=reason,
+        detail=detail[:300],
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )

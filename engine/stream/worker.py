@@ -14,7 +14,6 @@ after every recovery and dropped for revoked partitions.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import time
@@ -210,31 +209,12 @@ def run_worker(settings: Settings) -> int:
 
     Creates the topics first (``settings.partitions`` each; a topic with another partition
     count is a :class:`~engine.errors.ConfigError`)."""
-    import faust
-
+    from engine.stream.faust_glue import run_app
     from engine.stream.logs import setup
-    from engine.stream.topics import ensure_topics
 
     setup(settings.log_level, settings.app_id)
     event(log, "worker_starting", **settings.describe())
-    # One event loop for everything: faust binds its services to the loop they are made on.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
-    app = build_worker(settings)
-    worker = faust.Worker(
-        app,
-        loop=loop,
-        loglevel=settings.log_level,
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=app.conf.logging_config,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return run_app(settings, lambda: build_worker(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
