@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
     p.add_argument("paths", nargs="+", help="journey files or directories")
-    add("schema", _schema, "print the JSON Schema of journey files (for editors)")
+    add("schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)")
     p = add("graph", _graph, "draw a journey")
     p.add_argument("file")
     p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")

@@ -1,7 +1,7 @@
 """SMS text for an RCS message whose journey gives no ``fallback.sms``.
 
 No provider turns a rich card into SMS for us, so :func:`derive_sms` does it, following
-``/work/shared/specs/channels.md`` ("Fallback text when the journey gives none")::
+``docs/channels.md`` ("Fallback text when the journey gives none")::
 
     <title>
     <description>                       (plain RCS text: the text)

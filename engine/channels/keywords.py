@@ -1,6 +1,6 @@
 """SMS/RCS compliance keywords: opt-out, opt back in, help.
 
-The spec says case-insensitive and *whole message*: "stop it" or "Please STOP" are not
+Keywords are case-insensitive and *whole message*: "stop it" or "Please STOP" are not
 keywords (a conversation, not a command), and neither is "STOP." here, since only
 whitespace around and inside the message is forgiven: "  opt   out " is OPT OUT.
 

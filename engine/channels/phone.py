@@ -2,7 +2,7 @@
 
 Shape alone (``^\\+[1-9]\\d{1,14}$``) lets through numbers no carrier can route, and a
 send to one still costs money and hurts sender reputation, so validity is checked with
-libphonenumber (the ``phonenumbers`` port) as the spec asks.
+libphonenumber (the ``phonenumbers`` port); see docs/channels.md.
 """
 
 from __future__ import annotations

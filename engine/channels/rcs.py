@@ -4,14 +4,14 @@
 ``POST phones/{E164}/agentMessages?messageId={id}`` (an ``AgentMessage``); the message
 id goes in the query string, not the body, and must be a UUID (the platform ignores a
 repeated id, which makes retries safe). :func:`validate_agent_message` checks every RCS
-limit of ``/work/shared/specs/channels.md`` on the *rendered* payload and raises
+limit of ``docs/channels.md`` on the *rendered* payload and raises
 :class:`PayloadLimitError` whose ``limit`` is a stable short name (``rcs.*``, listed in
 :data:`LIMITS`). :func:`required_features` lists the capability features the device must
 report (``GET phones/{E164}/capabilities``) for the message to be accepted.
 
 How lengths are counted: message text, suggestion text, postbacks, URLs and calendar
 fields in characters (code points); card title and description in UTF-8 bytes (the safe
-reading of the spec); the whole message as compact UTF-8 JSON, at most 250,000 bytes.
+reading of sources that disagree); the whole message as compact UTF-8 JSON, at most 250,000 bytes.
 
 Media files must be on a public https host (no loopback, private, link-local or
 ``.local``-style names) and of an allowed type: the ``content_type`` the journey declares

@@ -1,6 +1,6 @@
 """The contract's simulated provider, as used by ``journeys simulate``.
 
-Deterministic and simple on purpose (DESIGN.md): a user whose profile says
+Deterministic and simple on purpose (docs/journeys.md): a user whose profile says
 ``"rcs_capable": false`` can't be reached over RCS (``not_capable`` at once); every
 other message is delivered ``delivery_ms`` after it is sent. A revoke before delivery
 succeeds (``revoked``); after delivery it is too late and changes nothing.

@@ -1,6 +1,6 @@
 """SMS encoding and segmentation: GSM-7 or UCS-2, part sizes, safe split points.
 
-Rules (``/work/shared/specs/channels.md``, SMS section):
+Rules (``docs/channels.md``, SMS section):
 
 * A text is GSM-7 when every character is in the basic or extension table; a single
   character outside both makes the *whole* message UCS-2, counted in UTF-16 code units.

@@ -1,6 +1,6 @@
 """Channel limits of a send node that can be checked before rendering.
 
-The limits are those of ``specs/channels.md`` (RCS Business Messaging and SMS). Lengths
+The limits are those of ``docs/channels.md`` (RCS Business Messaging and SMS). Lengths
 are checked on *static* strings only (templates with no ``{{`` / ``{%``): a templated
 string is checked again, rendered, when the message is built
 (:class:`engine.errors.PayloadLimitError`). Structural limits (card counts, chip counts,

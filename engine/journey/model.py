@@ -1,4 +1,4 @@
-"""The journey file format as pydantic v2 models (the contract in DESIGN.md).
+"""The journey file format as pydantic v2 models (documented in docs/journeys.md).
 
 Models only check the *shape* of one file: types, required fields, enums, the
 "exactly one of" rules inside a node. Rules that need the whole graph (targets

@@ -23,7 +23,7 @@ from engine.errors import ConfigError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
-#: Contract topic names (DESIGN.md): extend them, never rename them.
+#: Contract topic names (docs/streaming.md): extend them, never rename them.
 DEFAULT_TOPICS: dict[str, str] = {
     "user_events": "journey.user-events",
     "channel_receipts": "journey.channel-receipts",

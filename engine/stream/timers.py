@@ -1,4 +1,4 @@
-"""Durable timers, per DESIGN.md: the state table is the truth, this is only an index.
+"""Durable timers (docs/streaming.md): the state table is the truth, this is only an index.
 
 Each user's state holds its earliest pending wake-up (``UserState.wake_at``). A worker keeps
 one min-heap per partition it owns, of ``(at, user_id)``; it is rebuilt from the table

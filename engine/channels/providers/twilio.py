@@ -14,7 +14,7 @@ timeout or a 500 the message may have gone out, and the gateway does not repeat 
 
 Callbacks (``parse_callback``) come as Twilio form posts (``MessageSid``,
 ``MessageStatus``, ``ErrorCode``; inbound: ``From``, ``Body``) or as JSON delivery reports
-with an SMPP ``stat`` (the spec's table): DELIVRD -> delivered; UNDELIV, REJECTD,
+with an SMPP ``stat`` (docs/channels.md): DELIVRD -> delivered; UNDELIV, REJECTD,
 EXPIRED, DELETED -> failed; ENROUTE, ACCEPTD, UNKNOWN -> nothing yet (not proof).
 """
 
