@@ -32,7 +32,7 @@ import orjson
 import pytest
 
 from engine.cli import main as cli_main
-from engine.journey.linter import lint_paths, load_journeys
+from engine.lint.linter import lint_paths, load_journeys
 from engine.sim.simulator import Simulator, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
