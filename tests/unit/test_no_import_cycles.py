@@ -11,9 +11,11 @@ from __future__ import annotations
 import grimp
 import networkx as nx
 
+Cycle = list[tuple[str, str]]  # the imports of a cycle, in order
 
-def import_cycles(graph: grimp.ImportGraph) -> list[list[tuple[str, str]]]:
-    """One cycle (its imports, in order) per group of modules that import each other."""
+
+def import_cycles(graph: grimp.ImportGraph) -> list[tuple[list[str], Cycle]]:
+    """Each group of modules that import each other, with one cycle through it."""
     imports = nx.DiGraph()
     for module in sorted(graph.modules):
         imports.add_node(module)
@@ -21,11 +23,11 @@ def import_cycles(graph: grimp.ImportGraph) -> list[list[tuple[str, str]]]:
         imports.add_edges_from((module, i) for i in imported)
     groups = nx.strongly_connected_components(imports)
     tangled = [g for g in groups if len(g) > 1 or any(imports.has_edge(m, m) for m in g)]
-    return [nx.find_cycle(imports.subgraph(g)) for g in sorted(tangled, key=sorted)]
+    return [(sorted(g), nx.find_cycle(imports.subgraph(g))) for g in sorted(tangled, key=sorted)]
 
 
-def explain(graph: grimp.ImportGraph, cycle: list[tuple[str, str]]) -> str:
-    lines = [" -> ".join([*(a for a, _ in cycle), cycle[0][0]])]
+def explain(graph: grimp.ImportGraph, group: list[str], cycle: Cycle) -> str:
+    lines = [f"{len(group)} modules import each other: {', '.join(group)}; one cycle:"]
     for importer, imported in cycle:
         details = graph.get_import_details(importer=importer, imported=imported)
         at = ", ".join(f"l.{d['line_number']}" for d in details)
@@ -37,7 +39,7 @@ def test_no_module_imports_itself_back() -> None:
     graph = grimp.build_graph("engine", cache_dir=None)
     assert len(graph.modules) > 50, "grimp found too few modules: is `engine` importable?"
     cycles = import_cycles(graph)
-    assert not cycles, "import cycles:\n" + "\n\n".join(explain(graph, c) for c in cycles)
+    assert not cycles, "import cycles:\n" + "\n\n".join(explain(graph, *c) for c in cycles)
 
 
 def test_a_cycle_is_found_and_explained() -> None:
@@ -45,8 +47,9 @@ def test_a_cycle_is_found_and_explained() -> None:
     for importer, imported, line in (("p.a", "p.b", 3), ("p.b", "p.c", 4), ("p.c", "p.a", 5)):
         graph.add_import(importer=importer, imported=imported, line_number=line, line_contents="")
     graph.add_import(importer="p.c", imported="p.d", line_number=6, line_contents="")
-    (cycle,) = import_cycles(graph)
+    ((group, cycle),) = import_cycles(graph)
+    assert group == ["p.a", "p.b", "p.c"]
     assert sorted(cycle) == [("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a")]
-    assert "  p.c -> p.a (l.5)" in explain(graph, cycle).splitlines()[1:]
+    assert "  p.c -> p.a (l.5)" in explain(graph, group, cycle).splitlines()
     graph.remove_import(importer="p.c", imported="p.a")
     assert import_cycles(graph) == []
