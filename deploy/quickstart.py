@@ -57,7 +57,7 @@ def _key(o: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    from engine.journey.linter import load_journeys
+    from engine.lint.linter import load_journeys
     from engine.sim.simulator import Simulator, read_events
     from engine.stream.outcomes import collect_outcomes
     from engine.stream.settings import Settings

@@ -21,7 +21,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.journey.linter import lint_paths
+    from engine.lint.linter import lint_paths
 
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
@@ -46,7 +46,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _load_one(path: str) -> object:
-    from engine.journey.linter import load_journeys
+    from engine.lint.linter import load_journeys
 
     journeys = load_journeys([path])
     if len(journeys) != 1:
@@ -66,7 +66,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from engine.durations import parse_ts_ms
-    from engine.journey.linter import load_journeys
+    from engine.lint.linter import load_journeys
     from engine.sim.simulator import Simulator, read_events
 
     journeys = load_journeys([args.journeys])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import orjson
 import pytest
 
 from engine.cli import main as cli_main
-from engine.journey.linter import lint_paths, load_journeys
+from engine.lint.linter import lint_paths, load_journeys
 from engine.sim.simulator import Simulator, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +87,15 @@ def replay(s: Scenario) -> bytes:
     return b"".join(orjson.dumps(o.to_wire()) + b"\n" for o in result.outcomes)
 
 
-def readable_diff(expected: bytes, actual: bytes, name: str) -> str:
+def readable_diff(
+    expected: bytes, actual: bytes, name: str, labels: tuple[str, str] | None = None
+) -> str:
+    fromfile, tofile = labels or (f"{name}/expected.jsonl", f"{name} (replayed now)")
     diff = difflib.unified_diff(
         expected.decode().splitlines(),
         actual.decode().splitlines(),
-        fromfile=f"{name}/expected.jsonl",
-        tofile=f"{name} (replayed now)",
+        fromfile=fromfile,
+        tofile=tofile,
         lineterm="",
         n=2,
     )
@@ -135,11 +139,40 @@ def test_golden_replay(scenario: Scenario) -> None:
         )
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_replay_is_deterministic(scenario: Scenario) -> None:
-    first = replay(scenario)
-    second = replay(scenario)
-    assert first == second, readable_diff(first, second, scenario.name)
+# Two hash seeds: 0 turns string hashing's randomisation off, 12345 is another fixed seed.
+HASH_SEEDS = ("0", "12345")
+
+
+def replay_in_a_process(hash_seed: str) -> tuple[int, dict[str, str]]:
+    """Every scenario replayed by a fresh interpreter with this PYTHONHASHSEED, and the
+    interpreter's hash of a string (to show that the seed was applied)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": path}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.test_golden", "--replay-all"],
+        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    result = orjson.loads(done.stdout)
+    return result["hash_of_a_string"], result["replays"]
+
+
+def test_replay_is_the_same_whatever_the_hash_seed() -> None:
+    """Two interpreters with different string hashes (so a set of strings iterates in a
+    different order in each) replay every scenario to the same bytes, the expected ones:
+    no outcome depends on such an order."""
+    (hash_1, first), (hash_2, second) = (replay_in_a_process(seed) for seed in HASH_SEEDS)
+    assert hash_1 != hash_2, "the two processes hashed alike: PYTHONHASHSEED was not applied"
+    assert list(first) == list(second) == [s.name for s in SCENARIOS]
+    # Also compared with the expected files: test_golden_replay replays in this process.
+    for s in SCENARIOS:
+        one, two = first[s.name].encode(), second[s.name].encode()
+        label_1, label_2 = (f"{s.name} with PYTHONHASHSEED={seed}" for seed in HASH_SEEDS)
+        assert one == two, readable_diff(one, two, s.name, (label_1, label_2))
+        if s.expected.exists() and not UPDATE:
+            expected = s.expected.read_bytes()
+            labels = (f"{s.name}/expected.jsonl", label_1)
+            assert one == expected, readable_diff(expected, one, s.name, labels)
 
 
 def test_cli_simulate_prints_the_golden_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,6 +282,11 @@ def show(s: Scenario) -> str:
 
 
 def _main(argv: list[str]) -> int:
+    if argv == ["--replay-all"]:  # for test_replay_is_the_same_whatever_the_hash_seed
+        replays = {s.name: replay(s).decode() for s in SCENARIOS}
+        probe = hash("journey")  # differs between hash seeds
+        sys.stdout.buffer.write(orjson.dumps({"hash_of_a_string": probe, "replays": replays}))
+        return 0
     if argv[:1] == ["--show"] and len(argv) == 2:
         print(show(load_scenario(GOLDEN / argv[1])))
         return 0

@@ -1,1 +1,1 @@
-"""Journey definitions: model, loader, linter, expressions, templates."""
+"""Journey definitions: model, loader, expressions, templates, drawings."""

@@ -1,4 +1,4 @@
-"""A journey :class:`~engine.journey.graph.Diagram` as a self-contained SVG, laid out here.
+"""A journey :class:`~engine.journey.diagram.Diagram` as a self-contained SVG, laid out here.
 
 No Graphviz, a small Sugiyama-style layout: (1) back edges (loops) found by a depth-first
 search from the entry are set aside, leaving a DAG; (2) layers by longest path, in networkx
@@ -21,7 +21,7 @@ from itertools import pairwise
 
 import networkx as nx
 
-from engine.journey.graph import COLORS, COUNT_COLOR, TEXT_COLOR, Diagram, DiagramNode, wrap
+from engine.journey.diagram import COLORS, COUNT_COLOR, TEXT_COLOR, Diagram, DiagramNode, wrap
 
 MARGIN, SEP, PAD, MIN_W, MAX_W, DUMMY_W = 20.0, 28.0, 9.0, 120.0, 320.0, 10.0
 # (font size, line height, width per character, wrap width) per line class

@@ -3,7 +3,7 @@
 Models only check the *shape* of one file: types, required fields, enums, the
 "exactly one of" rules inside a node. Rules that need the whole graph (targets
 exist, reachability, cycles), expression and template parsing, and channel limits
-live in :mod:`engine.journey.linter`, so that every problem in a file is reported
+live in :mod:`engine.lint.linter`, so that every problem in a file is reported
 at once with its line.
 
 Durations are kept as written (``"10m"``) and exposed in milliseconds via ``*_ms``

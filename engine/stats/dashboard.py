@@ -15,65 +15,46 @@ import html
 import re
 from functools import cache
 from importlib.resources import files
-from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from engine.errors import InvalidJourney
-from engine.journey.graph import ENTRY_ID, render
-from engine.journey.linter import load_journeys
-from engine.journey.loader import expand_paths, iter_journeys, load_paths
+from engine.journey.diagram import ENTRY_ID
+from engine.journey.graph import render
 from engine.journey.model import Journey
 from engine.stats.aggregate import Metric, format_prometheus
+from engine.stats.catalog import Catalog
 from engine.stats.windows import BUCKETS, WindowStats
 
-if TYPE_CHECKING:
-    from engine.stats.service import StatsService
+
+class PageSettings(Protocol):
+    """The settings a page shows (:class:`engine.stats.service.ServiceConfig` has them)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def refresh_s(self) -> float: ...
+
+
+class ServiceView(Protocol):
+    """What the pages read from the running stats service
+    (:class:`engine.stats.service.StatsService`, which starts this app): a protocol, so
+    that the web side does not import the service back."""
+
+    @property
+    def cfg(self) -> PageSettings: ...
+    @property
+    def stats(self) -> WindowStats: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def health(self) -> dict[str, Any]: ...
+
 
 SEND_LINES = ("sent", "delivered", "read", "clicked", "replied", "sms_fallback", "failed")
 POINTS = {"hour": 48, "day": 60}
-
-
-class Catalog:
-    """The journey files of a directory (to draw them), reloaded when one changes."""
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.journeys: dict[str, dict[int, Journey]] = {}
-        self.problems: list[str] = []
-        self._stamp: object = None
-        self.refresh()
-
-    def refresh(self) -> None:
-        d = Path(self.directory)
-        found = expand_paths([d]) if d.is_dir() else []
-        stamp = [(str(f), f.stat().st_mtime_ns) for f in found if f.is_file()]
-        if stamp == self._stamp:
-            return
-        self._stamp, self.problems = stamp, []
-        try:
-            loaded = load_journeys([d]) if found else []
-        except InvalidJourney as exc:  # draw what parses; report the rest
-            self.problems = [str(p) for p in exc.problems[:20]]
-            loaded = list(iter_journeys(load_paths([d])[0]))
-        self.journeys = {}
-        for j in loaded:
-            self.journeys.setdefault(j.id, {})[j.version] = j
-
-    def versions(self, jid: str, stats: WindowStats) -> list[int]:
-        return sorted(
-            set(self.journeys.get(jid, {})) | {v for j, v in stats.journeys() if j == jid}
-        )
-
-    def ids(self, stats: WindowStats) -> list[str]:
-        return sorted(set(self.journeys) | {j for j, _ in stats.journeys()})
-
-    def name(self, jid: str) -> str:
-        versions = self.journeys.get(jid, {})
-        return (versions[max(versions)].name if versions else None) or jid
 
 
 def journey_list(stats: WindowStats, catalog: Catalog) -> list[dict[str, Any]]:
@@ -171,7 +152,7 @@ def _json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
 
 
-def page(svc: StatsService, main: str, initial: dict[str, Any], **body: object) -> str:
+def page(svc: ServiceView, main: str, initial: dict[str, Any], **body: object) -> str:
     """A whole page: the ``main`` markup, the data it starts with (the page script renders
     it, then refreshes it from the JSON API every few seconds)."""
     data = _json_bytes({**initial, "health": svc.health}).decode().replace("</", "<\\/")
@@ -200,7 +181,7 @@ HEALTH_METRICS = (  # name, type, section and key in /api/health, help
 )
 
 
-def metrics_text(svc: StatsService) -> str:
+def metrics_text(svc: ServiceView) -> str:
     """Outcome counters and the health figures in the Prometheus text format."""
     s, h = svc.stats, svc.health
     per_journey: list[tuple[dict[str, Any], float | int | None]] = [
@@ -252,7 +233,7 @@ def _query(request: web.Request) -> tuple[int | None, str]:
     return (int(raw) if raw.isdigit() else None), bucket
 
 
-def make_app(svc: StatsService) -> web.Application:
+def make_app(svc: ServiceView) -> web.Application:
     def report(request: web.Request) -> dict[str, Any]:
         jid = request.match_info["id"]
         found = journey_report(svc.stats, svc.catalog, jid, _query(request)[0])

@@ -40,6 +40,7 @@ from aiokafka.errors import KafkaError
 from engine.durations import format_ts
 from engine.errors import ConfigError
 from engine.stats import dashboard
+from engine.stats.catalog import Catalog
 from engine.stats.windows import Limits, WindowStats
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class StatsService:
         self.cfg = cfg
         self.stats = WindowStats(cfg.limits)
         self.offsets: dict[int, int] = {}  # partition -> next offset to read
-        self.catalog = dashboard.Catalog(cfg.journeys_dir)
+        self.catalog = Catalog(cfg.journeys_dir)
         self.health: dict[str, Any] = {"status": "starting"}
         self.persisted_at: str | None = None
         self.port: int | None = None

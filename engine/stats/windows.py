@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.durations import format_ts, parse_ts_ms
-from engine.journey.graph import ENTRY_ID
+from engine.journey.diagram import ENTRY_ID
 from engine.journey.model import Journey
 from engine.stats.aggregate import counter_keys, journey_summary, node_row, variant_rows
 

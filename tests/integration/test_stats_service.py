@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from engine.core.wire import decode_line
 from engine.durations import format_ts
-from engine.journey.linter import load_journeys
+from engine.lint.linter import load_journeys
 from engine.sim.simulator import Simulator
 from engine.stats.aggregate import Aggregator
 from engine.stats.service import ServiceConfig, StatsService

@@ -20,7 +20,7 @@ import pytest
 
 from engine.core.wire import decode_line
 from engine.durations import format_ts, parse_ts_ms
-from engine.journey.linter import load_journeys
+from engine.lint.linter import load_journeys
 from engine.sim.simulator import Simulator
 from engine.stream.harness import StreamEnv
 

@@ -4,7 +4,7 @@ events."""
 from __future__ import annotations
 
 import pytest
-from test_core_harness import DAY, HOUR, MIN, PHONE, T0, Harness, journey, outcomes, types
+from core_harness import DAY, HOUR, MIN, PHONE, T0, Harness, journey, outcomes, types
 
 WAITER = """
 id: {id}
@@ -256,6 +256,31 @@ def test_goal_is_judged_by_the_event_time_even_when_late() -> None:
     # a goal event that happened inside the window, delivered late
     eff = h.event("buy", T0 + DAY, now=T0 + 3 * DAY)
     assert types(eff) == ["goal_converted"]
+
+
+GOAL_PER_ORDER = """
+id: orders
+version: 1
+entry: {event: order_placed, reentry: always}
+goal: {event: order_delivered, when: "event.order_id == entry.order_id", within: 7d}
+start: pause
+nodes:
+  pause: {type: wait, duration: 1h, next: done}
+  done: {type: exit}
+"""
+
+
+def test_goal_when_sees_the_entry_of_each_run_also_after_exit() -> None:
+    h = Harness(journey(GOAL_PER_ORDER))
+    h.enter(T0, props={"order_id": "A"}, name="order_placed")
+    h.enter(T0 + 1000, props={"order_id": "B"}, name="order_placed")
+    h.run_until(T0 + 2 * HOUR)  # both runs have ended: conversions are tracked after exit
+    h.event("order_delivered", T0 + DAY, props={"order_id": "B"})
+    [conv] = h.outcomes("goal_converted")
+    entered_b = [o for o in h.outcomes("journey_entered") if o.ts == T0 + 1000]
+    assert conv.instance_id == entered_b[0].instance_id
+    h.event("order_delivered", T0 + 2 * DAY, props={"order_id": "A"})
+    assert len(h.outcomes("goal_converted")) == 2
 
 
 # ----------------------------------------------------------------------------- inputs

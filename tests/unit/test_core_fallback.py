@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_core_harness import (
+from core_harness import (
     HOUR,
     MIN,
     NY,

@@ -4,7 +4,7 @@ and the outcome fields the contract fixes."""
 from __future__ import annotations
 
 import pytest
-from test_core_harness import (
+from core_harness import (
     DAY,
     HOUR,
     MIN,
@@ -250,6 +250,32 @@ def test_suppressed_sends_do_not_count_toward_the_cap() -> None:
     assert len(h.sends()) == 2
 
 
+CAPPED = """
+id: {id}
+version: 1
+entry: {{event: {event}, reentry: always}}
+settings: {{frequency_cap: {{max: 1, per: 1d}}}}
+start: s
+nodes:
+  s: {{type: send, channel: sms, text: hi, marketing: {marketing}, next: done}}
+  done: {{type: exit}}
+"""
+
+
+def test_utility_sends_are_neither_capped_nor_counted() -> None:
+    util = journey(CAPPED.format(id="util", event="receipt", marketing="false"))
+    promo = journey(CAPPED.format(id="promo", event="promo", marketing="true"))
+    h = Harness(util, promo)
+    h.enter(T0, name="receipt")
+    h.enter(T0 + 1000, name="receipt")
+    h.enter(T0 + 2000, name="promo")
+    h.enter(T0 + 3000, name="promo")
+    sent = [o.journey_id for o in h.outcomes("message_sent")]
+    assert sent == ["util", "util", "promo"]
+    [supp] = h.outcomes("message_suppressed")
+    assert (supp.journey_id, supp.attributes["reason"]) == ("promo", "frequency_cap")
+
+
 # ----------------------------------------------------------------------------- keywords
 
 
@@ -313,6 +339,47 @@ def test_help_is_answered_even_past_the_cap_and_in_quiet_hours() -> None:
     h.enter(timezone=NY)
     assert suppressed_reasons(h) == ["quiet_hours"]
     assert len(sends(h.inbound(T0 + 1, text="HELP", keyword="help"))) == 1
+
+
+ASK = """
+id: ask
+version: 1
+entry: {event: go}
+start: q
+nodes:
+  q:
+    type: send
+    channel: rcs
+    text: "Keep your slot?"
+    suggestions: [{reply: {text: "Yes", postback: "yes"}}]
+    next: w
+  w:
+    type: wait_for
+    paths: [{reply: "yes", of: q, next: kept}]
+    timeout: 1d
+    on_timeout: done
+  kept: {type: exit, reason: kept}
+  done: {type: exit}
+"""
+
+
+def test_yes_from_a_user_who_never_opted_out_is_an_answer() -> None:
+    h = Harness(journey(ASK))
+    h.enter(T0)
+    eff = h.inbound(T0 + 60_000, text="Yes", keyword="opt_in")
+    assert "user_opted_in" not in types(eff)
+    assert "message_replied" in types(eff)
+    [exited] = h.outcomes("journey_exited")
+    assert exited.attributes["reason"] == "kept"
+
+
+def test_start_after_stop_is_an_opt_in() -> None:
+    h = Harness(journey(ASK))
+    h.enter(T0)
+    h.inbound(T0 + 1000, text="STOP", keyword="opt_out")
+    eff = h.inbound(T0 + 2000, text="START", keyword="opt_in")
+    assert types(eff) == ["user_opted_in"]
+    assert not h.state().opted_out
 
 
 # ----------------------------------------------------------------------------- phones

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from test_core_harness import (
+from core_harness import (
     DAY,
     HOUR,
     MIN,

@@ -9,9 +9,9 @@ import networkx as nx
 import pytest
 
 from engine.errors import InvalidJourney, Problem
-from engine.journey import linter
-from engine.journey.linter import journey_graph, lint_loaded, lint_paths, load_journeys
 from engine.journey.loader import load_paths, load_text
+from engine.lint import linter
+from engine.lint.linter import journey_graph, lint_loaded, lint_paths, load_journeys
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 OK = FIXTURES / "ok"

@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 from test_schemas import JOURNEY, simulate
 
-from engine.journey.graph import ENTRY_ID
+from engine.journey.diagram import ENTRY_ID
 from engine.stats.aggregate import Aggregator, format_prometheus
-from engine.stats.dashboard import Catalog, graph_svg, journey_list, journey_report
+from engine.stats.catalog import Catalog
+from engine.stats.dashboard import graph_svg, journey_list, journey_report
 from engine.stats.windows import FUNNEL, Limits, WindowStats
 
 T = "2026-11-02T"

@@ -1,4 +1,4 @@
-"""Helpers for the core unit tests (``test_core_*.py``): build journeys, feed inputs to
+"""The harness of the core unit tests (``test_core_*.py``): build journeys, feed inputs to
 :meth:`Engine.advance` for a few users, and pick outcomes out of the effects.
 
 No broker, no simulator: every input goes straight to the pure core, at the time the

@@ -3,7 +3,7 @@
 The model (:mod:`engine.journey.model`) checks the shape of one file; the loader reports
 what the model refuses. This module adds the rules that need the whole graph (targets,
 reachability, exits, loops without a wait), expressions and templates that don't parse,
-channel limits checkable before rendering (:mod:`engine.journey.lint_rcs`), and rules across
+channel limits checkable before rendering (:mod:`engine.lint.rcs`), and rules across
 files (the same id and version twice). Problems print as ``file:line: node: message``.
 """
 
@@ -19,8 +19,6 @@ import networkx as nx
 
 from engine.errors import ExpressionError, InvalidJourney, Problem, TemplateError
 from engine.journey.expressions import compile_expression
-from engine.journey.lint_rcs import lint_send as _lint_send
-from engine.journey.lint_rcs import postback_problem, send_fields, where
 from engine.journey.loader import LoadedJourney, Loc, iter_journeys, load_paths
 from engine.journey.model import (
     BranchNode,
@@ -33,6 +31,8 @@ from engine.journey.model import (
     successors,
 )
 from engine.journey.templates import Template, compile_template
+from engine.lint.rcs import lint_send as _lint_send
+from engine.lint.rcs import postback_problem, send_fields, where
 
 __all__ = ["journey_graph", "lint_loaded", "lint_paths", "load_journeys"]
 
