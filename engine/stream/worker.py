@@ -35,7 +35,7 @@ def build_worker(settings: Settings) -> Any:
 
     from engine.core.engine import Engine
     from engine.core.ids import derive_id
-    from engine.journey.linter import load_journeys
+    from engine.lint.linter import load_journeys
     from engine.stream import codec
     from engine.stream.faust_glue import (
         FaustBackend,
