@@ -27,7 +27,8 @@ Timestamps are written as ISO-8601 UTC with milliseconds when not zero
 Pure like the rest of the core: no clock (a dead letter's time is the caller's argument),
 no I/O. Every way a message can be unusable maps to an :class:`~engine.errors.InputError`
 with a short stable ``reason`` (``bad_json``, ``not_an_object``, ``missing_field``,
-``wrong_type``, ``bad_timestamp``, ``oversized``, ``unknown_type``, ``missing_value``):
+``wrong_type``, ``bad_timestamp``, ``oversized``, ``unknown_type``, ``missing_value``;
+``unsupported_version`` for an outcome):
 adapters put the reason and the original bytes on the dead-letter topic.
 """
 
@@ -41,7 +42,7 @@ from typing import Any, cast
 
 import orjson
 
-from engine.core.effects import Outcome, Revoke, SendRequest
+from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
 from engine.core.inputs import (
     RECEIPT_STATUSES,
     Inbound,
@@ -368,11 +369,18 @@ def outcome_record(raw: bytes | str) -> dict[str, Any]:
 
 
 def outcome(d: dict[str, Any]) -> Outcome:
-    """An outcome record -> :class:`~engine.core.effects.Outcome` (``schema_version`` is
-    checked to be an integer; writing puts the current one back)."""
+    """An outcome record -> :class:`~engine.core.effects.Outcome`. A newer
+    ``schema_version`` (a breaking change) is refused rather than read wrong; readers of
+    plain dicts (:func:`outcome_record`) decide for themselves."""
     version = _int(d, "journey_version")
-    if _int(d, "schema_version") is None:
+    schema_version = _int(d, "schema_version")
+    if schema_version is None:
         raise InputError("missing_field", "'schema_version' is required")
+    if schema_version > SCHEMA_VERSION:
+        raise InputError(
+            "unsupported_version",
+            f"schema_version {schema_version}; this reader knows up to {SCHEMA_VERSION}",
+        )
     return Outcome(
         outcome_id=_str(d, "outcome_id") or "",
         type=_str(d, "type") or "",

@@ -585,11 +585,13 @@ def test_what_the_wire_module_refuses_the_models_refuse(kind: str, record: dict[
         decode(orjson.dumps(record))
 
 
-def test_a_newer_outcome_schema_version_is_accepted_by_the_model_and_kept_as_a_dict() -> None:
+def test_a_newer_outcome_schema_version_is_described_but_not_read_as_the_current_one() -> None:
     o = {**orjson.loads(next(GOLDEN.glob("*/expected.jsonl")).read_bytes().splitlines()[0])}
     o["schema_version"] = SCHEMA_VERSION + 1
     described("outcome", o)
     assert wire.outcome_record(orjson.dumps(o))["schema_version"] == SCHEMA_VERSION + 1
+    with pytest.raises(InputError, match="unsupported_version"):
+        wire.decode_outcome(orjson.dumps(o))
 
 
 # --------------------------------------------------------------------------- timestamps
