@@ -1,18 +1,48 @@
-"""Decode wire messages (JSON, one object each) into core inputs.
+"""The wire: every record the engine reads or writes, to bytes and back (JSON, one object).
 
-Every way a message can be unusable maps to an :class:`~engine.errors.InputError` with a
-short stable ``reason`` (``bad_json``, ``not_an_object``, ``missing_field``,
-``wrong_type``, ``bad_timestamp``, ``oversized``, ``unknown_type``): adapters put the
-reason and the original bytes on the dead-letter topic.
+This is the one module that knows the wire formats; adapters (the simulator, the stream
+runtime, the gateway, stats) call it and never build or pick apart records themselves.
+The pydantic models in :mod:`engine.core.schema` describe exactly these records, and
+generate the JSON Schemas in ``docs/schemas/`` (``tests/unit/test_wire_schema.py`` checks
+both ways that models and this module agree).
+
+Records, where they travel, and the functions that write / read them:
+
+* user event (``journey.user-events``): :func:`user_event_wire` / :func:`user_event`;
+* channel receipt (``journey.channel-receipts``): :func:`receipt_wire` / :func:`receipt`;
+* inbound message (``journey.inbound``): :func:`inbound_wire` / :func:`inbound`;
+* wake-up, the record a due ``ScheduleWake`` becomes (``journey.timers``):
+  :func:`wake_value` / :func:`wake_from`;
+* a simulation-file line (any input): :func:`input_wire` / :func:`decode_line`;
+* send request and revoke (``journey.send-requests``): :func:`send_request_value`,
+  :func:`revoke_value` / :func:`decode_gateway_request`;
+* outcome (``journey.outcomes``): :func:`outcome_value` / :func:`outcome`, or
+  :func:`outcome_record` for a plain dict (stats);
+* user state (the engine's table value): :func:`state_record` / :func:`parse_state_record`;
+* dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`.
+
+Timestamps are written as ISO-8601 UTC with milliseconds when not zero
+(:func:`engine.durations.format_ts`); inputs may also carry epoch seconds or milliseconds.
+
+Pure like the rest of the core: no clock (a dead letter's time is the caller's argument),
+no I/O. Every way a message can be unusable maps to an :class:`~engine.errors.InputError`
+with a short stable ``reason`` (``bad_json``, ``not_an_object``, ``missing_field``,
+``wrong_type``, ``bad_timestamp``, ``oversized``, ``unknown_type``, ``missing_value``;
+``unsupported_version`` for an outcome):
+adapters put the reason and the original bytes on the dead-letter topic.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 
+from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
 from engine.core.inputs import (
     RECEIPT_STATUSES,
     Inbound,
@@ -22,15 +52,26 @@ from engine.core.inputs import (
     UserEvent,
     Wake,
 )
-from engine.durations import parse_ts_ms
+from engine.core.state import UserState
+from engine.durations import format_ts, parse_ts_ms
 from engine.errors import InputError
 
 MAX_MESSAGE_BYTES = 256 * 1024
 
+#: A dead letter carries the original bytes; past this size they are cut (and flagged):
+#: the dead-letter topic is created with room for a whole 1 MiB input in base64.
+DEAD_LETTER_MAX_ORIGINAL = 2 * 1024 * 1024
+DEAD_LETTER_MAX_DETAIL = 2000
 
-def loads(raw: bytes | str) -> dict[str, Any]:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise InputError("oversized", f"{len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
+
+
+# ---------------------------------------------------------------- reading helpers
+
+
+def _object(raw: bytes | str) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -38,6 +79,19 @@ def loads(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError("not_an_object", f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def loads(raw: bytes | str) -> dict[str, Any]:
+    """An input message as a dict: size-checked, valid JSON, an object."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InputError("oversized", f"{len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    return _object(raw)
+
+
+def _present(raw: bytes | None) -> bytes:
+    if raw is None:
+        raise InputError("missing_value", "the message has no value (a tombstone?)")
+    return raw
 
 
 def _str(d: dict[str, Any], key: str, *, required: bool = True) -> str | None:
@@ -51,16 +105,27 @@ def _str(d: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     return v
 
 
-def _ts(d: dict[str, Any]) -> int:
-    v = d.get("ts")
+def _int(d: dict[str, Any], key: str) -> int | None:
+    """An optional integer (a JSON ``true`` is not one)."""
+    v = d.get(key)
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+        raise InputError("wrong_type", f"'{key}' must be an integer")
+    return v
+
+
+def _ts(d: dict[str, Any], key: str = "ts") -> int:
+    v = d.get(key)
     if v is None:
-        raise InputError("missing_field", "'ts' is required (ISO-8601, e.g. 2026-11-29T10:00:00Z)")
+        raise InputError(
+            "missing_field", f"'{key}' is required (ISO-8601, e.g. 2026-11-29T10:00:00Z)"
+        )
     if isinstance(v, bool):
-        raise InputError("bad_timestamp", "'ts' must be an ISO-8601 string")
+        raise InputError("bad_timestamp", f"'{key}' must be an ISO-8601 string")
     if isinstance(v, int | float):
+        # epoch seconds, or epoch milliseconds (anything past the year 5138 in seconds)
         return int(v * 1000) if v < 1e11 else int(v)
     if not isinstance(v, str):
-        raise InputError("bad_timestamp", "'ts' must be an ISO-8601 string")
+        raise InputError("bad_timestamp", f"'{key}' must be an ISO-8601 string")
     try:
         return parse_ts_ms(v)
     except ValueError as exc:
@@ -76,6 +141,9 @@ def _obj(d: dict[str, Any], key: str) -> dict[str, Any] | None:
     return v
 
 
+# ---------------------------------------------------------------- inputs
+
+
 def user_event(d: dict[str, Any]) -> UserEvent:
     return UserEvent(
         event_id=_str(d, "event_id") or "",
@@ -85,6 +153,19 @@ def user_event(d: dict[str, Any]) -> UserEvent:
         properties=_obj(d, "properties") or {},
         profile=_obj(d, "profile"),
     )
+
+
+def user_event_wire(e: UserEvent) -> dict[str, Any]:
+    w: dict[str, Any] = {
+        "event_id": e.event_id,
+        "user_id": e.user_id,
+        "name": e.name,
+        "ts": format_ts(e.ts),
+        "properties": e.properties,
+    }
+    if e.profile is not None:
+        w["profile"] = e.profile
+    return w
 
 
 def receipt(d: dict[str, Any]) -> Receipt:
@@ -102,6 +183,27 @@ def receipt(d: dict[str, Any]) -> Receipt:
         node,
         _str(d, "reason", required=False),
     )
+
+
+def receipt_wire(r: Receipt) -> dict[str, Any]:
+    """The gateway's receipt (``message_id`` always written, null or not); ``node`` only
+    in simulation files."""
+    w: dict[str, Any] = {
+        "type": "receipt",
+        "user_id": r.user_id,
+        "ts": format_ts(r.ts),
+        "message_id": r.message_id,
+        "status": r.status,
+    }
+    if r.node is not None:
+        w["node"] = r.node
+    if r.reason is not None:
+        w["reason"] = r.reason
+    return w
+
+
+def receipt_from_wire(w: dict[str, Any]) -> Receipt:
+    return receipt(w)
 
 
 def inbound(d: dict[str, Any], keyword: Any = None) -> Inbound:
@@ -122,8 +224,30 @@ def inbound(d: dict[str, Any], keyword: Any = None) -> Inbound:
     )
 
 
+def inbound_wire(i: Inbound) -> dict[str, Any]:
+    w: dict[str, Any] = {"type": "inbound", "user_id": i.user_id, "ts": format_ts(i.ts)}
+    for key in ("postback", "text", "message_id", "keyword", "event_id"):
+        v = getattr(i, key)
+        if v is not None:
+            w[key] = v
+    return w
+
+
 def wake(d: dict[str, Any]) -> Wake:
     return Wake(_str(d, "user_id") or "", _ts(d), _str(d, "token", required=False) or "")
+
+
+def wake_wire(w: Wake) -> dict[str, Any]:
+    return {"type": "wake", "user_id": w.user_id, "ts": format_ts(w.ts), "token": w.token}
+
+
+def wake_value(user_id: str, at: int, token: str) -> bytes:
+    """The ``journey.timers`` record of a due :class:`~engine.core.effects.ScheduleWake`."""
+    return dumps(wake_wire(Wake(user_id, at, token)))
+
+
+def wake_from(raw: bytes | None) -> Wake:
+    return wake(loads(_present(raw)))
 
 
 DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
@@ -141,3 +265,284 @@ def decode_line(d: dict[str, Any]) -> Input:
     if decoder is None:
         raise InputError("unknown_type", f"'type' must be one of {', '.join(DECODERS)}")
     return decoder(d)
+
+
+def input_wire(inp: Input) -> dict[str, Any]:
+    """Any input as a line :func:`decode_line` reads back (a user event has no ``type``)."""
+    match inp:
+        case UserEvent():
+            return user_event_wire(inp)
+        case Receipt():
+            return receipt_wire(inp)
+        case Inbound():
+            return inbound_wire(inp)
+        case Wake():
+            return wake_wire(inp)
+
+
+def input_value(inp: Input) -> bytes:
+    return dumps(input_wire(inp))
+
+
+# ---------------------------------------------------------------- effects: engine -> gateway
+
+
+def send_request_wire(req: SendRequest) -> dict[str, Any]:
+    return {"type": "send", **req.to_wire()}
+
+
+def send_request_value(req: SendRequest) -> bytes:
+    return dumps(send_request_wire(req))
+
+
+def revoke_wire(rev: Revoke) -> dict[str, Any]:
+    return {
+        "type": "revoke",
+        "message_id": rev.message_id,
+        "user_id": rev.user_id,
+        "ts": format_ts(rev.ts),
+    }
+
+
+def revoke_value(rev: Revoke) -> bytes:
+    return dumps(revoke_wire(rev))
+
+
+def send_request(d: dict[str, Any]) -> SendRequest:
+    ttl = _int(d, "ttl_ms")
+    version = _int(d, "journey_version")
+    channel = _str(d, "channel") or ""
+    if channel not in ("rcs", "sms"):
+        raise InputError("wrong_type", "'channel' must be rcs or sms")
+    return SendRequest(
+        message_id=_str(d, "message_id") or "",
+        ts=_ts(d),
+        user_id=_str(d, "user_id") or "",
+        to=_str(d, "to", required=False) or "",
+        channel=channel,
+        content=_obj(d, "content") or {},
+        journey_id=_str(d, "journey_id", required=False),
+        journey_version=version,
+        instance_id=_str(d, "instance_id", required=False),
+        node_id=_str(d, "node_id", required=False),
+        ttl_ms=ttl,
+        purpose=_str(d, "purpose", required=False) or "journey",
+        fallback_of=_str(d, "fallback_of", required=False),
+        profile=_obj(d, "profile") or {},
+    )
+
+
+def revoke(d: dict[str, Any]) -> Revoke:
+    return Revoke(_str(d, "message_id") or "", _str(d, "user_id") or "", _ts(d))
+
+
+def gateway_request(d: dict[str, Any]) -> SendRequest | Revoke:
+    kind = d.get("type", "send")
+    if kind == "revoke":
+        return revoke(d)
+    if kind != "send":
+        raise InputError("unknown_type", "'type' must be send or revoke")
+    return send_request(d)
+
+
+def decode_gateway_request(raw: bytes | None) -> SendRequest | Revoke:
+    """A ``journey.send-requests`` message; :class:`InputError` when unusable."""
+    return gateway_request(loads(_present(raw)))
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+def outcome_wire(o: Outcome) -> dict[str, Any]:
+    return o.to_wire()
+
+
+def outcome_value(o: Outcome) -> bytes:
+    return dumps(o.to_wire())
+
+
+def outcome_record(raw: bytes | str) -> dict[str, Any]:
+    """An outcome as the plain dict it is on the wire: valid JSON and an object, fields not
+    checked one by one. For readers that count outcomes by the hundred thousand (stats) and
+    check only the fields they use; :func:`outcome` checks them all."""
+    return _object(raw)
+
+
+def outcome(d: dict[str, Any]) -> Outcome:
+    """An outcome record -> :class:`~engine.core.effects.Outcome`. A newer
+    ``schema_version`` (a breaking change) is refused rather than read wrong; readers of
+    plain dicts (:func:`outcome_record`) decide for themselves."""
+    version = _int(d, "journey_version")
+    schema_version = _int(d, "schema_version")
+    if schema_version is None:
+        raise InputError("missing_field", "'schema_version' is required")
+    if schema_version > SCHEMA_VERSION:
+        raise InputError(
+            "unsupported_version",
+            f"schema_version {schema_version}; this reader knows up to {SCHEMA_VERSION}",
+        )
+    return Outcome(
+        outcome_id=_str(d, "outcome_id") or "",
+        type=_str(d, "type") or "",
+        ts=_ts(d),
+        user_id=_str(d, "user_id") or "",
+        journey_id=_str(d, "journey_id", required=False),
+        journey_version=version,
+        instance_id=_str(d, "instance_id", required=False),
+        node_id=_str(d, "node_id", required=False),
+        channel=_str(d, "channel", required=False),
+        message_id=_str(d, "message_id", required=False),
+        attributes=_obj(d, "attributes") or {},
+    )
+
+
+def decode_outcome(raw: bytes | str) -> Outcome:
+    return outcome(outcome_record(raw))
+
+
+# ---------------------------------------------------------------- state (the table value)
+
+
+def state_record(partition: int, state: UserState) -> bytes:
+    """Table value: the user's partition (for the timer index) and the state's wire form
+    (:meth:`~engine.core.state.UserState.to_wire`, short keys)."""
+    return orjson.dumps({"p": partition, "s": state.to_wire()})
+
+
+def parse_state_record(raw: bytes) -> tuple[int, dict[str, Any]]:
+    """(partition, the state's wire form) of a table value."""
+    d = orjson.loads(raw)
+    return int(d["p"]), d["s"]
+
+
+def state_from_record(raw: bytes) -> tuple[int, UserState]:
+    partition, wire = parse_state_record(raw)
+    return partition, UserState.from_wire(wire)
+
+
+def state_wake_at(raw: bytes) -> tuple[int, int | None]:
+    """(partition, the earliest timer the state last scheduled): what rebuilding the timer
+    index needs, without building the whole state."""
+    partition, wire = parse_state_record(raw)
+    return partition, wire.get("w")
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An unusable input: why, where from, and the original bytes."""
+
+    reason: str
+    detail: str
+    stage: str  # engine | gateway
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None  # the original record's Kafka timestamp, epoch ms
+    key: bytes | None
+    value: bytes | None  # the original bytes, cut at DEAD_LETTER_MAX_ORIGINAL
+    size: int | None  # the original length (None: the record had no value)
+    truncated: bool
+    dead_lettered_at: int  # epoch ms
+
+
+def dead_letter_wire(dl: DeadLetter) -> dict[str, Any]:
+    """``{"reason", "detail", "stage", "topic", "partition", "offset", "timestamp",
+    "key", "key_b64", "value_b64", "size", "truncated", "dead_lettered_at"}``: ``key`` is
+    the key as text when it is UTF-8, ``*_b64`` the bytes in base64."""
+    key_text: str | None
+    try:
+        key_text = dl.key.decode() if dl.key is not None else None
+    except UnicodeDecodeError:
+        key_text = None
+    return {
+        "reason": dl.reason,
+        "detail": dl.detail,
+        "stage": dl.stage,
+        "topic": dl.topic,
+        "partition": dl.partition,
+        "offset": dl.offset,
+        "timestamp": format_ts(dl.timestamp) if dl.timestamp else None,
+        "key": key_text,
+        "key_b64": base64.b64encode(dl.key).decode() if dl.key is not None else None,
+        "value_b64": base64.b64encode(dl.value).decode() if dl.value is not None else None,
+        "size": dl.size,
+        "truncated": dl.truncated,
+        "dead_lettered_at": format_ts(dl.dead_lettered_at),
+    }
+
+
+def dead_letter(
+    *,
+    reason: str,
+    detail: str,
+    stage: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    dead_lettered_at: int,
+    timestamp_ms: int | None = None,
+) -> bytes:
+    """The dead-letter record of an unusable input (``detail`` and the original bytes cut
+    to their limits). ``dead_lettered_at``: the adapter's wall clock, epoch ms."""
+    return dumps(
+        dead_letter_wire(
+            DeadLetter(
+                reason=reason,
+                detail=detail[:DEAD_LETTER_MAX_DETAIL],
+                stage=stage,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                timestamp=timestamp_ms,
+                key=key,
+                value=value[:DEAD_LETTER_MAX_ORIGINAL] if value is not None else None,
+                size=len(value) if value is not None else None,
+                truncated=value is not None and len(value) > DEAD_LETTER_MAX_ORIGINAL,
+                dead_lettered_at=dead_lettered_at,
+            )
+        )
+    )
+
+
+def _b64(d: dict[str, Any], key: str) -> bytes | None:
+    text = _str(d, key, required=False)
+    try:
+        return base64.b64decode(text, validate=True) if text is not None else None
+    except binascii.Error as exc:
+        raise InputError("wrong_type", f"'{key}' must be base64") from exc
+
+
+def _required_int(d: dict[str, Any], key: str) -> int:
+    v = _int(d, key)
+    if v is None:
+        raise InputError("missing_field", f"'{key}' is required")
+    return v
+
+
+def dead_letter_from_wire(d: dict[str, Any]) -> DeadLetter:
+    truncated = d.get("truncated")
+    if not isinstance(truncated, bool):
+        raise InputError("wrong_type", "'truncated' must be true or false")
+    return DeadLetter(
+        reason=_str(d, "reason") or "",
+        detail=_str(d, "detail", required=False) or "",
+        stage=_str(d, "stage") or "",
+        topic=_str(d, "topic") or "",
+        partition=_required_int(d, "partition"),
+        offset=_required_int(d, "offset"),
+        timestamp=_ts(d, "timestamp") if d.get("timestamp") is not None else None,
+        key=_b64(d, "key_b64"),
+        value=_b64(d, "value_b64"),
+        size=_int(d, "size"),
+        truncated=truncated,
+        dead_lettered_at=_ts(d, "dead_lettered_at"),
+    )
+
+
+def decode_dead_letter(raw: bytes | str) -> DeadLetter:
+    return dead_letter_from_wire(_object(raw))

@@ -37,8 +37,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from engine.core.wire import outcome_record
 from engine.durations import format_ts
-from engine.errors import ConfigError
+from engine.errors import ConfigError, InputError
 from engine.stats import dashboard
 from engine.stats.catalog import Catalog
 from engine.stats.windows import Limits, WindowStats
@@ -227,10 +228,10 @@ class StatsService:
     def handle(self, raw: bytes | None) -> None:
         self._consumed += 1
         try:
-            outcome = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
+            outcome = outcome_record(raw) if raw else None
+        except InputError:  # not JSON, or not an object
             outcome = None
-        if isinstance(outcome, dict):
+        if outcome is not None:
             self.stats.add(outcome)
         else:
             self.stats.invalid += 1

@@ -6,17 +6,18 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
+from engine.core.wire import outcome_record
 from engine.errors import ConfigError
 from engine.stream.settings import Settings
 
 
 def read_file(path: str) -> Iterator[dict[str, Any]]:
+    """The outcomes of a JSON-lines file; a line that is not a JSON object is an
+    :class:`~engine.errors.InputError`."""
     with open(path, "rb") as fh:
         for raw in fh:
             if raw.strip():
-                yield orjson.loads(raw)
+                yield outcome_record(raw)
 
 
 def read_topic(settings: Settings) -> list[dict[str, Any]]:

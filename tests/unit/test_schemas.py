@@ -11,11 +11,11 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from engine.core import schema
 from engine.core.effects import SCHEMA_VERSION
 from engine.core.wire import decode_line
 from engine.journey.model import Journey
 from engine.sim.simulator import Simulator
-from engine.stats import schema
 from engine.stats.aggregate import _COUNTED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def test_committed_schema_files_are_the_generated_ones() -> None:
     assert sorted(generated) == sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
     for name, data in generated.items():
         assert (SCHEMAS / name).read_bytes() == data, (
-            f"docs/schemas/{name} is out of date: run python -m engine.stats.schema docs/schemas/"
+            f"docs/schemas/{name} is out of date: run python -m engine.core.schema docs/schemas/"
         )
     assert schema.main(["--check", str(SCHEMAS)]) == 0
 

@@ -1,14 +1,16 @@
-"""Pydantic models of the wire formats, and the JSON Schema files generated from them.
+"""Pydantic models of the wire records, and the JSON Schema files generated from them.
 
-The models mirror what the engine writes (:meth:`engine.core.effects.Outcome.to_wire`,
-:meth:`~engine.core.effects.SendRequest.to_wire`) and reads (:mod:`engine.core.wire`), so
-consumers in any language can validate messages and generate types. An outcome is a union
-discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow extra
-keys: new attributes (and new outcome types, with a new ``schema_version`` only when a change
-breaks readers) may appear, and readers must ignore what they don't know.
+The models describe exactly what :mod:`engine.core.wire` writes and reads: outcomes, send
+requests and revokes, the inputs (user events, receipts, inbound messages, wake-ups), dead
+letters, and the engine's table value (internal: no schema file). Consumers in any language
+can validate messages and generate types from the files in ``docs/schemas/``. An outcome is
+a union discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow
+extra keys: new attributes (and new outcome types, with a new ``schema_version`` only when a
+change breaks readers) may appear, and readers must ignore what they don't know. What the
+engine itself writes has no key the models leave out (``tests/unit/test_wire_schema.py``).
 
-    python -m engine.stats.schema docs/schemas/          # (re)write the schema files
-    python -m engine.stats.schema --check docs/schemas/  # exit 1 when they are out of date
+    python -m engine.core.schema docs/schemas/          # (re)write the schema files
+    python -m engine.core.schema --check docs/schemas/  # exit 1 when they are out of date
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, cast
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 
 from engine.core.effects import SCHEMA_VERSION
 
@@ -38,6 +40,9 @@ Timestamp = Annotated[
 InputTimestamp = Annotated[
     Timestamp | float,
     Field(description="ISO-8601 (preferred), or epoch seconds / epoch milliseconds"),
+]
+Base64 = Annotated[
+    str, Field(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 ]
 Channel = Literal["rcs", "sms"]
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -231,6 +236,11 @@ OUTCOME: TypeAdapter[Any] = TypeAdapter(Outcome)
 # --------------------------------------------------------------------------- inputs, requests
 
 
+def _names(key: str) -> dict[str, Any]:
+    """JSON Schema: ``key`` is there and is a string (present but null does not count)."""
+    return {"required": [key], "properties": {key: {"type": "string"}}}
+
+
 class Profile(_Open):
     phone: str | None = Field(None, description="E.164, e.g. +14155550123")
     timezone: str | None = Field(None, description="IANA name, e.g. America/New_York")
@@ -241,6 +251,9 @@ class Profile(_Open):
 class UserEvent(_Open):
     """A user event on ``journey.user-events`` (key: user_id)."""
 
+    type: Literal["event"] = Field(
+        "event", description="simulation files mix inputs; a line without a type is an event"
+    )
     event_id: NonEmpty = Field(description="producer's id; a repeated id is ignored")
     user_id: NonEmpty
     name: NonEmpty
@@ -254,7 +267,7 @@ class Receipt(_Open):
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"anyOf": [{"required": ["message_id"]}, {"required": ["node"]}]},
+        json_schema_extra={"anyOf": [_names("message_id"), _names("node")]},
     )
     type: Literal["receipt"] | None = None
     user_id: NonEmpty
@@ -266,13 +279,19 @@ class Receipt(_Open):
     node: str | None = Field(None, description="simulation files: the user's latest send there")
     reason: str | None = None
 
+    @model_validator(mode="after")
+    def _names_a_message(self) -> Receipt:
+        if self.message_id is None and self.node is None:
+            raise ValueError("a receipt names its message_id (or node)")
+        return self
+
 
 class Inbound(_Open):
     """A message from the user on ``journey.inbound`` (key: user_id)."""
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"anyOf": [{"required": ["postback"]}, {"required": ["text"]}]},
+        json_schema_extra={"anyOf": [_names("postback"), _names("text")]},
     )
     type: Literal["inbound"] | None = None
     user_id: NonEmpty
@@ -285,10 +304,19 @@ class Inbound(_Open):
     )
     event_id: str | None = Field(None, description="gateway's id; a repeated id is ignored")
 
+    @model_validator(mode="after")
+    def _has_content(self) -> Inbound:
+        if self.postback is None and self.text is None:
+            raise ValueError("an inbound message has a postback or a text")
+        return self
+
 
 class SendRequest(_Open):
     """Engine -> channel gateway on ``journey.send-requests`` (key: user_id)."""
 
+    type: Literal["send"] = Field(
+        "send", description="the engine writes send; revokes share the topic (revoke.schema.json)"
+    )
     message_id: NonEmpty = Field(description="deterministic; the gateway sends an id once")
     ts: Timestamp
     user_id: NonEmpty
@@ -307,6 +335,89 @@ class SendRequest(_Open):
     profile: dict[str, Any] = Field(description="what adapters may need (rcs_capable, timezone)")
 
 
+class Revoke(_Open):
+    """Engine -> channel gateway on ``journey.send-requests`` (key: user_id): take back an
+    RCS message that has not been delivered; the gateway answers with a receipt."""
+
+    type: Literal["revoke"]
+    message_id: NonEmpty = Field(description="the send request's message_id")
+    user_id: NonEmpty
+    ts: Timestamp
+
+
+class Wake(_Open):
+    """A durable timer on ``journey.timers`` (key: user_id), produced by the engine when the
+    user's earliest timer is due; a wake-up that is no longer due changes nothing."""
+
+    type: Literal["wake"] | None = None
+    user_id: NonEmpty
+    ts: Timestamp = Field(description="the timer's time")
+    token: str = Field("", description="which timer: wake-ups of replaced timers are dropped")
+
+
+class DeadLetter(_Open):
+    """An unusable input on ``journey.dead-letters`` (key: the input's key)."""
+
+    reason: NonEmpty = Field(description="machine-readable: bad_json, missing_field, ...")
+    detail: str = Field(max_length=2000, description="human-readable detail, cut to 2000")
+    stage: Literal["engine", "gateway"] = Field(description="the service that gave up on it")
+    topic: NonEmpty = Field(description="where the input was")
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp: Timestamp | None = Field(description="the input's Kafka timestamp")
+    key: str | None = Field(description="the input's key as text (null: none, or not UTF-8)")
+    key_b64: Base64 | None = Field(description="the input's key bytes, base64")
+    value_b64: Base64 | None = Field(description="the input's bytes, base64 (cut at 2 MiB)")
+    size: int | None = Field(ge=0, description="length of the input's bytes")
+    truncated: bool = Field(description="true: value_b64 holds the first 2 MiB only")
+    dead_lettered_at: Timestamp = Field(description="when it was dead-lettered (wall clock)")
+
+
+# --------------------------------------------------------------------------- the table value
+# Internal: the engine's state table, not a contract for anyone else (no schema file). Lists
+# are positional (see engine.core.state): millions of these sit in a table.
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# id, journey_id, version, node, entered_at, entry, event, step, wake_at, last_send, sends
+InstanceWire = tuple[
+    str, str, int, str, int, dict[str, Any], dict[str, Any], int, int | None, str | None,
+    dict[str, str],
+]  # fmt: skip
+# id, instance_id, journey_id, version, node, channel, sent_at, status, postbacks,
+# fallback_sms, timer_at, counted_at
+MessageWire = tuple[
+    str, str, str, int, str, str, int, str, list[str], str | None, int | None, int | None,
+]  # fmt: skip
+Tracking = tuple[str, int, int, dict[str, Any]] | tuple[str, int, int]  # older states: three
+HistoryWire = tuple[int, int | None, list[Tracking], list[str]]  # entries, last, tracking, done
+
+
+class UserStateWire(_Closed):
+    """:meth:`engine.core.state.UserState.to_wire`: short keys, empty ones left out."""
+
+    user_id: str = Field(alias="u")
+    clock: int = Field(0, alias="c")
+    attrs: dict[str, Any] = Field(default_factory=dict, alias="a")
+    seen: list[str] = Field(default_factory=list, alias="s")
+    opted_out: Literal[1] | None = Field(None, alias="o")
+    send_log: list[int] = Field(default_factory=list, alias="l")
+    instances: list[InstanceWire] = Field(default_factory=list, alias="i")
+    messages: list[MessageWire] = Field(default_factory=list, alias="m")
+    history: dict[str, HistoryWire] = Field(default_factory=dict, alias="h")
+    wake_at: int | None = Field(None, alias="w")
+
+
+class StateRecord(_Closed):
+    """The engine's table value (key: user_id): the user's partition and state."""
+
+    partition: int = Field(ge=0, alias="p")
+    state: UserStateWire = Field(alias="s")
+
+
 # --------------------------------------------------------------------------- files
 
 SCHEMAS: dict[str, tuple[str, Any]] = {
@@ -315,6 +426,9 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "receipt": ("Channel receipt (journey.channel-receipts)", Receipt),
     "inbound": ("Inbound message (journey.inbound)", Inbound),
     "send-request": ("Send request (journey.send-requests)", SendRequest),
+    "revoke": ("Revoke (journey.send-requests)", Revoke),
+    "wake": ("Wake-up (journey.timers)", Wake),
+    "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
 }
 
 
@@ -337,7 +451,7 @@ def render_all() -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.stats.schema", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m engine.core.schema", description=__doc__)
     p.add_argument("directory", nargs="?", default="docs/schemas")
     p.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
     args = p.parse_args(argv)
@@ -346,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = [n for n, b in files.items() if not (out / n).is_file() or (out / n).read_bytes() != b]
     if args.check:
         for n in stale:
-            print(f"{out / n}: out of date; run python -m engine.stats.schema {out}")
+            print(f"{out / n}: out of date; run python -m engine.core.schema {out}")
         return 1 if stale else 0
     out.mkdir(parents=True, exist_ok=True)
     for n, b in files.items():
