@@ -6,9 +6,9 @@ the no-duplicate-send guarantee and what was measured.
 
 Entry points (for ``engine.cli``)::
 
-    engine.stream.settings.Settings.from_env_and_args(args=None, env=None, **overrides)
+    engine.stream.common.settings.Settings.from_env_and_args(args=None, env=None, **overrides)
     engine.stream.worker.run_worker(settings) -> int            # journeys run
     engine.stream.gateway_service.run_gateway(settings) -> int  # journeys gateway
-    engine.stream.produce.produce_file(settings, path, realtime) -> int   # journeys produce
-    engine.stream.outcomes.print_outcomes(settings, follow) -> int        # journeys outcomes
+    engine.stream.devtools.produce.produce_file(settings, path, realtime) -> int   # journeys produce
+    engine.stream.devtools.outcomes.print_outcomes(settings, follow) -> int        # journeys outcomes
 """

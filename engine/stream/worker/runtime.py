@@ -15,7 +15,7 @@ What it does for one message, exactly as the simulator does for one queued input
   produces it to ``journey.timers`` when due); every record goes to the input's
   partition number, so a user stays on one partition across all topics;
 * the new state goes to the checkpoint's write-back buffer (see
-  :mod:`engine.stream.checkpoint` for when it becomes durable).
+  :mod:`engine.stream.common.checkpoint` for when it becomes durable).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from engine.core.state import UserState
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream import codec
-from engine.stream.checkpoint import Checkpoint
-from engine.stream.logs import event
-from engine.stream.settings import Settings
-from engine.stream.timers import TimerIndex
+from engine.stream.common.checkpoint import Checkpoint
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings
+from engine.stream.common.timers import TimerIndex
 
 log = logging.getLogger("engine.stream.runtime")
 

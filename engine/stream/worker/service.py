@@ -4,8 +4,8 @@
 
 One agent consumes the four co-partitioned input topics (user events, channel receipts,
 inbound, timers) one message at a time and hands each to
-:class:`~engine.stream.runtime.EngineRuntime` under the checkpoint's lock; the checkpoint
-commits (see :mod:`engine.stream.checkpoint`) every ``commit_interval_ms``, every
+:class:`~engine.stream.worker.runtime.EngineRuntime` under the checkpoint's lock; the checkpoint
+commits (see :mod:`engine.stream.common.checkpoint`) every ``commit_interval_ms``, every
 ``commit_every`` inputs, when partitions are revoked and at shutdown. A ticker produces due
 wake-ups from the timer index to ``journey.timers``; the index is rebuilt from the table
 after every recovery and dropped for revoked partitions.
@@ -20,9 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.stream.checkpoint import fail_stop
-from engine.stream.logs import event
-from engine.stream.settings import Settings, add_arguments
+from engine.stream.common.checkpoint import fail_stop
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings, add_arguments
 
 log = logging.getLogger("engine.stream.worker")
 
@@ -37,7 +37,7 @@ def build_worker(settings: Settings) -> Any:
     from engine.core.ids import derive_id
     from engine.journey.linter import load_journeys
     from engine.stream import codec
-    from engine.stream.faust_glue import (
+    from engine.stream.common.faust_glue import (
         FaustBackend,
         InputFeed,
         input_channel,
@@ -46,8 +46,8 @@ def build_worker(settings: Settings) -> Any:
         start_recovery_watchdog,
         state_table,
     )
-    from engine.stream.runtime import EngineRuntime, parse_state_value
-    from engine.stream.timers import TimerIndex
+    from engine.stream.worker.runtime import EngineRuntime, parse_state_value
+    from engine.stream.common.timers import TimerIndex
 
     journeys = load_journeys([settings.journeys_path()])
     engine = Engine(journeys)
@@ -209,8 +209,8 @@ def run_worker(settings: Settings) -> int:
 
     Creates the topics first (``settings.partitions`` each; a topic with another partition
     count is a :class:`~engine.errors.ConfigError`)."""
-    from engine.stream.faust_glue import run_app
-    from engine.stream.logs import setup
+    from engine.stream.common.faust_glue import run_app
+    from engine.stream.common.logs import setup
 
     setup(settings.log_level, settings.app_id)
     event(log, "worker_starting", **settings.describe())

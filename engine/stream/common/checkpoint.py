@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.stream.logs import event
+from engine.stream.common.logs import event
 
 log = logging.getLogger("engine.stream.checkpoint")
 

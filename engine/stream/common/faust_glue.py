@@ -1,5 +1,5 @@
 """What the worker and the gateway share on the faust side: the app, the state table and
-the :class:`~engine.stream.checkpoint.Backend` over them.
+the :class:`~engine.stream.common.checkpoint.Backend` over them.
 
 faust is used for what it is good at: the consumer group with its co-partitioning
 assignor, the agent that gets every input in order, the changelog-backed table with
@@ -9,7 +9,7 @@ recovery and standby replicas, and timers. Two pieces are done by hand, on purpo
   them; :meth:`Checkpoint.commit` does (faust-streaming #606: faust's own ack bookkeeping
   can commit past a message that is still being processed).
 * **input continuity**: faust can skip fetched records around rebalances; every message
-  goes through :mod:`engine.stream.positions`, which processes each offset once, in order,
+  goes through :mod:`engine.stream.common.positions`, which processes each offset once, in order,
   and reads any skipped records from the broker itself (see :class:`InputFeed`).
 * **changelog writes**: user states are written to the store and the changelog at the
   checkpoint, after the effects are acknowledged (a faust ``table[key] = value`` would
@@ -34,9 +34,9 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
-from engine.stream.checkpoint import Checkpoint
-from engine.stream.logs import event, logging_config
-from engine.stream.settings import Settings
+from engine.stream.common.checkpoint import Checkpoint
+from engine.stream.common.logs import event, logging_config
+from engine.stream.common.settings import Settings
 
 log = logging.getLogger("engine.stream.faust")
 
@@ -103,7 +103,7 @@ class _PartitionEvent:
 
 
 class FaustBackend:
-    """:class:`~engine.stream.checkpoint.Backend` over a faust app and one table."""
+    """:class:`~engine.stream.common.checkpoint.Backend` over a faust app and one table."""
 
     def __init__(self, app: faust.App, table: Any) -> None:
         self.app = app
@@ -195,7 +195,7 @@ def start_recovery_watchdog(app: faust.App, stall_s: float) -> None:
     async def watch() -> None:
         from time import monotonic
 
-        from engine.stream.checkpoint import fail_stop
+        from engine.stream.common.checkpoint import fail_stop
 
         while True:
             await asyncio.sleep(min(5.0, stall_s / 3))
@@ -222,7 +222,7 @@ def new_checkpoint(backend: FaustBackend) -> Checkpoint:
 
 class InputFeed:
     """Hands input messages to a handler in offset order, each once (see
-    :mod:`engine.stream.positions`), under the checkpoint's lock."""
+    :mod:`engine.stream.common.positions`), under the checkpoint's lock."""
 
     def __init__(
         self,
@@ -233,7 +233,7 @@ class InputFeed:
         handle: Any,
         assigned: Any,
     ) -> None:
-        from engine.stream.positions import GapReader, Positions
+        from engine.stream.common.positions import GapReader, Positions
 
         self.settings = settings
         self.group_id = group_id
@@ -246,7 +246,7 @@ class InputFeed:
 
     async def on_assigned(self, app: faust.App) -> None:
         """After recovery: where each assigned input partition resumes."""
-        from engine.stream.positions import committed_positions
+        from engine.stream.common.positions import committed_positions
 
         consumer: Any = app.consumer
         tps = {(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics}
@@ -260,7 +260,7 @@ class InputFeed:
         self.positions.drop((tp.topic, tp.partition) for tp in revoked)
 
     async def feed(self, m: Any) -> None:
-        from engine.stream.positions import DUPLICATE, GAP, UNKNOWN
+        from engine.stream.common.positions import DUPLICATE, GAP, UNKNOWN
 
         ts = int(m.timestamp * 1000) if m.timestamp else None
         verdict = self.positions.check(m.topic, m.partition, m.offset)
@@ -309,7 +309,7 @@ class InputFeed:
 def run_app(settings: Settings, build: Callable[[], Any]) -> int:
     """Create the topics, build the app and run it as a faust worker until SIGINT/SIGTERM;
     the process exit code. Shared by the engine worker and the gateway."""
-    from engine.stream.topics import ensure_topics
+    from engine.stream.common.topics import ensure_topics
 
     # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()

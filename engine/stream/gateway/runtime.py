@@ -25,7 +25,7 @@ once).
 Receipts a provider reports for later (the simulated delivery, 5 s after the send) are kept
 in the message's record and produced when due by a ticker, so a gateway restart loses
 none and a revoke can still cancel them. Everything else goes through the same
-:class:`~engine.stream.checkpoint.Checkpoint` as the engine worker.
+:class:`~engine.stream.common.checkpoint.Checkpoint` as the engine worker.
 
 Where the real channel gateway plugs in: any object with ``idempotent``,
 ``async send(req) -> list[Receipt]``, ``async revoke(rev) -> list[Receipt]`` and
@@ -52,10 +52,10 @@ from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Receipt
 from engine.errors import InputError, PermanentProviderError, RetryableProviderError
 from engine.stream import codec
-from engine.stream.checkpoint import fail_stop
-from engine.stream.logs import event
-from engine.stream.runtime import produce_dead_letter
-from engine.stream.settings import Settings, add_arguments
+from engine.stream.common.checkpoint import fail_stop
+from engine.stream.common.logs import event
+from engine.stream.worker.runtime import produce_dead_letter
+from engine.stream.common.settings import Settings, add_arguments
 
 log = logging.getLogger("engine.stream.gateway")
 
@@ -445,7 +445,7 @@ class GatewayRuntime:
 
 def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
     """The faust app of the gateway, wired up (not started)."""
-    from engine.stream.faust_glue import (
+    from engine.stream.common.faust_glue import (
         FaustBackend,
         InputFeed,
         input_channel,
@@ -454,7 +454,7 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
         start_recovery_watchdog,
         state_table,
     )
-    from engine.stream.timers import TimerIndex
+    from engine.stream.common.timers import TimerIndex
 
     topics = settings.topics
     app: Any = make_app(settings, settings.gateway_app_id)
@@ -567,8 +567,8 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
 def run_gateway(settings: Settings, provider: Provider | None = None) -> int:
     """Run the gateway until SIGINT/SIGTERM (simulated provider unless ``provider``).
     Returns the process exit code."""
-    from engine.stream.faust_glue import run_app
-    from engine.stream.logs import setup
+    from engine.stream.common.faust_glue import run_app
+    from engine.stream.common.logs import setup
 
     setup(settings.log_level, settings.gateway_app_id)
     event(log, "gateway_starting", **settings.describe())

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from engine.stream.checkpoint import EXIT_FAIL_STOP
-from engine.stream.outcomes import read_topic
-from engine.stream.settings import Settings
+from engine.stream.common.checkpoint import EXIT_FAIL_STOP
+from engine.stream.devtools.outcomes import read_topic
+from engine.stream.common.settings import Settings
 
 
 @dataclass
@@ -196,7 +196,7 @@ class StreamEnv:
         """Kill the services and delete every topic of this run (a long-lived broker
         would otherwise collect thousands)."""
         self.close()
-        from engine.stream.topics import admin_client
+        from engine.stream.common.topics import admin_client
 
         admin = admin_client(self.settings(), f"it-{self.run_id}-cleanup")
         await admin.start()
