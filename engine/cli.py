@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from engine.stream.gateway.runtime import run_gateway
+    from engine.stream.gateway.service import run_gateway
 
     return run_gateway(Settings.from_env_and_args(args))
 

@@ -55,6 +55,11 @@ log = logging.getLogger("engine.stream.checkpoint")
 EXIT_FAIL_STOP = 75
 
 
+#: Produce one record: (topic, key, value, partition) -> the delivery future, which the
+#: checkpoint awaits (step 1) before it commits.
+Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]]]
+
+
 class Backend(Protocol):
     """What a checkpoint needs from the Kafka side (faust in production)."""
 

@@ -1,220 +1,100 @@
-"""``journeys run``: the engine worker on Kafka (a faust app).
+"""``journeys run``: the engine worker on Kafka, a configuration of the service skeleton
+(:mod:`engine.stream.common.service`).
 
     python -m engine.stream.worker --journeys journeys/
 
 One agent consumes the four co-partitioned input topics (user events, channel receipts,
-inbound, timers) one message at a time and hands each to
-:class:`~engine.stream.worker.runtime.EngineRuntime` under the checkpoint's lock; the checkpoint
-commits (see :mod:`engine.stream.common.checkpoint`) every ``commit_interval_ms``, every
-``commit_every`` inputs, when partitions are revoked and at shutdown. A ticker produces due
-wake-ups from the timer index to ``journey.timers``; the index is rebuilt from the table
-after every recovery and dropped for revoked partitions.
+inbound, timers) and hands each message to :class:`~engine.stream.worker.runtime.EngineRuntime`.
+A ticker produces due wake-ups from the timer index to ``journey.timers``
+(:mod:`engine.stream.worker.wakes`); the index is rebuilt from the table after every
+recovery and dropped for revoked partitions.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.stream.common.checkpoint import fail_stop
 from engine.stream.common.logs import event
+from engine.stream.common.service import (
+    Events,
+    ServiceConfig,
+    Ticker,
+    open_parts,
+    run_service,
+    serve,
+)
 from engine.stream.common.settings import Settings, add_arguments
+from engine.stream.common.timers import TimerIndex
 
 log = logging.getLogger("engine.stream.worker")
 
 STATE_TABLE = "user-states"
+EVENTS = Events(
+    starting="worker_starting", ready="worker_ready", stats="stats", stopped="worker_stopped"
+)
 
 
 def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
-    import faust  # noqa: F401  (imported here so `settings` stays faust-free)
-
     from engine.core.engine import Engine
-    from engine.core.ids import derive_id
     from engine.journey.linter import load_journeys
-    from engine.stream import codec
-    from engine.stream.common.faust_glue import (
-        FaustBackend,
-        InputFeed,
-        input_channel,
-        make_app,
-        new_checkpoint,
-        start_recovery_watchdog,
-        state_table,
-    )
-    from engine.stream.worker.runtime import EngineRuntime, parse_state_value
-    from engine.stream.common.timers import TimerIndex
+    from engine.stream.worker.runtime import EngineRuntime
+    from engine.stream.worker.wakes import WakeTicker
 
-    journeys = load_journeys([settings.journeys_path()])
-    engine = Engine(journeys)
+    journeys = load_journeys([settings.journeys_path()])  # a bad journey stops us here
     topics = settings.topics
-    app: Any = make_app(settings, settings.app_id)
-    table = state_table(app, STATE_TABLE, settings)
-    backend = FaustBackend(app, table)
-    checkpoint = new_checkpoint(backend)
+    parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
+    backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
-    runtime = EngineRuntime(engine, settings, checkpoint, timers, backend.send, backend.get)
-    channel = input_channel(app, *topics.engine_inputs())
-    ready = {"logged": False}
-
-    feed = InputFeed(
+    runtime = EngineRuntime(
+        Engine(journeys),
         settings,
-        settings.app_id,
-        set(topics.engine_inputs()),
         checkpoint,
-        runtime.handle,
-        backend.assigned,
+        timers,
+        backend.send,
+        backend.get,
+        parts.dead_letters,
     )
+    wakes = WakeTicker(settings, timers, runtime.last_input, backend.send)
 
-    async def process(stream: Any) -> None:
-        async for ev in stream.events():
-            m = ev.message
-            if settings.trace_inputs:
-                event(
-                    log,
-                    "input",
-                    topic=m.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key.decode(errors="replace") if m.key else None,
-                )
-            await feed.feed(m)
-            if checkpoint.due(settings.commit_every):
-                await checkpoint.commit("count")
+    def revoked(partitions: set[int]) -> None:
+        timers.drop_partitions(partitions)
+        event(log, "partitions_revoked", partitions=sorted(partitions))
 
-    app.agent(channel, name="journeys-engine", concurrency=1)(process)
-
-    async def periodic_commit() -> None:
-        await checkpoint.commit("interval")
-
-    app.timer(settings.commit_interval_ms / 1000, name="journeys-checkpoint")(periodic_commit)
-
-    async def ticker() -> None:
-        now = int(time.time() * 1000)
-        settled = None
-        if settings.timer_settle_ms > 0:
-            quiet_since = time.monotonic() - settings.timer_settle_ms / 1000
-            settled = [p for p in timers.heaps if runtime.last_input.get(p, 0.0) <= quiet_since]
-        for due in list(timers.pop_due(now, settled)):
-            try:
-                fut = await backend.send(
-                    topics.timers,
-                    due.user_id.encode(),
-                    codec.wake_value(due.user_id, due.at, due.token),
-                    due.partition,
-                )
-            except Exception as exc:
-                timers.requeue(due)
-                event(log, "wake_produce_failed", logging.WARNING, error=repr(exc))
-                continue
-
-            def requeue_on_error(f: Any, due: Any = due) -> None:
-                if f.cancelled() or f.exception() is not None:
-                    timers.requeue(due)
-
-            fut.add_done_callback(requeue_on_error)  # type: ignore[attr-defined]
-
-    app.timer(settings.tick_ms / 1000, name="journeys-timer-ticker")(ticker)
-
-    def rebuild_timers() -> None:
-        partitions = backend.active_partitions(topics.user_events)
-
-        def entries() -> Any:
-            for key, raw in list(backend.items()):
-                if raw is None:
-                    continue
-                try:
-                    partition, state = parse_state_value(raw)
-                except Exception:
-                    continue
-                at = state.get("w")
-                if at is not None:
-                    user = key.decode() if isinstance(key, bytes) else str(key)
-                    yield user, partition, at, derive_id("wake", user, at)
-
-        n = timers.rebuild(partitions, entries())
-        event(
-            log,
-            "timers_rebuilt",
-            partitions=sorted(partitions),
-            pending=n,
-            next_due=timers.next_due(),
-        )
-        if not ready["logged"]:
-            ready["logged"] = True
-            event(
-                log,
-                "worker_ready",
-                app_id=settings.app_id,
-                partitions=sorted(partitions),
-                journeys=len(journeys),
-            )
-
-    async def on_recovered() -> None:
-        try:
-            await feed.on_assigned(app)
-        except Exception as exc:  # without positions, inputs could be skipped
-            fail_stop("positions_unavailable", error=repr(exc))
-        rebuild_timers()
-
-    table.on_recover(on_recovered)
-
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        start_recovery_watchdog(app, settings.recovery_stall_s)
-        await checkpoint.commit("revoke")
-        feed.on_revoked(revoked)
-        gone = {tp.partition for tp in revoked if tp.topic == topics.user_events}
-        timers.drop_partitions(gone)
-        event(log, "partitions_revoked", partitions=sorted(gone))
-
-    app.on_partitions_revoked.connect(on_revoked)
-
-    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        mine = sorted(tp.partition for tp in assigned if tp.topic == topics.user_events)
-        event(log, "partitions_assigned", partitions=mine)
-
-    app.on_partitions_assigned.connect(on_assigned)
-
-    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
-        checkpoint.closing = True
-        await checkpoint.commit("shutdown")
-        await feed.reader.close()
-        event(log, "worker_stopped", **runtime.stats.report())
-
-    app.on_before_shutdown.connect(on_shutdown)
-
-    if settings.stats_interval_s > 0:
-
-        async def stats() -> None:
-            event(
-                log,
-                "stats",
-                timers=len(timers),
-                checkpoint_max_ms=round(checkpoint.stats.max_ms, 1),
-                **runtime.stats.report(),
-            )
-
-        app.timer(settings.stats_interval_s, name="journeys-stats")(stats)
-
-    app.journeys_runtime = runtime  # for introspection
-    return app
+    return serve(
+        parts,
+        ServiceConfig(
+            log=log,
+            events=EVENTS,
+            agent="journeys-engine",
+            timer_prefix="journeys",
+            inputs=topics.engine_inputs(),
+            owner=topics.user_events,
+            handle=runtime.handle,
+            trace_inputs=settings.trace_inputs,
+            tickers=(Ticker("journeys-timer-ticker", settings.tick_ms / 1000, wakes.tick),),
+            on_recovered=lambda partitions: wakes.rebuild(partitions, backend.items()),
+            on_assigned=lambda partitions: event(
+                log, "partitions_assigned", partitions=sorted(partitions)
+            ),
+            on_revoked=revoked,
+            gauges=lambda: {
+                "timers": len(timers),
+                "checkpoint_max_ms": round(checkpoint.stats.max_ms, 1),
+            },
+            report=runtime.stats.report,
+            ready_fields={"journeys": len(journeys)},
+            runtime=runtime,
+        ),
+    )
 
 
 def run_worker(settings: Settings) -> int:
-    """Run the engine worker until SIGINT/SIGTERM. Returns the process exit code.
-
-    Creates the topics first (``settings.partitions`` each; a topic with another partition
-    count is a :class:`~engine.errors.ConfigError`)."""
-    from engine.stream.common.faust_glue import run_app
-    from engine.stream.common.logs import setup
-
-    setup(settings.log_level, settings.app_id)
-    event(log, "worker_starting", **settings.describe())
-    return run_app(settings, lambda: build_worker(settings))
+    """Run the engine worker until SIGINT/SIGTERM. Returns the process exit code."""
+    return run_service(settings, settings.app_id, log, EVENTS, lambda: build_worker(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,7 +104,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser, journeys=True)
     settings = Settings.from_env_and_args(parser.parse_args(argv))
     return run_worker(settings)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
