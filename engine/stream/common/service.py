@@ -34,13 +34,16 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
 from engine.stream.common.logs import event, setup
 from engine.stream.common.settings import Settings
+
+if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import time
+    from engine.stream.common.faust_glue import FaustBackend
 
 Partitions = set[int]
 
@@ -79,7 +82,7 @@ class Parts:
     app_id: str
     app: Any  # faust.App
     table: Any  # faust Table: bytes -> bytes, changelog-backed
-    backend: Any  # faust_glue.FaustBackend (send, get, items, store_put, ...)
+    backend: FaustBackend
     checkpoint: Checkpoint
     dead_letters: DeadLetters
 
