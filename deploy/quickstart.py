@@ -59,8 +59,8 @@ def _key(o: dict[str, Any]) -> tuple[str, str, str, str]:
 def _wait(args: argparse.Namespace) -> int:
     from engine.lint.linter import load_journeys
     from engine.sim.simulator import Simulator, read_events
-    from engine.stream.outcomes import collect_outcomes
-    from engine.stream.settings import Settings
+    from engine.stream.common.settings import Settings
+    from engine.stream.devtools.outcomes import collect_outcomes
 
     journeys = load_journeys([args.journeys])
     inputs = [i for f in sorted(Path(args.events).glob("*.jsonl")) for i in read_events(f)[0]]

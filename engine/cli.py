@@ -15,7 +15,7 @@ import orjson
 from engine.errors import EngineError, InvalidJourney
 
 # The stream settings import neither faust nor aiokafka: cheap enough for every command.
-from engine.stream.settings import Settings, add_arguments
+from engine.stream.common.settings import Settings, add_arguments
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -134,19 +134,19 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine.stream.worker import run_worker
+    from engine.stream.worker.service import run_worker
 
     return run_worker(Settings.from_env_and_args(args))
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from engine.stream.gateway_service import run_gateway
+    from engine.stream.gateway.service import run_gateway
 
     return run_gateway(Settings.from_env_and_args(args))
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from engine.stream.produce import produce_file
+    from engine.stream.devtools.produce import produce_file
 
     return produce_file(
         Settings.from_env_and_args(args), args.file, realtime=args.now, pace_ms=args.pace
@@ -154,7 +154,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _outcomes(args: argparse.Namespace) -> int:
-    from engine.stream.outcomes import print_outcomes
+    from engine.stream.devtools.outcomes import print_outcomes
 
     return print_outcomes(Settings.from_env_and_args(args), follow=args.follow)
 

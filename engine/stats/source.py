@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.core.wire import outcome_record
 from engine.errors import ConfigError
-from engine.stream.settings import Settings
+from engine.stream.common.settings import Settings
 
 
 def read_file(path: str) -> Iterator[dict[str, Any]]:
@@ -24,7 +24,7 @@ def read_topic(settings: Settings) -> list[dict[str, Any]]:
     """Every outcome on the outcomes topic so far (deduplicated on outcome_id)."""
     from aiokafka.errors import KafkaError
 
-    from engine.stream.outcomes import collect_outcomes
+    from engine.stream.devtools.outcomes import collect_outcomes
 
     try:
         return asyncio.run(collect_outcomes(settings))

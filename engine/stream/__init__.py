@@ -4,11 +4,20 @@ A thin adapter around :mod:`engine.core`: decode, call the core, carry out the e
 commit. See ``docs/streaming.md`` for the topology, the commit boundary, durable timers,
 the no-duplicate-send guarantee and what was measured.
 
+* ``worker/`` -- the engine worker (``journeys run``, ``python -m engine.stream.worker``);
+* ``gateway/`` -- the channel gateway (``journeys gateway``, ``python -m engine.stream.gateway``);
+* ``common/`` -- what both share: settings, topics, logs, the faust glue, the input feed and
+  positions, the checkpoint, the timer index, dead letters, and the one service skeleton
+  (``common/service.py``) that the worker and the gateway are configurations of;
+* ``devtools/`` -- ``journeys produce`` and ``journeys outcomes``, the benchmarks and the
+  test harness;
+* ``codec.py`` -- the wire form of the records the worker and the gateway exchange.
+
 Entry points (for ``engine.cli``)::
 
-    engine.stream.settings.Settings.from_env_and_args(args=None, env=None, **overrides)
-    engine.stream.worker.run_worker(settings) -> int            # journeys run
-    engine.stream.gateway_service.run_gateway(settings) -> int  # journeys gateway
-    engine.stream.produce.produce_file(settings, path, realtime) -> int   # journeys produce
-    engine.stream.outcomes.print_outcomes(settings, follow) -> int        # journeys outcomes
+    engine.stream.common.settings.Settings.from_env_and_args(args=None, env=None, **overrides)
+    engine.stream.worker.service.run_worker(settings) -> int    # journeys run
+    engine.stream.gateway.service.run_gateway(settings) -> int  # journeys gateway
+    engine.stream.devtools.produce.produce_file(settings, path, realtime) -> int
+    engine.stream.devtools.outcomes.print_outcomes(settings, follow) -> int
 """

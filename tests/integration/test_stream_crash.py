@@ -29,7 +29,7 @@ from engine.core.wire import decode_line
 from engine.durations import format_ts, parse_ts_ms
 from engine.lint.linter import load_journeys
 from engine.sim.simulator import Simulator
-from engine.stream.harness import Service, StreamEnv
+from engine.stream.devtools.harness import Service, StreamEnv
 
 JOURNEY = """
 id: crash-it

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from engine.durations import format_ts
-from engine.stream.harness import StreamEnv
+from engine.stream.devtools.harness import StreamEnv
 
 JOURNEY = """
 id: dl-it

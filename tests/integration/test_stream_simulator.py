@@ -22,7 +22,7 @@ from engine.core.wire import decode_line
 from engine.durations import format_ts, parse_ts_ms
 from engine.lint.linter import load_journeys
 from engine.sim.simulator import Simulator
-from engine.stream.harness import StreamEnv
+from engine.stream.devtools.harness import StreamEnv
 
 JOURNEY = """
 id: stream-it

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.stream.checkpoint import Checkpoint
+from engine.stream.common.checkpoint import Checkpoint
 
 
 class FakeBackend:
@@ -122,8 +122,8 @@ def test_faust_606_is_present_in_faust_and_bypassed_by_the_runtime(
     skipped = {new_offset(2585, [2586, 2587, 2588, 2589]), new_offset(None, [1, 2, 3])}
     assert skipped <= {None, 2590, 4}
 
-    from engine.stream.settings import Settings
-    from engine.stream.worker import build_worker
+    from engine.stream.common.settings import Settings
+    from engine.stream.worker.service import build_worker
 
     jdir = tmp_path / "j"
     jdir.mkdir()
@@ -142,9 +142,7 @@ def test_faust_606_is_present_in_faust_and_bypassed_by_the_runtime(
 def test_gateway_forgets_old_dedupe_records_only_when_nothing_is_pending() -> None:
     import orjson
 
-    from engine.stream.gateway_service import GatewayRuntime, SimulatedProvider
-    from engine.stream.settings import Settings
-    from engine.stream.timers import TimerIndex
+    from engine.stream.gateway.claims import Claims
 
     records = {
         b"old": {"p": 0, "st": "sent", "at": 1_000},
@@ -158,6 +156,6 @@ def test_gateway_forgets_old_dedupe_records_only_when_nothing_is_pending() -> No
             return [(k, orjson.dumps(v)) for k, v in records.items()]
 
     cp = Checkpoint(backend=FakeBackend(), on_fail=stop)
-    gw = GatewayRuntime(Settings(), SimulatedProvider(5000), Items(), cp, TimerIndex())
-    assert gw.sweep({0, 1}, older_than_ms=5_000) == 1
+    claims = Claims(Items(), cp)
+    assert claims.sweep({0, 1}, older_than_ms=5_000) == 1
     assert cp.dirty == {b"old": (0, None)}  # a tombstone, written at the next checkpoint

@@ -1,7 +1,7 @@
 """The engine's per-input step on Kafka: decode, call the core, carry out the effects.
 
 No journey logic lives here, and nothing faust-specific either (the faust app in
-:mod:`engine.stream.worker` feeds messages in and gives it a producer and the table).
+:mod:`engine.stream.worker.service` feeds messages in and gives it a producer and the table).
 What it does for one message, exactly as the simulator does for one queued input:
 
 * decode by topic (user event / receipt / inbound / wake); anything unusable goes to
@@ -15,7 +15,7 @@ What it does for one message, exactly as the simulator does for one queued input
   produces it to ``journey.timers`` when due); every record goes to the input's
   partition number, so a user stays on one partition across all topics;
 * the new state goes to the checkpoint's write-back buffer (see
-  :mod:`engine.stream.checkpoint` for when it becomes durable).
+  :mod:`engine.stream.common.checkpoint` for when it becomes durable).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,14 +37,14 @@ from engine.core.state import UserState
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream import codec
-from engine.stream.checkpoint import Checkpoint
-from engine.stream.logs import event
-from engine.stream.settings import Settings
-from engine.stream.timers import TimerIndex
+from engine.stream.common.checkpoint import Checkpoint, Send
+from engine.stream.common.dead_letters import DeadLetters
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings
+from engine.stream.common.timers import TimerIndex
 
 log = logging.getLogger("engine.stream.runtime")
 
-Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]]]
 GetState = Callable[[bytes], bytes | None]
 
 DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
@@ -117,6 +117,7 @@ class EngineRuntime:
         timers: TimerIndex,
         send: Send,
         get_state: GetState,
+        dead_letters: DeadLetters,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -125,6 +126,7 @@ class EngineRuntime:
         self.timers = timers
         self.send = send
         self.get_state = get_state
+        self.dead_letters = dead_letters
         self.stats = Stats()
         self.last_input: dict[int, float] = {}  # partition -> monotonic time of its last input
         t = settings.topics
@@ -274,58 +276,6 @@ class EngineRuntime:
         timestamp_ms: int | None,
     ) -> None:
         self.stats.dead_letters += 1
-        await produce_dead_letter(
-            self.send,
-            self.checkpoint,
-            self.topics.dead_letters,
-            "engine",
-            reason,
-            detail,
-            topic,
-            partition,
-            offset,
-            key,
-            value,
-            timestamp_ms,
+        await self.dead_letters.produce(
+            reason, detail, topic, partition, offset, key, value, timestamp_ms
         )
-
-
-async def produce_dead_letter(
-    send: Send,
-    checkpoint: Checkpoint,
-    dead_letters: str,
-    stage: str,
-    reason: str,
-    detail: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    timestamp_ms: int | None,
-) -> None:
-    """Produce an unusable input to the dead-letter topic (as a checkpointed effect) and log
-    it. Shared by the engine worker and the gateway (``stage`` tells them apart)."""
-    record = codec.dead_letter(
-        reason=reason,
-        detail=detail,
-        stage=stage,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
-        timestamp_ms=timestamp_ms,
-    )
-    fut = await send(dead_letters, key, record, partition)
-    checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)
-    event(
-        log,
-        "dead_letter",
-        logging.WARNING,
-        reason=reason,
-        detail=detail[:300],
-        topic=topic,
-        partition=partition,
-        offset=offset,
-    )

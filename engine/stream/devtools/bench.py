@@ -1,7 +1,7 @@
 """Measure the stream runtime on a real broker: throughput and timer lateness.
 
-    python -m engine.stream.bench throughput --users 20000
-    python -m engine.stream.bench timers --users 2000 --wait 5s --spread 20
+    python -m engine.stream.devtools.bench throughput --users 20000
+    python -m engine.stream.devtools.bench timers --users 2000 --wait 5s --spread 20
 
 ``throughput``: the events of ``--users`` users (one entry each, historic timestamps, a
 journey of two SMS sends around a 1 h wait, so every wait is already due) are put on
@@ -15,7 +15,7 @@ every expected outcome is on ``journey.outcomes``. Reported: inputs processed pe
 Reported: p50 / p99 / max lateness in ms (ticker resolution, produce, consume and processing
 included).
 
-Both use :class:`engine.stream.harness.StreamEnv` (child processes, unique topics).
+Both use :class:`engine.stream.devtools.harness.StreamEnv` (child processes, unique topics).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 
 from engine.durations import format_ts, parse_duration_ms, parse_ts_ms
-from engine.stream.harness import StreamEnv
-from engine.stream.outcomes import _consumer
+from engine.stream.devtools.harness import StreamEnv
+from engine.stream.devtools.outcomes import _consumer
 
 THROUGHPUT_JOURNEY = """
 id: bench
@@ -104,7 +104,7 @@ async def throughput(
     try:
         t = env.settings().topics
         base = parse_ts_ms("2026-01-01T00:00:00Z")
-        from engine.stream.topics import ensure_topics
+        from engine.stream.common.topics import ensure_topics
 
         await ensure_topics(env.settings(), t.all())
         records = [
@@ -223,7 +223,7 @@ async def timers(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.stream.bench")
+    p = argparse.ArgumentParser(prog="python -m engine.stream.devtools.bench")
     p.add_argument("what", choices=["throughput", "timers"])
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--partitions", type=int, default=4)

@@ -1,16 +1,17 @@
-"""What the worker and the gateway share on the faust side: the app, the state table and
-the :class:`~engine.stream.checkpoint.Backend` over them.
+"""What the worker and the gateway share on the faust side: the app, the state table,
+the input channel, the :class:`~engine.stream.common.checkpoint.Backend` over them, and
+the recovery watchdog. :mod:`engine.stream.common.service` puts them together.
 
 faust is used for what it is good at: the consumer group with its co-partitioning
 assignor, the agent that gets every input in order, the changelog-backed table with
-recovery and standby replicas, and timers. Two pieces are done by hand, on purpose:
+recovery and standby replicas, and timers. Three pieces are done by hand, on purpose:
 
 * **offsets**: the input topics are subscribed with acks disabled, so faust never commits
   them; :meth:`Checkpoint.commit` does (faust-streaming #606: faust's own ack bookkeeping
   can commit past a message that is still being processed).
 * **input continuity**: faust can skip fetched records around rebalances; every message
-  goes through :mod:`engine.stream.positions`, which processes each offset once, in order,
-  and reads any skipped records from the broker itself (see :class:`InputFeed`).
+  goes through :class:`~engine.stream.common.feed.InputFeed`, which processes each offset
+  once, in order, and reads any skipped records from the broker itself.
 * **changelog writes**: user states are written to the store and the changelog at the
   checkpoint, after the effects are acknowledged (a faust ``table[key] = value`` would
   send the changelog record at once, through a buffer whose flush gives up after 0.1 s).
@@ -24,9 +25,8 @@ changelog key is the same bytes as the input key.
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,11 +34,8 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
-from engine.stream.checkpoint import Checkpoint
-from engine.stream.logs import event, logging_config
-from engine.stream.settings import Settings
-
-log = logging.getLogger("engine.stream.faust")
+from engine.stream.common.logs import logging_config
+from engine.stream.common.settings import Settings
 
 
 def make_app(settings: Settings, app_id: str) -> faust.App:
@@ -103,7 +100,7 @@ class _PartitionEvent:
 
 
 class FaustBackend:
-    """:class:`~engine.stream.checkpoint.Backend` over a faust app and one table."""
+    """:class:`~engine.stream.common.checkpoint.Backend` over a faust app and one table."""
 
     def __init__(self, app: faust.App, table: Any) -> None:
         self.app = app
@@ -195,7 +192,7 @@ def start_recovery_watchdog(app: faust.App, stall_s: float) -> None:
     async def watch() -> None:
         from time import monotonic
 
-        from engine.stream.checkpoint import fail_stop
+        from engine.stream.common.checkpoint import fail_stop
 
         while True:
             await asyncio.sleep(min(5.0, stall_s / 3))
@@ -214,118 +211,3 @@ def start_recovery_watchdog(app: faust.App, stall_s: float) -> None:
 
     state["task"] = asyncio.ensure_future(watch())
     app._journeys_watchdog = state  # type: ignore[attr-defined]
-
-
-def new_checkpoint(backend: FaustBackend) -> Checkpoint:
-    return Checkpoint(backend=backend)
-
-
-class InputFeed:
-    """Hands input messages to a handler in offset order, each once (see
-    :mod:`engine.stream.positions`), under the checkpoint's lock."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        group_id: str,
-        topics: set[str],
-        checkpoint: Checkpoint,
-        handle: Any,
-        assigned: Any,
-    ) -> None:
-        from engine.stream.positions import GapReader, Positions
-
-        self.settings = settings
-        self.group_id = group_id
-        self.topics = topics
-        self.checkpoint = checkpoint
-        self.handle = handle
-        self.assigned = assigned  # () -> {(topic, partition)} currently assigned
-        self.positions = Positions()
-        self.reader = GapReader(settings, f"{group_id}-gaps")
-
-    async def on_assigned(self, app: faust.App) -> None:
-        """After recovery: where each assigned input partition resumes."""
-        from engine.stream.positions import committed_positions
-
-        consumer: Any = app.consumer
-        tps = {(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics}
-        self.positions.drop([tp for tp in list(self.positions.expected) if tp not in tps])
-        if tps:
-            self.positions.reset(
-                await committed_positions(self.settings, self.group_id, tps, self.reader)
-            )
-
-    def on_revoked(self, revoked: Any) -> None:
-        self.positions.drop((tp.topic, tp.partition) for tp in revoked)
-
-    async def feed(self, m: Any) -> None:
-        from engine.stream.positions import DUPLICATE, GAP, UNKNOWN
-
-        ts = int(m.timestamp * 1000) if m.timestamp else None
-        verdict = self.positions.check(m.topic, m.partition, m.offset)
-        if verdict == DUPLICATE:
-            return
-        if verdict == UNKNOWN:
-            mine = (m.topic, m.partition) in self.assigned()
-            event(
-                log,
-                "position_unknown",
-                logging.WARNING,
-                topic=m.topic,
-                partition=m.partition,
-                offset=m.offset,
-                assigned=mine,
-            )
-            if not mine:
-                return  # left over from a revoked partition: its new owner processes it
-        if verdict == GAP:
-            start = self.positions.expected[(m.topic, m.partition)]
-            missed = await self.reader.read(m.topic, m.partition, start, m.offset)
-            self.positions.filled += len(missed)
-            event(
-                log,
-                "gap_filled",
-                logging.WARNING if missed else logging.INFO,
-                topic=m.topic,
-                partition=m.partition,
-                start=start,
-                end=m.offset,
-                records=len(missed),
-            )
-            for r in missed:
-                await self._one(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-        await self._one(m.topic, m.partition, m.offset, m.key, m.value, ts)
-
-    async def _one(
-        self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
-    ) -> None:
-        async with self.checkpoint.lock:
-            await self.handle(topic, partition, offset, key, value, ts)
-            self.checkpoint.processed(topic, partition, offset)
-            self.positions.advance(topic, partition, offset)
-
-
-def run_app(settings: Settings, build: Callable[[], Any]) -> int:
-    """Create the topics, build the app and run it as a faust worker until SIGINT/SIGTERM;
-    the process exit code. Shared by the engine worker and the gateway."""
-    from engine.stream.topics import ensure_topics
-
-    # One event loop for everything: faust binds its services to the loop they are made on.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
-    app = build()
-    worker = faust.Worker(
-        app,
-        loop=loop,
-        loglevel=settings.log_level,
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=app.conf.logging_config,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0

@@ -10,6 +10,9 @@ none is lost: whoever owns the partition rebuilds the heap from the table.
 
 The heaps use lazy deletion: :attr:`TimerIndex.current` holds the one live entry per user,
 and a popped entry that doesn't match it is skipped.
+
+The gateway keeps its scheduled receipts in the same kind of index, keyed by message_id
+instead of user_id (hence here, with the shared pieces).
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
-from engine.stream.logs import event
-from engine.stream.settings import Settings
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings
 
 log = logging.getLogger("engine.stream.positions")
 
@@ -144,7 +144,7 @@ async def committed_positions(
     settings: Settings, group_id: str, tps: set[TPKey], reader: GapReader
 ) -> dict[TPKey, int]:
     """Where each partition resumes: the group's committed offset, else the beginning."""
-    from engine.stream.topics import admin_client
+    from engine.stream.common.topics import admin_client
 
     admin = admin_client(settings, f"{group_id}-positions")
     await admin.start()

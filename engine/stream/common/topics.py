@@ -15,8 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from engine.errors import ConfigError
-from engine.stream.logs import event
-from engine.stream.settings import Settings
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings
 
 log = logging.getLogger("engine.stream.topics")
 

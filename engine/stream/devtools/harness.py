@@ -2,7 +2,7 @@
 
 Each :class:`StreamEnv` has its own topic prefix, app ids and data directory, so runs never
 share state on a long-lived broker. Services are started as ``python -m
-engine.stream.worker`` / ``python -m engine.stream.gateway_service`` with the settings in
+engine.stream.worker`` / ``python -m engine.stream.gateway`` with the settings in
 their environment; their JSON logs go to files that :meth:`Service.events` parses.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from engine.stream.checkpoint import EXIT_FAIL_STOP
-from engine.stream.outcomes import read_topic
-from engine.stream.settings import Settings
+from engine.stream.common.checkpoint import EXIT_FAIL_STOP
+from engine.stream.common.settings import Settings
+from engine.stream.devtools.outcomes import read_topic
 
 
 @dataclass
@@ -182,7 +182,7 @@ class StreamEnv:
         return self.start("engine.stream.worker", name, **env)
 
     def start_gateway(self, name: str = "gateway", **env: str) -> Service:
-        return self.start("engine.stream.gateway_service", name, **env)
+        return self.start("engine.stream.gateway", name, **env)
 
     def close(self) -> None:
         if self._supervisor is not None:
@@ -196,7 +196,7 @@ class StreamEnv:
         """Kill the services and delete every topic of this run (a long-lived broker
         would otherwise collect thousands)."""
         self.close()
-        from engine.stream.topics import admin_client
+        from engine.stream.common.topics import admin_client
 
         admin = admin_client(self.settings(), f"it-{self.run_id}-cleanup")
         await admin.start()

@@ -48,11 +48,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.stream.logs import event
+from engine.stream.common.logs import event
 
 log = logging.getLogger("engine.stream.checkpoint")
 
 EXIT_FAIL_STOP = 75
+
+
+#: Produce one record: (topic, key, value, partition) -> the delivery future, which the
+#: checkpoint awaits (step 1) before it commits.
+Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]]]
 
 
 class Backend(Protocol):

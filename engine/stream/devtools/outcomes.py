@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from engine.stream.settings import Settings
+from engine.stream.common.settings import Settings
 
 
 async def _consumer(

@@ -33,9 +33,9 @@ from aiokafka import AIOKafkaProducer
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
 from engine.errors import InputError
-from engine.stream.logs import event
-from engine.stream.settings import Settings
-from engine.stream.topics import ensure_topics
+from engine.stream.common.logs import event
+from engine.stream.common.settings import Settings
+from engine.stream.common.topics import ensure_topics
 
 log = logging.getLogger("engine.stream.produce")
 
@@ -136,7 +136,7 @@ def produce_file(settings: Settings, path: str | Path, realtime: bool, pace_ms: 
     """Produce the lines of ``path`` (JSON lines) to their topics. Returns an exit code:
     0, or 1 when some lines don't decode (they are produced anyway and reported on
     stderr, one ``path:line: reason`` each)."""
-    from engine.stream.logs import setup
+    from engine.stream.common.logs import setup
 
     setup(settings.log_level, "journeys-produce")
     lines = read_lines(settings, path)
