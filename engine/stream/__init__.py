@@ -11,7 +11,8 @@ the no-duplicate-send guarantee and what was measured.
   (``common/service.py``) that the worker and the gateway are configurations of;
 * ``devtools/`` -- ``journeys produce`` and ``journeys outcomes``, the benchmarks and the
   test harness;
-* ``codec.py`` -- the wire form of the records the worker and the gateway exchange.
+
+Every record's bytes come from :mod:`engine.core.wire` (the one wire module).
 
 Entry points (for ``engine.cli``)::
 

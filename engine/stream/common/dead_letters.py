@@ -11,9 +11,10 @@ apart.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from engine.stream import codec
+from engine.core import wire
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.logs import event
 
@@ -41,7 +42,7 @@ class DeadLetters:
     ) -> None:
         """Produce the input at ``topic:partition:offset`` as a dead letter (keyed and
         partitioned as the input was) and log it."""
-        record = codec.dead_letter(
+        record = wire.dead_letter(
             reason=reason,
             detail=detail,
             stage=self.stage,
@@ -51,6 +52,7 @@ class DeadLetters:
             key=key,
             value=value,
             timestamp_ms=timestamp_ms,
+            dead_lettered_at=time.time_ns() // 1_000_000,
         )
         fut = await self.send(self.topic, key, record, partition)
         self.checkpoint.add_effect(f"dead letter {topic}:{partition}:{offset}", fut)

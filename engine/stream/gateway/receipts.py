@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from engine.core import wire
 from engine.core.effects import Revoke
 from engine.core.inputs import Receipt
-from engine.stream import codec
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.timers import TimerIndex
 from engine.stream.gateway.claims import Claims, Record
@@ -47,9 +47,9 @@ class Receipts:
         """Produce a receipt; with ``rec``, remember it there (for replays)."""
         self.stats.receipts += 1
         if rec is not None:
-            rec.setdefault("out", []).append(codec.receipt_wire(r))
+            rec.setdefault("out", []).append(wire.receipt_wire(r))
         fut = await self.send(
-            self.topic, r.user_id.encode(), codec.dumps(codec.receipt_wire(r)), partition
+            self.topic, r.user_id.encode(), wire.dumps(wire.receipt_wire(r)), partition
         )
         self.checkpoint.add_effect(f"receipt {r.message_id} {r.status}", fut)
 
@@ -62,7 +62,7 @@ class Receipts:
         later: list[list[Any]] = []
         for r in receipts:
             if r.ts > now:
-                later.append([r.ts, codec.receipt_wire(r)])
+                later.append([r.ts, wire.receipt_wire(r)])
             else:
                 await self.produce(r, partition, rec)
         if later:
@@ -106,11 +106,11 @@ class Receipts:
             if rec is None or not rec.get("sched"):
                 continue
             keep = []
-            for at, wire in rec["sched"]:
+            for at, record in rec["sched"]:
                 if at <= now_ms:
-                    await self.produce(codec.receipt_from_wire(wire), due.partition, rec)
+                    await self.produce(wire.receipt_from_wire(record), due.partition, rec)
                 else:
-                    keep.append([at, wire])
+                    keep.append([at, record])
             if keep:
                 rec["sched"] = keep
                 self.timers.schedule(due.user_id, due.partition, keep[0][0], "")

@@ -20,10 +20,10 @@ import logging
 import time
 from typing import Any
 
+from engine.core import wire
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Receipt
 from engine.errors import InputError
-from engine.stream import codec
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
@@ -79,7 +79,7 @@ class GatewayRuntime:
     ) -> None:
         self.stats.requests += 1
         try:
-            req = codec.decode_gateway_request(value)
+            req = wire.decode_gateway_request(value)
         except InputError as exc:
             self.stats.dead_letters += 1
             await self.dead_letters.produce(
@@ -103,7 +103,7 @@ class GatewayRuntime:
             # receipts for messages it doesn't know, and dedupes repeated ones).
             self.stats.duplicates += 1
             for wire in rec.get("out", ()):
-                await self.receipts.produce(codec.receipt_from_wire(wire), partition)
+                await self.receipts.produce(wire.receipt_from_wire(wire), partition)
             event(
                 log,
                 "duplicate_send_dropped",

@@ -27,16 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from engine.channels.keywords import classify_keyword
+from engine.core import wire
 from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Inbound, Input, Wake
 from engine.core.state import UserState
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
-from engine.stream import codec
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
@@ -96,16 +94,6 @@ class Stats:
                 "max": lat[-1] if lat else None,
             },
         }
-
-
-def state_value(partition: int, state: UserState) -> bytes:
-    """Table value: the user's partition (for the timer index) and the state's wire form."""
-    return orjson.dumps({"p": partition, "s": state.to_wire()})
-
-
-def parse_state_value(raw: bytes) -> tuple[int, dict[str, Any]]:
-    d = orjson.loads(raw)
-    return int(d["p"]), d["s"]
 
 
 class EngineRuntime:
@@ -196,13 +184,13 @@ class EngineRuntime:
         buffered = self.checkpoint.get_dirty(ukey)
         raw = buffered[1] if buffered is not None else self.get_state(ukey)
         if isinstance(inp, Wake):
-            if raw is None or parse_state_value(raw)[1].get("w") != inp.ts:
+            if raw is None or wire.parse_state_record(raw)[1].get("w") != inp.ts:
                 self.stats.stale_wakes += 1
                 return
             self.stats.wakes += 1
             self.stats.lateness.append(int(time.time() * 1000) - inp.ts)
         state = (
-            UserState.from_wire(parse_state_value(raw)[1])
+            UserState.from_wire(wire.parse_state_record(raw)[1])
             if raw is not None
             else self.engine.new_state(user)
         )
@@ -224,7 +212,7 @@ class EngineRuntime:
             return
         for eff in effects:
             await self._effect(eff, partition)
-        new_raw = state_value(partition, state)
+        new_raw = wire.state_record(partition, state)
         if new_raw != raw:
             self.checkpoint.put_state(ukey, partition, new_raw)
         else:
@@ -236,13 +224,13 @@ class EngineRuntime:
             case Outcome():
                 self.stats.outcomes += 1
                 fut = await self.send(
-                    t.outcomes, eff.user_id.encode(), codec.dumps(eff.to_wire()), partition
+                    t.outcomes, eff.user_id.encode(), wire.outcome_value(eff), partition
                 )
                 self.checkpoint.add_effect(f"outcome {eff.outcome_id}", fut)
             case SendRequest():
                 self.stats.sends += 1
                 fut = await self.send(
-                    t.send_requests, eff.user_id.encode(), codec.send_request_value(eff), partition
+                    t.send_requests, eff.user_id.encode(), wire.send_request_value(eff), partition
                 )
                 self.checkpoint.add_effect(f"send {eff.message_id}", fut)
                 event(
@@ -258,7 +246,7 @@ class EngineRuntime:
             case Revoke():
                 self.stats.revokes += 1
                 fut = await self.send(
-                    t.send_requests, eff.user_id.encode(), codec.revoke_value(eff), partition
+                    t.send_requests, eff.user_id.encode(), wire.revoke_value(eff), partition
                 )
                 self.checkpoint.add_effect(f"revoke {eff.message_id}", fut)
             case ScheduleWake():

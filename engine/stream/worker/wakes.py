@@ -13,13 +13,12 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from engine.core import wire
 from engine.core.ids import derive_id
-from engine.stream import codec
 from engine.stream.common.checkpoint import Send
 from engine.stream.common.logs import event
 from engine.stream.common.settings import Settings
 from engine.stream.common.timers import Due, TimerIndex
-from engine.stream.worker.runtime import parse_state_value
 
 # The worker's logger: these lines were the worker's before they had a module.
 log = logging.getLogger("engine.stream.worker")
@@ -51,7 +50,7 @@ class WakeTicker:
                 fut = await self.send(
                     self.settings.topics.timers,
                     due.user_id.encode(),
-                    codec.wake_value(due.user_id, due.at, due.token),
+                    wire.wake_value(due.user_id, due.at, due.token),
                     due.partition,
                 )
             except Exception as exc:
@@ -83,7 +82,7 @@ def _pending_wakes(table_items: Iterable[tuple[Any, Any]]) -> Iterator[tuple[str
         if raw is None:
             continue
         try:
-            partition, state = parse_state_value(raw)
+            partition, state = wire.parse_state_record(raw)
         except Exception:
             continue
         at = state.get("w")
