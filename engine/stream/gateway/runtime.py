@@ -102,8 +102,8 @@ class GatewayRuntime:
             # re-created the message would otherwise be lost (the core ignores
             # receipts for messages it doesn't know, and dedupes repeated ones).
             self.stats.duplicates += 1
-            for wire in rec.get("out", ()):
-                await self.receipts.produce(wire.receipt_from_wire(wire), partition)
+            for record in rec.get("out", ()):
+                await self.receipts.produce(wire.receipt_from_wire(record), partition)
             event(
                 log,
                 "duplicate_send_dropped",
