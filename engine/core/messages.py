@@ -42,7 +42,7 @@ DELIVERABLE = (*LIVE, "fallback_deferred")
 
 def _render(node: SendNode, scope: dict[str, Any]) -> dict[str, Any]:
     # Imported here: rendering lives with the definitions, next to the templates.
-    from engine.channels.render import render_send
+    from engine.journey.render import render_send
 
     return render_send(node, scope).to_dict()
 

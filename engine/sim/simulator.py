@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.channels.keywords import classify_keyword
 from engine.channels.simulated import ContractProvider
 from engine.core.effects import Effect, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.keywords import classify_keyword
 from engine.core.state import UserState
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
