@@ -17,30 +17,26 @@ itself: ``deferred`` (the fallback SMS must wait out quiet hours) and ``sms_drop
 out). ``undeliverable`` and ``timer`` become ``undeliverable_no_sms`` and
 ``timer_no_sms`` when the message has no fallback SMS (none declared, or dropped)::
 
-                          delivered / read (from sent, revoking, revoke_failed,
-            +-------------------------------  fallback_deferred: the SMS is dropped)
-            |                              |
-            |                              v
-            |                         [delivered] --read--> [read]
-            |
-          [sent] --timer: window ends (Revoke, grace timer)--> [revoking]
-            |                                                   |      |
-            |                     revoke_failed (grace timer)  |      |
-            |                 [revoke_failed] <-----------------+      |
-            |                    |                                    |
-            |                    | timer: grace ends (Revoke again)   | timer: grace
-            |                    |   or undeliverable                 | ends, or
-            | undeliverable      v                                    | undeliverable
-            +--------------> [fell_back] <----------------------------+
-                               |    ^
-                      deferred |    | timer: quiet hours end
-                               v    |
-                          [fallback_deferred]
+    [sent] --timer: window ends--> [revoking] --revoke_failed--> [revoke_failed]
+      |     (Revoke, grace timer)      |          (grace timer)         |
+      |                                | timer: grace ends,             | timer: grace ends
+      | undeliverable                  | or undeliverable               | (Revoke again),
+      |                                v                                | or undeliverable
+      +--------------------------> [fell_back] <------------------------+
+                                     |    ^
+                            deferred |    | timer: quiet hours end
+                                     v    |
+                               [fallback_deferred]
 
-      [sent | revoking | revoke_failed] --undeliverable_no_sms--> [failed]
+    [sent | revoking | revoke_failed | fallback_deferred] --delivered--> [delivered]
+    [sent | revoking | revoke_failed | fallback_deferred] --read-------> [read]
+    [delivered] --read--> [read]
+    [sent | revoking | revoke_failed] --undeliverable_no_sms--> [failed]
 
-Entering ``fell_back`` is what sends the SMS (after the same rules as any send: opt-out,
-phone, quiet hours, frequency cap; quiet hours with ``defer`` raise ``deferred``).
+Not drawn: the rows that keep the status (a timer with no SMS left to send, the SMS
+dropped). Entering ``fell_back`` is what sends the SMS, after the same rules as any send
+(opt-out, phone, quiet hours, frequency cap): a rule may suppress it, and quiet hours
+with ``defer`` raise ``deferred``.
 
 The no-double-delivery guarantee: an SMS goes out only on entering ``fell_back``, and no
 row leads to ``fell_back`` from ``delivered`` or ``read``; a delivery while the SMS waits
@@ -255,7 +251,7 @@ TRANSITIONS: dict[tuple[Status, Event], Transition] = {
 
 # After these statuses the channel is not expected to deliver the message any more: it
 # failed, or its SMS replaced it (or will, after quiet hours).
-GIVEN_UP: frozenset[str] = frozenset({"failed", "fell_back", "fallback_deferred"})
+GIVEN_UP: frozenset[Status] = frozenset({"failed", "fell_back", "fallback_deferred"})
 
 
 def fire(step: Step, msg: Message, event: Event, rec: Receipt | None = None) -> UserAction | None:
