@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import quote_plus
 
-from engine.channels.render import RenderedCard, RenderedMessage, RenderedSuggestion
 from engine.channels.sms import SMS_MAX_SEGMENTS, graphemes, segment, truncate_to_segments
+from engine.journey.render import RenderedCard, RenderedMessage, RenderedSuggestion
 
 DEFAULT_OPT_OUT = "Reply STOP to opt out."
 ELLIPSIS = "..."

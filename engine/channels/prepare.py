@@ -15,10 +15,10 @@ from typing import Any
 from engine.channels.fallback_text import derive_sms
 from engine.channels.phone import normalize_phone
 from engine.channels.rcs import build_and_validate
-from engine.channels.render import RenderedMessage
 from engine.channels.sms import SMS_MAX_SEGMENTS, segment
 from engine.core.effects import SendRequest
 from engine.errors import InputError, PayloadLimitError
+from engine.journey.render import RenderedMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.channels.phone import normalize_phone
-from engine.channels.render import RenderedCard, RenderedMessage, RenderedSuggestion
 from engine.errors import PayloadLimitError
+from engine.journey.render import RenderedCard, RenderedMessage, RenderedSuggestion
 
 TEXT_MAX_CHARS = 3072
 PAYLOAD_MAX_BYTES = 250_000

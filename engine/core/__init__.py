@@ -6,8 +6,10 @@ Ids and split buckets are derived by hashing stable inputs (:mod:`engine.core.id
 
 from engine.core.effects import Effect, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
+from engine.core.ids import wake_token
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
+from engine.core.user_actions import UserAction
 
 __all__ = [
     "Effect",
@@ -20,7 +22,9 @@ __all__ = [
     "Revoke",
     "ScheduleWake",
     "SendRequest",
+    "UserAction",
     "UserEvent",
     "UserState",
     "Wake",
+    "wake_token",
 ]

@@ -1,8 +1,9 @@
-"""The working set of one ``advance`` call: engine, state, current time, effects so far.
+"""The working set of one ``advance`` call: journeys, config, state, current time, effects.
 
-Handlers in :mod:`.nodes`, :mod:`.messages` and :mod:`.engine` take a ``Step`` instead of
-five arguments; it also derives every id and builds outcomes, so that ids come from one
-place.
+Every handler takes a ``Step`` instead of five arguments; it also derives every id and
+builds outcomes, so that ids come from one place. It carries the journey versions
+(:class:`~.catalog.Catalog`) and the config, not the engine: handlers depend on this
+module, never on :mod:`.engine`, so the engine sits on top of the core's modules.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.core.catalog import Catalog
+from engine.core.config import EngineConfig
 from engine.core.effects import Effect, Outcome
 from engine.core.ids import derive_id
 from engine.core.state import Instance, Message, UserState
 
 if TYPE_CHECKING:
-    from engine.core.engine import Engine
     from engine.journey.model import Journey
 
 
 @dataclass(slots=True)
 class Step:
-    engine: Engine
+    catalog: Catalog
+    config: EngineConfig
     state: UserState
     now: int
     effects: list[Effect] = field(default_factory=list)
@@ -32,7 +35,7 @@ class Step:
 
     def journey(self, inst: Instance | Message) -> Journey:
         jid = inst.journey_id
-        return self.engine.versions[jid][inst.version]
+        return self.catalog.versions[jid][inst.version]
 
     def scope(self, inst: Instance) -> dict[str, Any]:
         return {

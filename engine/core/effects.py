@@ -91,7 +91,8 @@ class Revoke:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleWake:
-    """The user's earliest pending timer is now ``at`` (None: nothing pending)."""
+    """The user's earliest pending timer is now ``at`` (None: nothing pending). The adapter
+    hands ``token`` back on the ``Wake`` it delivers at ``at``."""
 
     user_id: str
     at: int | None

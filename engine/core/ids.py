@@ -30,3 +30,10 @@ def derive_uuid(*parts: object) -> str:
 def bucket(*parts: object) -> float:
     """A uniform number in [0, 1) from the parts: the same user always gets the same bucket."""
     return int.from_bytes(_digest(parts, 8), "big") / 2**64
+
+
+def wake_token(user_id: str, at: int | None) -> str:
+    """The token of the user's wake-up at ``at``: the engine puts it on ``ScheduleWake``,
+    the adapter carries it back on the ``Wake``, and the core drops a wake-up whose token
+    is not the one of the user's current timer (a stale one). The one place it is made."""
+    return derive_id("wake", user_id, at)

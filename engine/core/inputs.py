@@ -47,8 +47,10 @@ class Receipt:
 class Inbound:
     """A message from the user: a suggestion tap (``postback``) or free ``text``.
 
-    ``keyword`` is set by the adapter when the whole text is a compliance keyword
-    (STOP / START / HELP and their synonyms); the core doesn't know keyword lists.
+    ``keyword`` says the whole text is a compliance keyword (STOP / START / HELP and
+    their synonyms). Left None, the core classifies ``text`` itself
+    (:mod:`engine.core.keywords`); an adapter sets it only to pass on a classification
+    made elsewhere (a simulation file's ``keyword`` field, say).
     """
 
     user_id: str
@@ -62,7 +64,11 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """A durable timer fired. Stale wake-ups (nothing due any more) change nothing."""
+    """A durable timer fired. ``token`` is the one of the ``ScheduleWake`` that asked for
+    it (:func:`engine.core.ids.wake_token`): the core drops a wake-up whose token is not
+    the one of the user's current timer (stale: the timer moved or fired already), and
+    returns the state untouched with no effects. Without a token, it is a plain "the
+    clock is now ``ts``" (tests, tools): whatever is due by then fires."""
 
     user_id: str
     ts: int

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.core.context import Step
+from engine.core.fallback import drop_sms
 from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
-from engine.core.messages import send_node
+from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
 from engine.journey.expressions import compile_expression
 from engine.journey.model import (
@@ -34,7 +35,7 @@ def goto(step: Step, inst: Instance, target: str | None, **attrs: Any) -> None:
     hops = 0
     while target is not None and inst.id in step.state.instances:
         hops += 1
-        if hops > step.engine.config.max_hops:
+        if hops > step.config.max_hops:
             finish(step, inst, "loop_guard")
             return
         node = step.journey(inst).nodes[target]
@@ -55,10 +56,8 @@ def finish(step: Step, inst: Instance, reason: str) -> None:
         # The user left because of what they did (cancelled, converted): an SMS copy of a
         # message about the old situation would be wrong, so pending fallbacks are dropped.
         for msg in step.state.messages.values():
-            if msg.instance_id == inst.id and msg.fallback_sms is not None:
-                msg.fallback_sms = None
-                if msg.status in ("sent", "fallback_deferred"):
-                    msg.timer_at = None
+            if msg.instance_id == inst.id:
+                drop_sms(step, msg)
     journey = step.journey(inst)
     hist = step.state.history.setdefault(inst.journey_id, JourneyHistory())
     goal = journey.goal

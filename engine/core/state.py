@@ -62,7 +62,7 @@ class Message:
     node: str
     channel: str
     sent_at: int
-    status: str = "sent"  # sent | delivered | read | failed | revoking | revoke_failed | fell_back
+    status: str = "sent"  # one of engine.core.fallback.Status; moves only by its TRANSITIONS
     postbacks: list[str] = field(default_factory=list)
     fallback_sms: str | None = None  # rendered fallback text ("" = derive from the card)
     timer_at: int | None = None  # fallback window end, revoke grace, or fallback deferral

@@ -5,19 +5,24 @@ runs on until no timer is pending (or until ``until``). Everything is ordered by
 ``(time, priority, sequence)``, so the same log gives byte-identical outcomes.
 At equal times, what the engine itself caused (receipts, wake-ups) goes before the
 next line of the file: causes before the things that follow them.
+
+The loop makes no journey decision: the core drops stale wake-ups and classifies
+keywords. What it keeps is the simulated provider's bookkeeping (which deliveries it
+has scheduled, and which of them a revoke or a failure cancelled).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.channels.keywords import classify_keyword
 from engine.channels.simulated import ContractProvider
 from engine.core.effects import Effect, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
+from engine.core.fallback import messages_given_up
+from engine.core.ids import wake_token
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
 from engine.core.wire import decode_line, loads
@@ -26,7 +31,6 @@ from engine.errors import InputError
 from engine.journey.model import Journey
 
 GENERATED, FROM_FILE = 0, 1
-DELIVERY_STILL_POSSIBLE = frozenset({"sent", "revoking", "revoke_failed", "delivered", "read"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,14 @@ def read_events(path: str | Path) -> tuple[list[Input], list[BadLine]]:
     return items, bad
 
 
+def _scheduled(inp: Input) -> Input:
+    """A wake-up line in a file stands for the wake-up scheduled at its time: without a
+    token of its own it gets that one, so the core drops it unless a timer is due then."""
+    if isinstance(inp, Wake) and not inp.token:
+        return Wake(inp.user_id, inp.ts, wake_token(inp.user_id, inp.ts))
+    return inp
+
+
 def _describe(inp: Input) -> str:
     match inp:
         case UserEvent():
@@ -92,7 +104,7 @@ class Simulator:
         queue: list[tuple[int, int, int, Input]] = []
         seq = 0
         for inp in sorted(inputs, key=lambda i: i.ts):  # stable: file order at equal times
-            queue.append((inp.ts, FROM_FILE, seq, inp))
+            queue.append((inp.ts, FROM_FILE, seq, _scheduled(inp)))
             seq += 1
         heapq.heapify(queue)
         states = result.states
@@ -100,21 +112,19 @@ class Simulator:
             ts, _, _, inp = heapq.heappop(queue)
             if until is not None and ts > until:
                 break
-            state = states.get(inp.user_id)
-            if isinstance(inp, Wake) and (state is None or state.wake_at != inp.ts):
-                continue  # stale: the timer moved or fired already
             if isinstance(inp, Receipt) and not self.provider.is_live(inp):
-                continue  # a scheduled delivery that a revoke cancelled
+                # The simulated provider's business, not the core's: this delivery was
+                # scheduled by the provider and a revoke or a failure cancelled it since.
+                continue
+            state = states.get(inp.user_id)
             if state is None:
                 state = states[inp.user_id] = self.engine.new_state(inp.user_id)
-            if isinstance(inp, Inbound) and inp.keyword is None and inp.text is not None:
-                inp = replace(inp, keyword=classify_keyword(inp.text))
             _, effects = self.engine.advance(state, inp, ts)
             if isinstance(inp, Receipt) and inp.status != "delivered":
-                # A failure from the file means the provider won't deliver it after all.
-                for msg in state.messages.values():
-                    if msg.status not in DELIVERY_STILL_POSSIBLE:
-                        self.provider.cancel(msg.id)
+                # A failure receipt (a file's, say) means the provider won't deliver what
+                # it still had scheduled for messages the core has given up on.
+                for message_id in messages_given_up(state):
+                    self.provider.cancel(message_id)
             for generated in self._carry_out(effects, result):
                 seq += 1
                 heapq.heappush(queue, (generated.ts, GENERATED, seq, generated))

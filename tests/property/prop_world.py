@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import orjson
 from hypothesis import strategies as st
 
-from engine.channels.keywords import classify_keyword
 from engine.core import (
     Effect,
     Engine,
@@ -36,6 +35,7 @@ from engine.core import (
     Wake,
 )
 from engine.core.inputs import RECEIPT_STATUSES
+from engine.core.keywords import classify_keyword
 from engine.core.localtime import zone
 from engine.durations import parse_ts_ms
 from engine.journey.model import Journey, SendNode, successors

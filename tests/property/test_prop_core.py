@@ -372,7 +372,8 @@ def test_split_shares_follow_the_weights(weights: list[int], prefix: str) -> Non
     for i in range(n):
         state = engine.new_state(f"{prefix}{i}")
         inst = Instance("i", "sp", 1, "s", 0, {}, {})
-        counts[split_variant(Step(engine, state, 0), inst, node)] += 1  # type: ignore[arg-type]
+        step = Step(engine.catalog, engine.config, state, 0)
+        counts[split_variant(step, inst, node)] += 1  # type: ignore[arg-type]
     total = sum(weights)
     for i, wgt in enumerate(weights):
         assert abs(counts[i] / n - wgt / total) <= 0.02, (weights, counts)

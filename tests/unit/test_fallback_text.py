@@ -12,13 +12,13 @@ from engine.channels.fallback_text import (
     gsm_safe,
     map_link,
 )
-from engine.channels.render import (
+from engine.channels.sms import segment
+from engine.journey.render import (
     RenderedCard,
     RenderedCarousel,
     RenderedMessage,
     RenderedSuggestion,
 )
-from engine.channels.sms import segment
 
 OPT_OUT = "Reply STOP to opt out."
 TRACK = RenderedSuggestion("open_url", text="Track", postback="t", url="https://ex.co/t/A1")

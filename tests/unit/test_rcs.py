@@ -16,7 +16,9 @@ from engine.channels.rcs import (
     required_features,
     validate_agent_message,
 )
-from engine.channels.render import (
+from engine.errors import PayloadLimitError
+from engine.journey.model import SendNode
+from engine.journey.render import (
     RenderedCard,
     RenderedCarousel,
     RenderedMedia,
@@ -24,8 +26,6 @@ from engine.channels.render import (
     RenderedSuggestion,
     render_send,
 )
-from engine.errors import PayloadLimitError
-from engine.journey.model import SendNode
 
 MID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 IMG = "https://cdn.example.com/box.png"

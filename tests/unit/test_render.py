@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.channels.render import (
+from engine.errors import InputError, TemplateError
+from engine.journey.model import SendNode
+from engine.journey.render import (
     RenderedCard,
     RenderedCarousel,
     RenderedMedia,
@@ -15,8 +17,6 @@ from engine.channels.render import (
     RenderedSuggestion,
     render_send,
 )
-from engine.errors import InputError, TemplateError
-from engine.journey.model import SendNode
 
 SCOPE: dict[str, Any] = {
     "event": {"order_id": "A1", "sku": "sku-9", "when": "2026-12-01T10:00:00Z"},

@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from engine.channels.keywords import classify_keyword
 from engine.channels.prepare import Prepared
 from engine.channels.providers.base import (
     Capability,
@@ -46,6 +45,7 @@ from engine.channels.providers.base import (
 from engine.channels.providers.http import DEFAULT_TIMEOUT_S, Answer, HttpClient, raise_for_status
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import ReceiptStatus
+from engine.core.keywords import classify_keyword
 from engine.durations import parse_ts_ms
 
 RBM_BASE_URL = "https://rcsbusinessmessaging.googleapis.com"

@@ -29,12 +29,12 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from engine.channels.keywords import classify_keyword
 from engine.channels.prepare import Prepared
 from engine.channels.providers.base import Capability, NotReachable, SendResult
 from engine.core.effects import Revoke, SendRequest
 from engine.core.ids import bucket, derive_id
 from engine.core.inputs import Inbound, Receipt
+from engine.core.keywords import classify_keyword
 
 Event = Receipt | Inbound
 REPLY_TEXTS = ("Thanks!", "When will it arrive?", "OK", "Can I change the address?")

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from engine.channels.keywords import classify_keyword
 from engine.channels.prepare import Prepared
 from engine.channels.providers.base import (
     Ignored,
@@ -40,6 +39,7 @@ from engine.channels.providers.base import (
 from engine.channels.providers.http import DEFAULT_TIMEOUT_S, HttpClient, raise_for_status
 from engine.core.effects import SendRequest
 from engine.core.inputs import ReceiptStatus
+from engine.core.keywords import classify_keyword
 
 TWILIO_BASE_URL: Final = "https://api.twilio.com"
 

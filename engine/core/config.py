@@ -1,0 +1,16 @@
+"""The engine's settings: one frozen record, shared by every handler through the ``Step``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    help_text: str = "Reply STOP to opt out, START to opt back in. Msg&data rates may apply."
+    revoke_grace_ms: int = 60_000  # how long to wait for a TTL verdict after revoking
+    message_retention_ms: int = 7 * DAY_MS  # taps and reads count this long after a send
+    max_hops: int = 100  # nodes entered in one step before a run is stopped (cycle guard)
+    max_messages: int = 64  # messages kept per user for receipts and taps
