@@ -36,12 +36,32 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    if args.wire is not None:
+        return _wire_schemas(Path(args.wire), check=args.check)
     from engine.journey.model import Journey
 
     schema = Journey.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Journey file"
     sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
+
+
+def _wire_schemas(out: Path, *, check: bool) -> int:
+    """The JSON Schema files of the wire records (engine/core/schema.py), written to ``out``
+    or, with ``check``, compared with it."""
+    from engine.core.schema import render_all
+
+    files = render_all()
+    stale = [n for n, b in files.items() if not (out / n).is_file() or (out / n).read_bytes() != b]
+    if check:
+        for n in stale:
+            print(f"{out / n}: out of date; run journeys schema --wire {out}")
+        return EXIT_PROBLEMS if stale else EXIT_OK
+    out.mkdir(parents=True, exist_ok=True)
+    for n in stale:
+        (out / n).write_bytes(files[n])
+        print(f"wrote {out / n}")
     return EXIT_OK
 
 
@@ -197,7 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
     p.add_argument("paths", nargs="+", help="journey files or directories")
-    add("schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)")
+    p = add(
+        "schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)"
+    )
+    p.add_argument(
+        "--wire", metavar="DIR", help="write the wire records' JSON Schemas to DIR instead"
+    )
+    p.add_argument("--check", action="store_true", help="with --wire: compare only, exit 1")
     p = add("graph", _graph, "draw a journey")
     p.add_argument("file")
     p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")

@@ -9,15 +9,12 @@ extra keys: new attributes (and new outcome types, with a new ``schema_version``
 change breaks readers) may appear, and readers must ignore what they don't know. What the
 engine itself writes has no key the models leave out (``tests/unit/test_wire_schema.py``).
 
-    python -m engine.core.schema docs/schemas/          # (re)write the schema files
-    python -m engine.core.schema --check docs/schemas/  # exit 1 when they are out of date
+    journeys schema --wire docs/schemas/           # (re)write the schema files
+    journeys schema --wire docs/schemas/ --check   # exit 1 when they are out of date
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, cast
 
 import orjson
@@ -352,7 +349,11 @@ class Wake(_Open):
     type: Literal["wake"] | None = None
     user_id: NonEmpty
     ts: Timestamp = Field(description="the timer's time")
-    token: str = Field("", description="which timer: wake-ups of replaced timers are dropped")
+    token: str = Field(
+        "",
+        description="which timer: wake-ups of replaced timers are dropped; without one, "
+        "the wake-up scheduled at ts",
+    )
 
 
 class DeadLetter(_Open):
@@ -448,27 +449,3 @@ def render_all() -> dict[str, bytes]:
     """File name -> bytes of every schema file (stable: sorted keys, two-space indent)."""
     opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
     return {f"{n}.schema.json": orjson.dumps(json_schema(n), option=opts) for n in SCHEMAS}
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.core.schema", description=__doc__)
-    p.add_argument("directory", nargs="?", default="docs/schemas")
-    p.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
-    args = p.parse_args(argv)
-    out = Path(args.directory)
-    files = render_all()
-    stale = [n for n, b in files.items() if not (out / n).is_file() or (out / n).read_bytes() != b]
-    if args.check:
-        for n in stale:
-            print(f"{out / n}: out of date; run python -m engine.core.schema {out}")
-        return 1 if stale else 0
-    out.mkdir(parents=True, exist_ok=True)
-    for n, b in files.items():
-        if n in stale:
-            (out / n).write_bytes(b)
-            print(f"wrote {out / n}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

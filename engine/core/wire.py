@@ -43,6 +43,7 @@ from typing import Any, cast
 import orjson
 
 from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
+from engine.core.ids import wake_token
 from engine.core.inputs import (
     RECEIPT_STATUSES,
     Inbound,
@@ -234,7 +235,10 @@ def inbound_wire(i: Inbound) -> dict[str, Any]:
 
 
 def wake(d: dict[str, Any]) -> Wake:
-    return Wake(_str(d, "user_id") or "", _ts(d), _str(d, "token", required=False) or "")
+    """A wake-up record. One without a token (a hand-written line) stands for the wake-up
+    scheduled at its time, so the core drops it unless a timer is due then."""
+    user_id, ts = _str(d, "user_id") or "", _ts(d)
+    return Wake(user_id, ts, _str(d, "token", required=False) or wake_token(user_id, ts))
 
 
 def wake_wire(w: Wake) -> dict[str, Any]:

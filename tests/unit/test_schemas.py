@@ -113,7 +113,7 @@ def test_committed_schema_files_are_the_generated_ones() -> None:
     assert sorted(generated) == sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
     for name, data in generated.items():
         assert (SCHEMAS / name).read_bytes() == data, (
-            f"docs/schemas/{name} is out of date: run python -m engine.core.schema docs/schemas/"
+            f"docs/schemas/{name} is out of date: run journeys schema --wire docs/schemas/"
         )
     assert schema.main(["--check", str(SCHEMAS)]) == 0
 

@@ -6,8 +6,8 @@ What it does for one message, exactly as the simulator does for one queued input
 
 * decode by topic (user event / receipt / inbound / wake); anything unusable goes to
   ``journey.dead-letters`` with its reason and the original bytes;
-* a wake-up whose time is not the user's ``wake_at`` any more is stale: dropped;
-* inbound text that is a compliance keyword gets its ``keyword`` (as the simulator does);
+* the core decides everything else: a stale wake-up (its token is not the user's current
+  one) changes nothing, inbound text that is a compliance keyword is classified there;
 * ``now`` = the input's ``ts`` (for a wake-up, the wake time); the core clamps it to the
   user's clock;
 * effects: outcomes -> ``journey.outcomes``, sends and revokes ->
@@ -24,15 +24,14 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine.channels.keywords import classify_keyword
 from engine.core import wire
 from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
-from engine.core.inputs import Inbound, Input, Wake
-from engine.core.state import UserState
+from engine.core.inputs import Input, Wake
+from engine.core.timers import is_stale
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, Send
@@ -183,19 +182,19 @@ class EngineRuntime:
         ukey = user.encode()
         buffered = self.checkpoint.get_dirty(ukey)
         raw = buffered[1] if buffered is not None else self.get_state(ukey)
+        if raw is not None:
+            state = wire.state_from_record(raw)[1]
+        else:
+            state = self.engine.new_state(user)
+            # A user without a stored state is written only if the step changed the state.
+            raw = wire.state_record(partition, state)
         if isinstance(inp, Wake):
-            if raw is None or wire.parse_state_record(raw)[1].get("w") != inp.ts:
+            # The core drops stale wake-ups itself; asked here only to count them.
+            if is_stale(state, inp):
                 self.stats.stale_wakes += 1
-                return
-            self.stats.wakes += 1
-            self.stats.lateness.append(int(time.time() * 1000) - inp.ts)
-        state = (
-            UserState.from_wire(wire.parse_state_record(raw)[1])
-            if raw is not None
-            else self.engine.new_state(user)
-        )
-        if isinstance(inp, Inbound) and inp.keyword is None and inp.text is not None:
-            inp = replace(inp, keyword=classify_keyword(inp.text))
+            else:
+                self.stats.wakes += 1
+                self.stats.lateness.append(int(time.time() * 1000) - inp.ts)
         try:
             _, effects = self.engine.advance(state, inp, inp.ts)
         except Exception as exc:  # a bug in the core or a journey: keep the old state

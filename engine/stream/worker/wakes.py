@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from engine.core import wire
-from engine.core.ids import derive_id
+from engine.core.ids import wake_token
 from engine.stream.common.checkpoint import Send
 from engine.stream.common.logs import event
 from engine.stream.common.settings import Settings
@@ -88,4 +88,4 @@ def _pending_wakes(table_items: Iterable[tuple[Any, Any]]) -> Iterator[tuple[str
         at = state.get("w")
         if at is not None:
             user = key.decode() if isinstance(key, bytes) else str(key)
-            yield user, partition, at, derive_id("wake", user, at)
+            yield user, partition, at, wake_token(user, at)
