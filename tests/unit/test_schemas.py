@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from engine import cli
 from engine.core import schema
 from engine.core.effects import SCHEMA_VERSION
 from engine.core.wire import decode_line
@@ -115,13 +116,13 @@ def test_committed_schema_files_are_the_generated_ones() -> None:
         assert (SCHEMAS / name).read_bytes() == data, (
             f"docs/schemas/{name} is out of date: run journeys schema --wire docs/schemas/"
         )
-    assert schema.main(["--check", str(SCHEMAS)]) == 0
+    assert cli.main(["schema", "--wire", str(SCHEMAS), "--check"]) == 0
 
 
 def test_generator_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert schema.main(["--check", str(tmp_path)]) == 1
-    assert schema.main([str(tmp_path)]) == 0
-    assert schema.main(["--check", str(tmp_path)]) == 0
+    assert cli.main(["schema", "--wire", str(tmp_path), "--check"]) == 1
+    assert cli.main(["schema", "--wire", str(tmp_path)]) == 0
+    assert cli.main(["schema", "--wire", str(tmp_path), "--check"]) == 0
     assert "wrote" in capsys.readouterr().out
     doc = schema.json_schema("outcome")
     assert doc["x-schema-version"] == SCHEMA_VERSION
