@@ -69,7 +69,7 @@ def read_service_account(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{where}: not a JSON object (expected a service-account key)")
     if info.get("type") != "service_account":
         raise ConfigError(
-            f"{where}: \"type\" is {info.get('type')!r}, not \"service_account\" "
+            f'{where}: "type" is {info.get("type")!r}, not "service_account" '
             "(create a JSON key for a service account in the Google Cloud console)"
         )
     missing = [k for k in REQUIRED_FIELDS if not isinstance(info.get(k), str) or not info[k]]
