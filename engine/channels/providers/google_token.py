@@ -37,6 +37,7 @@ from typing import Any, Final
 import google.auth.exceptions
 import google.auth.transport
 import google.auth.transport.requests
+from google.auth.credentials import TokenState
 from google.oauth2 import service_account
 
 from engine.errors import ConfigError, RetryableProviderError
@@ -167,14 +168,21 @@ class ServiceAccountTokenSource:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(self._executor, self._refresh)
                 self.refreshes += 1
-                token = self._current()
-        if token is None:  # the endpoint answered 200 with an already stale token
-            raise RetryableProviderError("rbm token: the token endpoint gave an expired token")
+                token = self._just_minted()
         return token
 
     def _current(self) -> str | None:
+        """The token while google-auth calls it valid (not within its refresh margin)."""
         creds = self._credentials
         return str(creds.token) if creds.valid else None
+
+    def _just_minted(self) -> str:
+        """The new token. One that lives less than the refresh margin is not ``valid``
+        even now, yet usable until its real expiry: use it (the next call mints again)."""
+        creds = self._credentials
+        if creds.token is None or creds.token_state == TokenState.INVALID:
+            raise RetryableProviderError("rbm token: the token endpoint gave an expired token")
+        return str(creds.token)
 
     def _refresh(self) -> None:
         """In the executor thread: one exchange with the token endpoint."""
