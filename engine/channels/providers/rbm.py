@@ -3,9 +3,11 @@
 REST calls (``base_url`` is ``https://rcsbusinessmessaging.googleapis.com`` in production):
 
 * ``POST /v1/phones/{E164}/agentMessages?messageId={uuid}&agentId={agent}``, body the
-  ``AgentMessage`` from :mod:`engine.channels.rcs` (with ``ttl``). The platform ignores a
-  repeated ``messageId``, so retries are safe (the adapter is *idempotent*); a 409
-  (already exists) counts as accepted.
+  ``AgentMessage`` from :mod:`engine.channels.rcs` (with ``ttl``). "The platform ignores
+  any agent message sent with an ID that was used by an earlier message or event sent
+  from the same agent" (``phones.agentMessages.create`` reference), so a retry with the
+  same id never reaches the user twice: the adapter is *idempotent*. See :func:`_accepted`
+  for what a repeated id is answered with.
 * ``GET /v1/phones/{E164}/capabilities?requestId={uuid}&agentId={agent}`` -> ``features``.
 * ``DELETE /v1/phones/{E164}/agentMessages/{id}?agentId={agent}``: a 200 proves nothing;
   the TTL / DELIVERED events say what happened. 404 (already gone) is not an error.
@@ -17,7 +19,9 @@ Auth is a bearer token from ``token`` (a string, or an async callable returning 
 OAuth2 access token for the service account: minting it is left to the caller).
 
 Webhooks arrive in a Pub/Sub-style envelope ``{"message": {"data": base64(json)}}``
-signed with ``X-Goog-Signature = base64(HMAC-SHA512(client_token, raw body))``.
+signed with ``X-Goog-Signature = base64(HMAC-SHA512(client_token, event))``, where the
+event is ``message.data`` base64-decoded (Google's webhook guide verifies exactly that,
+not the raw HTTP body: a proxy re-serializing the envelope must not break signatures).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import ReceiptStatus
 from engine.core.keywords import classify_keyword
 from engine.durations import parse_ts_ms
+from engine.errors import RetryableProviderError
 
 RBM_BASE_URL = "https://rcsbusinessmessaging.googleapis.com"
 TokenSource = str | Callable[[], Awaitable[str]]
@@ -91,11 +96,13 @@ class RbmProvider:
             params={"messageId": msg.message_id, "agentId": self.agent_id},
             json_body=msg.payload,
         )
-        if answer.status != 409:  # 409: that messageId was accepted before
+        if not _accepted(answer):
             _raise(answer, "rbm send")
         body = answer.json()
         name = body.get("name") if isinstance(body, dict) else None
-        return SendResult(provider_id=name if isinstance(name, str) else None)
+        if not isinstance(name, str):  # a 409's body is the error, not the message
+            name = f"phones/{msg.to}/agentMessages/{msg.message_id}"
+        return SendResult(provider_id=name)
 
     async def capability(self, phone: str, profile: Mapping[str, Any] | None = None) -> Capability:
         answer = await self._call(
@@ -127,6 +134,30 @@ class RbmProvider:
 
     async def close(self) -> None:
         await self._http.close()
+        close = getattr(self._token, "close", None)  # a ServiceAccountTokenSource's session
+        if close is not None:
+            await close()
+
+
+def _accepted(answer: Answer) -> bool:
+    """Did the platform take (or already have) the message?
+
+    Google documents that a repeated ``messageId`` is *ignored*, not which status says
+    so. A repeat is answered either like the first send (200) or with the standard
+    Google API conflict, ``409`` + ``"status": "ALREADY_EXISTS"``; both mean the message
+    is with the platform once, so both count as accepted (after a crash, the retry of a
+    send whose outcome was unknown is exactly such a repeat). A 409 with another status
+    (``ABORTED``: a concurrency conflict) did not take the message: it is retried like
+    any other transient error (safe, the id makes it idempotent).
+    """
+    if answer.ok:
+        return True
+    if answer.status != 409:
+        return False
+    body = answer.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    status = error.get("status") if isinstance(error, dict) else None
+    return status in (None, "ALREADY_EXISTS")
 
 
 def _raise(answer: Answer, what: str) -> None:
@@ -139,16 +170,36 @@ def _raise(answer: Answer, what: str) -> None:
         raise NotReachable(f"{what}: HTTP {answer.status} {detail}".strip(), status=answer.status)
     if answer.status == 400:
         raise UnsupportedFeature(f"{what}: HTTP 400 {detail}".strip(), status=400)
+    if answer.status == 409:  # ABORTED: nothing was done, try again
+        raise RetryableProviderError(f"{what}: HTTP 409 {detail}".strip(), status=409)
     raise_for_status(answer, what, detail)
 
 
 # --------------------------------------------------------------------------- webhooks
 
 
-def sign(client_token: str, body: bytes) -> str:
-    """The ``X-Goog-Signature`` RBM puts on a webhook body."""
-    digest = hmac.new(client_token.encode(), body, hashlib.sha512).digest()
+def signed_bytes(body: bytes) -> bytes:
+    """The bytes RBM signs for a webhook body: the envelope's ``message.data`` decoded.
+
+    A body that is no such envelope is signed as it is: it can't come from Google, but a
+    sender holding the client token gets a 200 and a dead letter (it is unreadable), while
+    anyone else still gets a 401."""
+    try:
+        data = json.loads(body)["message"]["data"]
+        return base64.b64decode(data, validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return body
+
+
+def sign_event(client_token: str, event: bytes) -> str:
+    """``base64(HMAC-SHA512(client_token, event))``: the ``X-Goog-Signature`` of an event."""
+    digest = hmac.new(client_token.encode(), event, hashlib.sha512).digest()
     return base64.b64encode(digest).decode()
+
+
+def sign(client_token: str, body: bytes) -> str:
+    """The ``X-Goog-Signature`` RBM puts on a webhook body (see :func:`signed_bytes`)."""
+    return sign_event(client_token, signed_bytes(body))
 
 
 def verify_signature(client_token: str, body: bytes, signature: str | None) -> bool:

@@ -12,6 +12,14 @@ A plain SMS API has no idempotency key, so the adapter is *not idempotent*: afte
 timeout or a 500 the message may have gone out, and the gateway does not repeat it
 (at most once). 429 and 503 are refusals and are retried.
 
+For a send whose fate is unknown (the gateway died between its claim and the answer),
+:meth:`TwilioSmsProvider.lookup` asks the Messages list resource whether a message with
+that body went to that number since the claim: found -> it was sent (its ``sid``);
+not found -> no message was created.
+
+The sender (``JOURNEYS_TWILIO_FROM``) is a phone number (``From``) or a messaging service
+SID ``MG...`` (``MessagingServiceSid``): :func:`sender_fields` tells them apart.
+
 Callbacks (``parse_callback``) come as Twilio form posts (``MessageSid``,
 ``MessageStatus``, ``ErrorCode``; inbound: ``From``, ``Body``) or as JSON delivery reports
 with an SMPP ``stat`` (docs/channels.md): DELIVRD -> delivered; UNDELIV, REJECTD,
@@ -23,8 +31,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
-from typing import Final
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engine.channels.prepare import Prepared
@@ -36,12 +48,21 @@ from engine.channels.providers.base import (
     ReceiptEvent,
     SendResult,
 )
-from engine.channels.providers.http import DEFAULT_TIMEOUT_S, HttpClient, raise_for_status
+from engine.channels.providers.http import (
+    DEFAULT_TIMEOUT_S,
+    Answer,
+    HttpClient,
+    raise_for_status,
+)
 from engine.core.effects import SendRequest
 from engine.core.inputs import ReceiptStatus
 from engine.core.keywords import classify_keyword
 
 TWILIO_BASE_URL: Final = "https://api.twilio.com"
+E164: Final = re.compile(r"^\+[1-9]\d{1,14}$")
+MESSAGING_SERVICE_SID: Final = re.compile(r"^MG[0-9a-fA-F]{32}$")
+LOOKUP_PAGE_SIZE: Final = 100
+LOOKUP_MAX_PAGES: Final = 10
 
 SMPP_STAT: Final[dict[str, ReceiptStatus]] = {
     "DELIVRD": "delivered",
@@ -77,7 +98,11 @@ class TwilioSmsProvider:
         base_url: str = TWILIO_BASE_URL,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         idempotent: bool = False,
+        lookup_slack_s: float = 2.0,
     ) -> None:
+        """``status_callback`` is the webhook URL Twilio reports each status to (our
+        message id is added as ``?mid=``); ``lookup_slack_s`` allows for the clocks of this
+        host and Twilio's to differ in :meth:`lookup`."""
         if not (from_number or messaging_service_sid):
             raise ValueError("an SMS sender needs from_number or messaging_service_sid")
         self.account_sid = account_sid
@@ -85,10 +110,15 @@ class TwilioSmsProvider:
         self.messaging_service_sid = messaging_service_sid
         self.status_callback = status_callback
         self.idempotent = idempotent
+        self.lookup_slack_s = lookup_slack_s
         basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._http = HttpClient(
             base_url, timeout_s=timeout_s, headers={"Authorization": f"Basic {basic}"}
         )
+
+    def __repr__(self) -> str:  # never the auth token
+        sender = self.messaging_service_sid or self.from_number
+        return f"TwilioSmsProvider({self.account_sid!r}, sender={sender!r})"
 
     async def send(self, msg: Prepared, req: SendRequest) -> SendResult:
         form = {"To": msg.to, "Body": str(msg.payload["body"])}
@@ -118,8 +148,107 @@ class TwilioSmsProvider:
         sid = body.get("sid") if isinstance(body, dict) else None
         return SendResult(provider_id=sid if isinstance(sid, str) else None)
 
+    async def lookup(self, to: str, body: str, since_ms: int) -> SendResult | None:
+        """The message sent to ``to`` with text ``body`` created at or after ``since_ms``
+        (epoch ms, the claim's time), or ``None`` if Twilio has none.
+
+        ``GET /2010-04-01/Accounts/{sid}/Messages.json?To=...&DateSent>=YYYY-MM-DD`` lists
+        the number's messages sent on or after that day (GMT), most recent first, in pages
+        (``next_page_uri``); each has ``sid``, ``status``, ``body``, ``direction`` and
+        ``date_created`` (RFC 2822, whole seconds). Errors raise like :meth:`send`.
+
+        Limits: a message Twilio still holds in its queue has no ``date_sent`` yet and may
+        be missing from a ``DateSent`` filter (so call this after the send's outcome has had
+        a few seconds to settle); Twilio may rewrite the body (smart encoding, an appended
+        opt-out footer): a body that only *starts* with ours matches too.
+        """
+        found = await self.lookup_message(to, body, since_ms)
+        return None if found is None else SendResult(provider_id=found.sid)
+
+    async def lookup_message(self, to: str, body: str, since_ms: int) -> LookedUp | None:
+        """:meth:`lookup` with the message's status and creation time."""
+        since = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
+        # date_created has whole seconds: compare at that resolution, minus the slack
+        floor_s = int(since_ms // 1000 - self.lookup_slack_s)
+        path: str | None = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        params: dict[str, str] | None = {
+            "To": to,
+            "DateSent>": since.strftime("%Y-%m-%d"),  # sent on or after that day
+            "PageSize": str(LOOKUP_PAGE_SIZE),
+        }
+        matches: list[LookedUp] = []
+        for _ in range(LOOKUP_MAX_PAGES):
+            if path is None:
+                break
+            answer = await self._http.request("GET", path, what="sms lookup", params=params)
+            page = _page(answer)
+            for item in page.get("messages") or ():
+                found = _match(item, to, body, floor_s)
+                if found is not None:
+                    matches.append(found)
+            nxt = page.get("next_page_uri")
+            path, params = (nxt, None) if isinstance(nxt, str) and nxt else (None, None)
+        # more than one would mean it went out twice already: name the first
+        return min(matches, key=lambda m: m.created_s) if matches else None
+
     async def close(self) -> None:
         await self._http.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LookedUp:
+    """A message found by :meth:`TwilioSmsProvider.lookup_message`."""
+
+    sid: str
+    status: str
+    created_s: int  # date_created, epoch seconds
+
+
+def _page(answer: Answer) -> Mapping[str, Any]:
+    body = answer.json()
+    if not answer.ok:
+        detail = str(body.get("message", "")) if isinstance(body, dict) else ""
+        raise_for_status(answer, "sms lookup", detail)
+    if not isinstance(body, dict):
+        raise ProviderRejected("sms lookup: the answer is not a JSON object", status=answer.status)
+    return body
+
+
+def _match(item: object, to: str, body: str, floor_s: int) -> LookedUp | None:
+    if not isinstance(item, dict):
+        return None
+    sid, text, created = item.get("sid"), item.get("body"), item.get("date_created")
+    if not (isinstance(sid, str) and isinstance(text, str) and isinstance(created, str)):
+        return None
+    if item.get("to") not in (None, to):
+        return None
+    direction = item.get("direction")
+    if isinstance(direction, str) and not direction.startswith("outbound"):
+        return None
+    if text != body and not text.startswith(body):
+        return None
+    try:
+        created_s = int(parsedate_to_datetime(created).timestamp())
+    except (TypeError, ValueError):
+        return None
+    if created_s < floor_s:
+        return None
+    return LookedUp(sid, str(item.get("status", "")), created_s)
+
+
+def sender_fields(sender: str) -> dict[str, str]:
+    """The constructor arguments for a sender: an E.164 number is ``from_number``, a
+    messaging service SID (``MG`` + 32 hex digits) is ``messaging_service_sid``;
+    ValueError for anything else."""
+    sender = sender.strip()
+    if MESSAGING_SERVICE_SID.match(sender):
+        return {"messaging_service_sid": sender}
+    if E164.match(sender):
+        return {"from_number": sender}
+    raise ValueError(
+        "an SMS sender is an E.164 number (+15551234567) or a messaging service SID "
+        "(MG followed by 32 hex digits)"
+    )
 
 
 def with_query(url: str, **params: str) -> str:
