@@ -27,9 +27,9 @@ from engine.channels.providers.http import Answer
 from engine.channels.providers.rbm import RbmProvider
 from engine.channels.providers.twilio import TwilioSmsProvider
 from engine.channels.rcs import build_and_validate
-from engine.channels.render import RenderedMessage
 from engine.core.effects import SendRequest
 from engine.errors import RetryableProviderError
+from engine.journey.render import RenderedMessage
 from tests.fakes.providers import FakeProviders, agent_message_problems
 
 PHONE = "+14155550123"
