@@ -1,4 +1,4 @@
-"""The channel guarantee (specs/channels.md, "RCS -> SMS fallback"): no sequence of
+"""The channel guarantee (docs/channels.md, "RCS -> SMS fallback"): no sequence of
 receipts, in any order and at any time, and no timing of timer firings ever makes the
 core both report an RCS message delivered and send its fallback SMS.
 

@@ -1,4 +1,4 @@
-"""Core: the RCS -> SMS fallback sequence of specs/channels.md, receipt by receipt."""
+"""Core: the RCS -> SMS fallback sequence of docs/channels.md, receipt by receipt."""
 
 from __future__ import annotations
 
