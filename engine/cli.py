@@ -196,6 +196,7 @@ def _stats_serve(args: argparse.Namespace) -> int:
             engine_group=args.engine_group or settings.app_id,
             input_topic=settings.topics.user_events,
             dead_letter_topic=settings.topics.dead_letters,
+            kafka=settings.security.aiokafka_kwargs(),
             on_ready=lambda url: print(f"stats dashboard on {url}", flush=True),
         )
     )

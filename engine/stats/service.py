@@ -65,6 +65,8 @@ class ServiceConfig:
     refresh_s: float = 3.0
     limits: Limits = field(default_factory=Limits)
     pending_timers: Callable[[], int | None] | None = None
+    # Client options for every Kafka connection (SASL / TLS: Security.aiokafka_kwargs()).
+    kafka: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -119,7 +121,8 @@ class StatsService:
 
     async def start(self) -> None:
         self._load_state()
-        kafka, gid = {"bootstrap_servers": self.cfg.bootstrap}, self.cfg.group_id
+        kafka = {"bootstrap_servers": self.cfg.bootstrap, **self.cfg.kafka}
+        gid = self.cfg.group_id
         self._consumer = AIOKafkaConsumer(
             **kafka, group_id=gid, client_id=f"{gid}-consumer", enable_auto_commit=False,
             auto_offset_reset="earliest",
