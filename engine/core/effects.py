@@ -60,8 +60,12 @@ class SendRequest:
     purpose: str = "journey"  # journey | fallback | help
     fallback_of: str | None = None
     profile: dict[str, Any] = field(default_factory=dict)  # what adapters may need (rcs_capable)
+    # The journey's settings.send_rate, {"max": int, "per_ms": int}: the gateway sends at
+    # most ``max`` messages of this journey per ``per_ms``; the others wait, in order.
+    send_rate: dict[str, int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        rate = {} if self.send_rate is None else {"send_rate": self.send_rate}
         return {
             "message_id": self.message_id,
             "ts": format_ts(self.ts),
@@ -77,6 +81,7 @@ class SendRequest:
             "purpose": self.purpose,
             "fallback_of": self.fallback_of,
             "profile": self.profile,
+            **rate,
         }
 
 

@@ -1,28 +1,32 @@
 """A message's delivery and the RCS -> SMS fallback, as a transition table.
 
 Every message the core sends has a ``status``. An RCS message with a ``fallback`` can
-take every path below; any other message only goes sent -> delivered -> read, or
-sent -> failed. ``TRANSITIONS`` is the whole state machine, in the style of h11's
-``_state.py``: it maps ``(status, event)`` to the new status and the actions that go with
-the move. A pair that is not in the table changes nothing: a late, repeated or
-out-of-order receipt is ignored. The functions below the table only turn receipts and
-timers into events, look rows up and run their actions; they make no decision of their
-own.
+take every path below; any other message only goes sent -> delivered -> read, sent ->
+failed, or sent -> unresolved (its fate unknown). ``TRANSITIONS`` is the whole state
+machine, in the style of h11's ``_state.py``: it maps ``(status, event)`` to the new
+status and the actions that go with the move. A pair that is not in the table changes
+nothing: a late, repeated or out-of-order receipt is ignored. The functions below the
+table only turn receipts and timers into events, look rows up and run their actions; they
+make no decision of their own.
 
-Events: a receipt from the channel (``delivered``, ``read``, ``revoke_failed``, and
-``undeliverable`` for failed / expired / not_capable / revoked), the message's ``timer``
-(the fallback window, a revoke grace, or a deferral ended), and two the core raises
-itself: ``deferred`` (the fallback SMS must wait out quiet hours) and ``sms_dropped``
-(the run left because of what the user did, so no SMS copy of the old message goes
-out). ``undeliverable`` and ``timer`` become ``undeliverable_no_sms`` and
-``timer_no_sms`` when the message has no fallback SMS (none declared, or dropped)::
+Events: a receipt from the channel (``delivered``, ``read``, ``revoke_failed``;
+``undeliverable`` for failed / not_capable, the send itself didn't go; ``expired`` for
+expired / revoked, the platform's verdict that the message was dropped undelivered;
+``unknown``, the gateway can't tell whether the provider took the message; ``accepted``,
+the provider took it only now, after the gateway held it back for rate limits), the
+message's ``timer`` (the fallback window, a revoke grace, or a deferral ended), and two
+the core raises itself: ``deferred`` (the fallback SMS must wait out quiet hours) and
+``sms_dropped`` (the run left because of what the user did, so no SMS copy of the old
+message goes out). ``undeliverable``, ``expired``, ``unknown``, ``accepted`` and
+``timer`` become ``<event>_no_sms`` when the message has no fallback SMS (none declared,
+or dropped); ``accepted_no_sms`` has no row (no window to restart)::
 
     [sent] --timer: window ends--> [revoking] --revoke_failed--> [revoke_failed]
       |     (Revoke, grace timer)      |          (grace timer)         |
       |                                | timer: grace ends,             | timer: grace ends
-      | undeliverable                  | or undeliverable               | (Revoke again),
-      |                                v                                | or undeliverable
-      +--------------------------> [fell_back] <------------------------+
+      | undeliverable, expired         | or undeliverable, expired      | (Revoke again),
+      |                                v                                | or undeliverable,
+      +--------------------------> [fell_back] <------------------------+ expired
                                      |    ^
                             deferred |    | timer: quiet hours end
                                      v    |
@@ -31,17 +35,46 @@ out). ``undeliverable`` and ``timer`` become ``undeliverable_no_sms`` and
     [sent | revoking | revoke_failed | fallback_deferred] --delivered--> [delivered]
     [sent | revoking | revoke_failed | fallback_deferred] --read-------> [read]
     [delivered] --read--> [read]
-    [sent | revoking | revoke_failed] --undeliverable_no_sms--> [failed]
+    [sent | revoking | revoke_failed] --undeliverable_no_sms, expired_no_sms--> [failed]
+    [sent] --accepted--> [sent]: the window restarts from the hand-over (no outcome)
+
+The fate unknown (``message_unknown``): possibly delivered, so only a verdict sends the
+SMS; the window's end still revokes, but a grace with no verdict gives the SMS up::
+
+    [sent] --unknown--> [unknown] --timer: window ends--> [unknown_revoking]
+                           |          (Revoke, grace timer)     |       |
+                           | expired                    expired |       | timer: grace ends,
+                           v                                    |       | or revoke_failed
+                      [fell_back] <-----------------------------+       v
+                                                                  [unresolved]
+    [revoking] --unknown--> [unknown_revoking]
+    [revoke_failed | fallback_deferred] --unknown--> [unresolved]   (no SMS, none waits)
+    [sent | revoking | revoke_failed | fallback_deferred] --unknown_no_sms--> [unresolved]
+    [unknown] --sms_dropped--> [unresolved]
+    [unknown | unknown_revoking | unresolved] --delivered / read--> [delivered / read]
+    [unknown_revoking] --expired_no_sms--> [failed]       (message_failed)
+    [unresolved] --expired, expired_no_sms--> [failed]    (message_failed, no SMS)
+
+``unresolved`` is final for the fallback: no SMS goes out for the message, whatever comes
+later; a late delivery, read or expiry is still reported, and a read still moves a
+``wait_for`` on (the run itself never waits for a message's status: it went on at the
+send, and its ``wait_for`` paths and timeouts apply as usual). After ``unknown``, a
+``failed`` or ``not_capable`` receipt proves nothing (a send that went through may fail
+when tried again) and is ignored. ``unknown`` on a message that already ``fell_back`` is
+reported but changes nothing: its SMS is out.
 
 Not drawn: the rows that keep the status (a timer with no SMS left to send, the SMS
-dropped). Entering ``fell_back`` is what sends the SMS, after the same rules as any send
-(opt-out, phone, quiet hours, frequency cap): a rule may suppress it, and quiet hours
-with ``defer`` raise ``deferred``.
+dropped, ``unknown`` after the SMS went out). Entering ``fell_back`` is what sends the
+SMS, after the same rules as any send (opt-out, phone, quiet hours, frequency cap): a rule
+may suppress it, and quiet hours with ``defer`` raise ``deferred``.
 
 The no-double-delivery guarantee: an SMS goes out only on entering ``fell_back``, and no
-row leads to ``fell_back`` from ``delivered`` or ``read``; a delivery while the SMS waits
-in ``fallback_deferred`` drops the SMS. So once a delivery receipt is in, no SMS goes
-out for that message. The property tests check this over random receipt orders.
+row leads to ``fell_back`` from ``delivered``, ``read`` or ``unresolved``; a delivery or an
+``unknown`` while the SMS waits in ``fallback_deferred`` drops the SMS. So once a delivery
+receipt is in, no SMS goes out for that message. And once the gateway said ``unknown``,
+the only rows into ``fell_back`` are ``expired`` ones: the SMS goes out only on the
+platform's verdict that the RCS message expired or was revoked undelivered. The property
+tests check both over random receipt orders.
 """
 
 from __future__ import annotations
@@ -69,17 +102,26 @@ Status = Literal[
     "revoke_failed",
     "fell_back",
     "fallback_deferred",
+    "unknown",
+    "unknown_revoking",
+    "unresolved",
 ]
 Event = Literal[
     "delivered",
     "read",
     "undeliverable",
     "undeliverable_no_sms",
+    "expired",
+    "expired_no_sms",
     "revoke_failed",
     "timer",
     "timer_no_sms",
     "deferred",
     "sms_dropped",
+    "unknown",
+    "unknown_no_sms",
+    "accepted",
+    "accepted_no_sms",
 ]
 # An action runs with the step, the message and the receipt that caused the event (None
 # for timers and the events the core raises).
@@ -129,6 +171,20 @@ def _report_if_failed(step: Step, msg: Message, rec: Receipt | None) -> None:
     # a revocation is the planned way to the SMS, not a failure.
     if rec is not None and rec.status == "failed":
         _report_failed(step, msg, rec)
+
+
+def _report_unknown(step: Step, msg: Message, rec: Receipt | None) -> None:
+    step.msg_outcome("message_unknown", msg, reason=_receipt_reason(rec))
+
+
+def _restart_window(step: Step, msg: Message, rec: Receipt | None) -> None:
+    """The provider took the message only at ``rec.ts`` (the gateway held it for rate
+    limits): the fallback window counts from that hand-over, never shorter than before."""
+    node = step.journey(msg).nodes.get(msg.node)
+    if rec is None or not isinstance(node, SendNode) or node.fallback is None:
+        return
+    handed_over = rec.ts + node.fallback.after_ms
+    msg.timer_at = handed_over if msg.timer_at is None else max(msg.timer_at, handed_over)
 
 
 def _announce(reason: str) -> Action:
@@ -208,6 +264,8 @@ _DELIVERED = _t("delivered", _stop_timer, _report_delivered)
 _READ = _t("read", _stop_timer, _report_delivered, _report_read, user_action="read")
 _FELL_BACK = _t("fell_back", _report_if_failed, _announce_receipt, _send_sms)
 _FAILED = _t("failed", _report_failed, _stop_timer)
+# The fate unknown and no SMS will follow (none left, or no verdict can come any more).
+_UNRESOLVED = _t("unresolved", _report_unknown, _stop_timer)
 
 # --------------------------------------------------------------------------- the table
 
@@ -217,36 +275,78 @@ TRANSITIONS: dict[tuple[Status, Event], Transition] = {
     ("sent", "read"): _READ,
     ("sent", "undeliverable"): _FELL_BACK,
     ("sent", "undeliverable_no_sms"): _FAILED,
+    ("sent", "expired"): _FELL_BACK,
+    ("sent", "expired_no_sms"): _FAILED,
     ("sent", "timer"): _t("revoking", _grace_timer, _revoke),
     ("sent", "timer_no_sms"): _t("revoking", _grace_timer, _revoke),
     ("sent", "sms_dropped"): _t("sent", _stop_timer),
+    ("sent", "unknown"): _t("unknown", _report_unknown),
+    ("sent", "unknown_no_sms"): _UNRESOLVED,
+    # held back for rate limits: the window counts from the hand-over to the provider.
+    ("sent", "accepted"): _t("sent", _restart_window),
     # revoking: the window ended; a revoke is out and the grace timer waits for a verdict.
     ("revoking", "delivered"): _DELIVERED,
     ("revoking", "read"): _READ,
     ("revoking", "undeliverable"): _FELL_BACK,
     ("revoking", "undeliverable_no_sms"): _FAILED,
+    ("revoking", "expired"): _FELL_BACK,
+    ("revoking", "expired_no_sms"): _FAILED,
     ("revoking", "revoke_failed"): _t("revoke_failed", _grace_timer),
     # no verdict within the grace: the TTL has dropped the RCS message.
     ("revoking", "timer"): _t("fell_back", _announce("no_receipt"), _send_sms),
     # the run dropped its SMS meanwhile: the RCS is left to its TTL verdict.
     ("revoking", "timer_no_sms"): _t("revoking"),
+    # the grace goes on, but now only a verdict sends the SMS.
+    ("revoking", "unknown"): _t("unknown_revoking", _report_unknown),
+    ("revoking", "unknown_no_sms"): _UNRESOLVED,
     # revoke_failed: the revoke came too late or was refused; a delivery may still come.
     ("revoke_failed", "delivered"): _DELIVERED,
     ("revoke_failed", "read"): _READ,
     ("revoke_failed", "undeliverable"): _FELL_BACK,
     ("revoke_failed", "undeliverable_no_sms"): _FAILED,
+    ("revoke_failed", "expired"): _FELL_BACK,
+    ("revoke_failed", "expired_no_sms"): _FAILED,
     ("revoke_failed", "timer"): _t("fell_back", _revoke, _announce("revoke_failed"), _send_sms),
     ("revoke_failed", "timer_no_sms"): _t("revoke_failed", _revoke),
+    # the revoke failed, so no verdict will come: possibly delivered, no SMS.
+    ("revoke_failed", "unknown"): _UNRESOLVED,
+    ("revoke_failed", "unknown_no_sms"): _UNRESOLVED,
     # fell_back: entered, the SMS goes out, unless quiet hours defer it.
     ("fell_back", "deferred"): _t("fallback_deferred"),
+    # too late to hold the SMS back: reported, so that the possible double shows.
+    ("fell_back", "unknown"): _t("fell_back", _report_unknown),
+    ("fell_back", "unknown_no_sms"): _t("fell_back", _report_unknown),
     # fallback_deferred: the SMS waits for quiet hours to end; a delivery drops it.
     ("fallback_deferred", "delivered"): _DELIVERED,
     ("fallback_deferred", "read"): _READ,
     ("fallback_deferred", "timer"): _t("fell_back", _send_sms),
     ("fallback_deferred", "timer_no_sms"): _t("fallback_deferred"),
     ("fallback_deferred", "sms_dropped"): _t("fallback_deferred", _stop_timer),
+    # possibly delivered after all: the waiting SMS is dropped.
+    ("fallback_deferred", "unknown"): _UNRESOLVED,
+    ("fallback_deferred", "unknown_no_sms"): _UNRESOLVED,
     # delivered: only a read is still news.
     ("delivered", "read"): _t("read", _report_read, user_action="read"),
+    # unknown: possibly delivered; the window is open, and only a verdict sends the SMS.
+    ("unknown", "delivered"): _DELIVERED,
+    ("unknown", "read"): _READ,
+    ("unknown", "expired"): _FELL_BACK,
+    ("unknown", "timer"): _t("unknown_revoking", _grace_timer, _revoke),
+    ("unknown", "sms_dropped"): _t("unresolved", _stop_timer),
+    # unknown_revoking: the window ended; a revoke is out, the grace waits for a verdict.
+    ("unknown_revoking", "delivered"): _DELIVERED,
+    ("unknown_revoking", "read"): _READ,
+    ("unknown_revoking", "expired"): _FELL_BACK,
+    ("unknown_revoking", "expired_no_sms"): _FAILED,
+    # no verdict within the grace, or none can come: the SMS is given up.
+    ("unknown_revoking", "timer"): _t("unresolved"),
+    ("unknown_revoking", "timer_no_sms"): _t("unresolved"),
+    ("unknown_revoking", "revoke_failed"): _t("unresolved", _stop_timer),
+    # unresolved: no SMS any more; what the channel still says is reported.
+    ("unresolved", "delivered"): _DELIVERED,
+    ("unresolved", "read"): _READ,
+    ("unresolved", "expired"): _FAILED,
+    ("unresolved", "expired_no_sms"): _FAILED,
 }
 
 # After these statuses the channel is not expected to deliver the message any more: it
@@ -277,9 +377,15 @@ RECEIPT_EVENTS: dict[str, Callable[[Message], Event]] = {
     "read": lambda msg: "read",
     "revoke_failed": lambda msg: "revoke_failed",
     **dict.fromkeys(
-        ("failed", "expired", "not_capable", "revoked"),
+        ("failed", "not_capable"),
         lambda msg: "undeliverable" if _has_sms(msg) else "undeliverable_no_sms",
     ),
+    **dict.fromkeys(
+        ("expired", "revoked"),
+        lambda msg: "expired" if _has_sms(msg) else "expired_no_sms",
+    ),
+    "unknown": lambda msg: "unknown" if _has_sms(msg) else "unknown_no_sms",
+    "accepted": lambda msg: "accepted" if _has_sms(msg) else "accepted_no_sms",
 }
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+# "accepted": the provider took the message at ``ts`` (the gateway sends it only for a
+# send it held back, for rate limits, well after the request). "unknown": the gateway
+# can't tell whether the provider took it (a crash between its durable claim and the
+# provider's answer, for a provider it may not call again): possibly delivered.
 ReceiptStatus = Literal[
-    "delivered", "read", "failed", "expired", "not_capable", "revoked", "revoke_failed"
-]
-RECEIPT_STATUSES: tuple[str, ...] = (
     "delivered",
     "read",
     "failed",
@@ -16,7 +17,10 @@ RECEIPT_STATUSES: tuple[str, ...] = (
     "not_capable",
     "revoked",
     "revoke_failed",
-)
+    "unknown",
+    "accepted",
+]
+RECEIPT_STATUSES: tuple[str, ...] = get_args(ReceiptStatus)
 Keyword = Literal["opt_out", "opt_in", "help"]
 
 

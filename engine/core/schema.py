@@ -21,6 +21,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 
 from engine.core.effects import SCHEMA_VERSION
+from engine.core.inputs import ReceiptStatus
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://journey-engine.dev/schemas/"
@@ -80,6 +81,10 @@ class MessageSentAttributes(_Open):
 
 class ReasonAttributes(_Open):
     reason: str = Field(description="machine-readable reason (see docs/outcomes.md)")
+
+
+class MessageUnknownAttributes(ReasonAttributes):
+    """reason: the gateway's reason (e.g. why it could not ask the provider), or unknown"""
 
 
 class MessageFailedAttributes(ReasonAttributes):
@@ -185,6 +190,12 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
         MessageFailedAttributes,
         "It can't be delivered (message_id null when it could not even be built).",
     ),
+    "message_unknown": (
+        _AboutMessage,
+        MessageUnknownAttributes,
+        "The gateway can't tell whether the provider took it: possibly delivered (an RCS "
+        "fallback SMS then goes out only on an expiry or revocation verdict).",
+    ),
     "fallback_triggered": (
         _AboutMessage,
         FallbackTriggeredAttributes,
@@ -269,9 +280,10 @@ class Receipt(_Open):
     type: Literal["receipt"] | None = None
     user_id: NonEmpty
     ts: InputTimestamp
-    status: Literal[
-        "delivered", "read", "failed", "expired", "not_capable", "revoked", "revoke_failed"
-    ]
+    status: ReceiptStatus = Field(
+        description="accepted: the provider took it at ts, after the gateway held it back; "
+        "unknown: the gateway can't tell whether the provider took it (see docs/outcomes.md)"
+    )
     message_id: str | None = Field(None, description="the send request's message_id")
     node: str | None = Field(None, description="simulation files: the user's latest send there")
     reason: str | None = None
@@ -308,6 +320,14 @@ class Inbound(_Open):
         return self
 
 
+class SendRate(_Open):
+    """The journey's ``settings.send_rate``: at most ``max`` sends of the journey per
+    ``per_ms``; the gateway holds the others back, in order."""
+
+    max: int = Field(ge=1)
+    per_ms: int = Field(ge=1)
+
+
 class SendRequest(_Open):
     """Engine -> channel gateway on ``journey.send-requests`` (key: user_id)."""
 
@@ -330,6 +350,9 @@ class SendRequest(_Open):
     purpose: Literal["journey", "fallback", "help"]
     fallback_of: str | None
     profile: dict[str, Any] = Field(description="what adapters may need (rcs_capable, timezone)")
+    send_rate: SendRate | None = Field(
+        None, description="the journey's send rate; absent when the journey sets none"
+    )
 
 
 class Revoke(_Open):

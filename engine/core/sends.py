@@ -139,9 +139,11 @@ def request(
     purpose: str = "journey",
     fallback_of: str | None = None,
 ) -> None:
-    """Ask the gateway to send ``msg`` (a ``SendRequest``) and report it sent."""
+    """Ask the gateway to send ``msg`` (a ``SendRequest``, with its journey's send rate)
+    and report it sent."""
     attrs = step.state.attrs
     profile: dict[str, Any] = {k: attrs[k] for k in ("rcs_capable", "timezone") if k in attrs}
+    rate = step.journey(msg).settings.send_rate
     step.effects.append(
         SendRequest(
             msg.id,
@@ -158,6 +160,7 @@ def request(
             purpose,
             fallback_of,
             profile,
+            None if rate is None else {"max": rate.max, "per_ms": rate.per_ms},
         )
     )
     extra = {"fallback_of": fallback_of} if fallback_of else {}

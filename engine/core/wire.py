@@ -312,6 +312,21 @@ def revoke_value(rev: Revoke) -> bytes:
     return dumps(revoke_wire(rev))
 
 
+def _send_rate(d: dict[str, Any]) -> dict[str, int] | None:
+    """A send request's ``send_rate``: absent (or null), or ``{"max", "per_ms"}``, both
+    positive integers."""
+    rate = _obj(d, "send_rate")
+    if rate is None:
+        return None
+    out: dict[str, int] = {}
+    for key in ("max", "per_ms"):
+        v = rate.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError("wrong_type", f"'send_rate.{key}' must be a positive integer")
+        out[key] = v
+    return out
+
+
 def send_request(d: dict[str, Any]) -> SendRequest:
     ttl = _int(d, "ttl_ms")
     version = _int(d, "journey_version")
@@ -333,6 +348,7 @@ def send_request(d: dict[str, Any]) -> SendRequest:
         purpose=_str(d, "purpose", required=False) or "journey",
         fallback_of=_str(d, "fallback_of", required=False),
         profile=_obj(d, "profile") or {},
+        send_rate=_send_rate(d),
     )
 
 

@@ -435,9 +435,26 @@ class FrequencyCap(_Model):
         return parse_duration_ms(self.per)
 
 
+class SendRate(_Model):
+    """At most ``max`` sends of the journey (all users) per ``per``; the gateway holds the
+    others back, in order. The linter checks that both are positive."""
+
+    max: int = Field(description="Sends allowed in each `per`, at least 1")
+    per: Duration = Field(description="The window the rate counts in, a positive duration")
+
+    _v_per = field_validator("per")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @property
+    def per_ms(self) -> int:
+        return parse_duration_ms(self.per)
+
+
 class Settings(_Model):
     quiet_hours: QuietHours | None = None
     frequency_cap: FrequencyCap | None = None
+    send_rate: SendRate | None = Field(
+        default=None, description="How fast the gateway sends this journey's messages"
+    )
     default_timezone: str = "UTC"
     help_text: str | None = Field(default=None, description="Answer to HELP / INFO")
 

@@ -319,6 +319,13 @@ def _rule_journey(c: _Lint) -> None:
     if qh is not None and not qh.days:
         c.add(("settings", "quiet_hours", "days"), "quiet_hours.days is empty: list the days, "
               "or leave days out for every day")
+    rate = j.settings.send_rate
+    if rate is not None and rate.max < 1:
+        c.add(("settings", "send_rate", "max"), f"send_rate.max is {rate.max}: the journey "
+              "could never send; allow at least 1, or remove send_rate for no limit")
+    if rate is not None and rate.per_ms <= 0:
+        c.add(("settings", "send_rate", "per"), f"send_rate.per is {rate.per!r}: give a "
+              "positive duration, like 1s or 1m")
     versions: dict[int, int] = {}
     for i, m in enumerate(j.migrate):
         if m.from_version >= j.version:

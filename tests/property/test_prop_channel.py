@@ -9,7 +9,12 @@ Precisely, for every RCS message X:
 - no ``message_delivered`` for X is reported at or after the step that requested X's
   fallback SMS;
 - at most one fallback SMS for X, at most one ``message_delivered`` for X, and no
-  fallback at all for a send without ``fallback``.
+  fallback at all for a send without ``fallback``;
+- once an ``unknown`` receipt for X is in (the gateway can't tell whether the provider
+  took it), a fallback SMS for X goes out only after an ``expired`` or ``revoked`` receipt
+  for X that came after the ``unknown``;
+- an ``accepted`` receipt causes no outcome, send or revoke, and an ``unknown`` one no
+  send or revoke and no outcome but ``message_unknown``.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prop_world import (
+    BASES,
     DT,
     DTS,
     HOUR,
     MIN,
+    PHONE,
     USER,
     Script,
     World,
@@ -34,16 +42,28 @@ from prop_world import (
     scripts,
 )
 
-from engine.core import EngineConfig, Outcome, Receipt, SendRequest
+from engine.core import (
+    EngineConfig,
+    Outcome,
+    Receipt,
+    ScheduleWake,
+    SendRequest,
+    UserEvent,
+    Wake,
+)
 from engine.core.inputs import RECEIPT_STATUSES
 from engine.core.localtime import zone
 from engine.journey.model import Journey
+
+# Every status, the gateway's "unknown" and "accepted" twice as often as the others.
+STATUSES = (*RECEIPT_STATUSES, "unknown", "accepted")
+VERDICTS = ("expired", "revoked")  # the platform dropped the message undelivered
 
 # Receipts for the RCS messages, mostly: k indexes the user's sends (0: the first RCS).
 RECEIPT = st.tuples(
     st.just("receipt"),
     USER,
-    st.sampled_from(RECEIPT_STATUSES),
+    st.sampled_from(STATUSES),
     st.sampled_from([0, 0, 0, 1, 2, 3]),
     st.sampled_from([0, 1, 30_000, 5 * MIN, 10 * MIN + 1, 61 * MIN, 3 * HOUR]),
 )
@@ -144,6 +164,8 @@ def check_guarantee(w: World) -> dict[str, int]:
     step of a delivery receipt came from a timer that was due before it (the core fires
     those first), which is allowed."""
     delivered_at: dict[str, int] = {}  # RCS id -> first step with a delivered/read receipt
+    unknown_at: dict[str, int] = {}  # message id -> first step with an unknown receipt
+    verdicts_at: dict[str, list[int]] = {}  # message id -> steps with expired/revoked
     reported_at: dict[str, list[int]] = {}  # RCS id -> effect numbers of message_delivered
     sms_at: dict[str, list[tuple[int, int]]] = {}  # RCS id -> (step, effect number) of SMS
     rcs: dict[str, SendRequest] = {}
@@ -153,6 +175,19 @@ def check_guarantee(w: World) -> dict[str, int]:
         if isinstance(inp, Receipt) and inp.status in ("delivered", "read"):
             assert inp.message_id is not None
             delivered_at.setdefault(inp.message_id, step.index)
+        if isinstance(inp, Receipt) and inp.message_id is not None:
+            if inp.status == "unknown":
+                unknown_at.setdefault(inp.message_id, step.index)
+            elif inp.status in VERDICTS:
+                verdicts_at.setdefault(inp.message_id, []).append(step.index)
+        if w.punctual and isinstance(inp, Receipt) and inp.status in ("accepted", "unknown"):
+            # due timers fired in a step of their own: this step is the receipt's alone
+            caused = [e for e in step.effects if not isinstance(e, ScheduleWake)]
+            allowed = {"accepted": set(), "unknown": {"message_unknown"}}[inp.status]
+            assert all(isinstance(e, Outcome) and e.type in allowed for e in caused), (
+                inp.status,
+                caused,
+            )
         for e in step.effects:
             n += 1
             if isinstance(e, SendRequest):
@@ -178,9 +213,19 @@ def check_guarantee(w: World) -> dict[str, int]:
                 assert sms_step <= delivered_at[mid], "fallback SMS after a delivery receipt"
         if mid in reported_at:
             assert max(reported_at[mid]) < sms_n, "message_delivered after the fallback SMS"
+        if mid in unknown_at and unknown_at[mid] < sms_step:
+            assert any(unknown_at[mid] < v <= sms_step for v in verdicts_at.get(mid, ())), (
+                "fallback SMS after unknown without an expired/revoked verdict"
+            )
     for mid, numbers in reported_at.items():
         assert len(numbers) == 1, f"two message_delivered for {mid}"
-    return {"sms": len(sms_at), "delivered": len(reported_at), "rcs": len(rcs)}
+    after_unknown = sum(1 for m, sms in sms_at.items() if unknown_at.get(m, sms[0][0]) < sms[0][0])
+    return {
+        "sms": len(sms_at),
+        "delivered": len(reported_at),
+        "rcs": len(rcs),
+        "sms_after_unknown": after_unknown,
+    }
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -215,7 +260,7 @@ ONE_MESSAGE = st.one_of(
     st.tuples(
         st.just("receipt"),
         st.just(0),
-        st.sampled_from(RECEIPT_STATUSES),
+        st.sampled_from(STATUSES),
         st.just(0),
         st.sampled_from([0, 1, 30_000, 5 * MIN, 10 * MIN + 1, 61 * MIN, 3 * HOUR, 9 * HOUR]),
     ),
@@ -253,3 +298,43 @@ def test_any_receipts_for_one_rcs_message(
     w.drain()
     check_guarantee(w)
     assert_no_send_in_quiet_hours(w, script)
+
+
+@st.composite
+def unknown_first_cases(draw: st.DrawFn) -> tuple[Journey, Script]:
+    """One RCS message whose fate the gateway lost early (before or after its window),
+    then any receipts and timer firings."""
+    journey, script = draw(one_message_cases())
+    unknown = ("receipt", 0, "unknown", 0, draw(st.sampled_from([0, 1, 5 * MIN, 10 * MIN + 1])))
+    script.actions.insert(1, unknown)
+    return journey, script
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(unknown_first_cases(), GRACES, st.booleans())
+def test_after_unknown_only_a_verdict_sends_the_sms(
+    case: tuple[Journey, Script], grace: int, punctual: bool
+) -> None:
+    journey, script = case
+    w = World([journey], EngineConfig(revoke_grace_ms=grace), punctual=punctual)
+    w.play(script)
+    w.drain()
+    check_guarantee(w)
+    assert_no_send_in_quiet_hours(w, script)
+
+
+def test_the_unknown_check_is_reachable_and_can_fail() -> None:
+    """A fixed run: unknown, then an expiry verdict sends the SMS (counted as an SMS after
+    unknown). With the verdict taken out of the record, the check must object."""
+    w = World([focused({}, "10m", True, False)], EngineConfig(revoke_grace_ms=60_000))
+    base = BASES[-1]
+    w.feed(UserEvent("e1", "u0", "go", base, {"x": 1}, {"phone": PHONE}), base)
+    (rcs,) = w.sent["u0"]
+    w.feed(Receipt("u0", base + 1000, "unknown", rcs.message_id), base + 1000)
+    w.feed(Wake("u0", base + 10 * MIN), base + 10 * MIN)  # window ends: revoke, grace
+    w.feed(Receipt("u0", base + 10 * MIN + 5, "revoked", rcs.message_id), base + 10 * MIN + 5)
+    assert check_guarantee(w)["sms_after_unknown"] == 1
+    verdict = w.steps[-1]
+    verdict.inp = Wake("u0", verdict.now)
+    with pytest.raises(AssertionError, match="without an expired/revoked verdict"):
+        check_guarantee(w)

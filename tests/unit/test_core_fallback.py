@@ -17,7 +17,7 @@ from core_harness import (
     types,
 )
 
-from engine.core import EngineConfig, SendRequest
+from engine.core import EngineConfig, Receipt, SendRequest
 from engine.core.inputs import ReceiptStatus
 
 GRACE = 60_000
@@ -307,3 +307,130 @@ def test_exit_event_before_the_window_sends_no_sms() -> None:
     h.receipt("not_capable", T0 + 2 * MIN, rcs.message_id)
     h.run_until(T0 + HOUR)
     assert sms_sends(h) == []
+
+
+# --------------------------------------------------------------------------- fate unknown
+
+
+def test_unknown_rcs_is_revoked_but_never_falls_back_without_a_verdict() -> None:
+    """The gateway crashed between its claim and the provider's answer: possibly delivered.
+    The window's end still revokes; the grace ends with no verdict and no SMS; the run goes
+    on as the journey says (here: the wait_for times out after a day)."""
+    h, rcs = start()
+    eff = h.receipt("unknown", T0 + 2000, rcs.message_id)
+    (unknown,) = outcomes(eff)
+    assert (unknown.type, unknown.channel, unknown.message_id) == (
+        "message_unknown",
+        "rcs",
+        rcs.message_id,
+    )
+    assert unknown.attributes == {"reason": "unknown"}
+    assert h.state().wake_at == T0 + WINDOW  # the window still runs
+    (rv,) = revokes(h.wake(T0 + WINDOW))
+    assert rv.message_id == rcs.message_id
+    assert h.state().wake_at == T0 + WINDOW + GRACE
+    eff = h.wake(T0 + WINDOW + GRACE)
+    assert outcomes(eff) == [] and sends(eff) == []
+    assert h.state().messages[rcs.message_id].status == "unresolved"
+    h.run_until(T0 + 2 * 24 * HOUR)
+    assert sms_sends(h) == [] and h.outcomes("fallback_triggered") == []
+    (exited,) = h.outcomes("journey_exited")
+    assert exited.ts == T0 + 24 * HOUR  # the wait_for timeout applied as usual
+    # a late verdict after the SMS was given up is reported, and still sends nothing
+    eff = h.receipt("expired", T0 + 2 * 24 * HOUR + 1, rcs.message_id)
+    assert [(o.type, o.attributes) for o in outcomes(eff)] == [
+        ("message_failed", {"reason": "expired"})
+    ]
+    assert sms_sends(h) == []
+
+
+@pytest.mark.parametrize("during", ["window", "grace"])
+@pytest.mark.parametrize("verdict", ["expired", "revoked"])
+def test_unknown_rcs_falls_back_on_a_ttl_verdict(during: str, verdict: ReceiptStatus) -> None:
+    h, rcs = start()
+    h.receipt("unknown", T0 + 2000, rcs.message_id)
+    at = T0 + 5 * MIN
+    if during == "grace":
+        h.wake(T0 + WINDOW)
+        at = T0 + WINDOW + 1000
+    eff = h.receipt(verdict, at, rcs.message_id)
+    assert outcomes(eff, "fallback_triggered")[0].attributes == {"reason": "ttl_expired"}
+    assert_one_fallback_sms(h, rcs, at)
+
+
+def test_unknown_after_the_window_ended_keeps_the_grace_but_needs_a_verdict() -> None:
+    h, rcs = start()
+    h.wake(T0 + WINDOW)  # revoking: without news, the SMS would go at the grace's end
+    h.receipt("unknown", T0 + WINDOW + 1000, rcs.message_id)
+    assert h.state().wake_at == T0 + WINDOW + GRACE
+    h.run_until(T0 + 2 * HOUR)
+    assert sms_sends(h) == []
+    assert len(revokes(h.effects)) == 1
+
+
+@pytest.mark.parametrize("status", ["delivered", "read"])
+def test_unknown_then_delivered_is_reported(status: ReceiptStatus) -> None:
+    h, rcs = start()
+    h.receipt("unknown", T0 + 2000, rcs.message_id)
+    eff = h.receipt(status, T0 + 3000, rcs.message_id)
+    assert types(eff)[0] == "message_delivered"
+    h.run_until(T0 + 2 * HOUR)
+    assert sms_sends(h) == [] and revokes(h.effects) == []
+
+
+def test_unknown_drops_a_fallback_sms_waiting_for_quiet_hours() -> None:
+    at = ts("2026-01-06T01:55:00Z")  # 20:55 in New York
+    h = Harness(journey(RCS % (QUIET % "defer")), config=EngineConfig(revoke_grace_ms=GRACE))
+    (rcs,) = sends(h.enter(at, props={"order_id": "A1"}, timezone=NY))
+    h.run_until(at + WINDOW + GRACE)  # no verdict: the SMS waits for 08:00
+    assert h.state().messages[rcs.message_id].status == "fallback_deferred"
+    eff = h.receipt("unknown", at + WINDOW + GRACE + 1000, rcs.message_id)
+    assert types(eff) == ["message_unknown"]
+    h.run_until(ts("2026-01-07T00:00:00Z"))
+    assert sms_sends(h) == []
+
+
+def test_unknown_after_the_sms_went_out_is_reported() -> None:
+    h, rcs = start()
+    h.receipt("not_capable", T0 + 1000, rcs.message_id)
+    eff = h.receipt("unknown", T0 + 2000, rcs.message_id)
+    assert types(eff) == ["message_unknown"]
+    assert len(sms_sends(h)) == 1
+
+
+def test_unknown_fallback_sms_is_final() -> None:
+    h, rcs = start()
+    h.receipt("not_capable", T0 + 1000, rcs.message_id)
+    (sms,) = sms_sends(h)
+    eff = h.receipt("unknown", T0 + 2000, sms.message_id)
+    (o,) = outcomes(eff)
+    assert (o.type, o.channel, o.message_id) == ("message_unknown", "sms", sms.message_id)
+    assert h.state().messages[sms.message_id].status == "unresolved"
+
+
+# --------------------------------------------------------------------------- accepted late
+
+
+def test_accepted_late_restarts_the_window_from_the_hand_over() -> None:
+    """The gateway held the RCS for the send rate and handed it over 3 minutes after the
+    request: the fallback window (and so the revoke) counts from then."""
+    h, rcs = start()
+    handed_over = T0 + 3 * MIN
+    # the receipt names the hand-over (ts) and arrives a little later
+    eff = h.feed(Receipt("u", handed_over, "accepted", rcs.message_id), now=handed_over + 500)
+    assert outcomes(eff) == [] and sends(eff) == [] and revokes(eff) == []
+    assert h.state().wake_at == handed_over + WINDOW
+    assert revokes(h.run_until(T0 + WINDOW)) == []
+    (rv,) = revokes(h.run_until(handed_over + WINDOW))
+    assert rv.ts == handed_over + WINDOW
+    h.run_until(handed_over + WINDOW + GRACE)
+    assert_one_fallback_sms(h, rcs, handed_over + WINDOW + GRACE)
+
+
+def test_accepted_for_an_sms_changes_nothing() -> None:
+    h, rcs = start()
+    h.receipt("not_capable", T0 + 1000, rcs.message_id)
+    (sms,) = sms_sends(h)
+    wake_at = h.state().wake_at
+    assert h.receipt("accepted", T0 + 5 * MIN, sms.message_id) == []
+    assert h.state().wake_at == wake_at

@@ -67,6 +67,11 @@ FELL_BACK = (
 )
 FAILED = (("message_failed", "carrier"),)
 SMS_SENT = ("message_sent", None)
+# An "expired" receipt: the TTL verdict, the planned way to the SMS (not a failure).
+FELL_BACK_EXPIRED = (("fallback_triggered", "ttl_expired"), SMS_SENT)
+EXPIRED = (("message_failed", "expired"),)
+UNKNOWN = (("message_unknown", "crash"),)  # the gateway's reason
+ACCEPTED_AT = T0 + 30_000  # the hand-over an "accepted" receipt names
 
 
 def row(
@@ -123,6 +128,44 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("fallback_deferred", "timer_no_sms"): row("fallback_deferred"),
     ("fallback_deferred", "sms_dropped"): row("fallback_deferred", timer=NONE),
     ("delivered", "read"): row("read", (("message_read", None),), user_action="read"),
+    # expiry / revocation verdicts: like undeliverable, reported as ttl_expired
+    ("sent", "expired"): row("fell_back", FELL_BACK_EXPIRED, NONE, sms=True),
+    ("sent", "expired_no_sms"): row("failed", EXPIRED, NONE),
+    ("revoking", "expired"): row("fell_back", FELL_BACK_EXPIRED, NONE, sms=True),
+    ("revoking", "expired_no_sms"): row("failed", EXPIRED, NONE),
+    ("revoke_failed", "expired"): row("fell_back", FELL_BACK_EXPIRED, NONE, sms=True),
+    ("revoke_failed", "expired_no_sms"): row("failed", EXPIRED, NONE),
+    # accepted: the window restarts from the hand-over, no outcome
+    ("sent", "accepted"): row("sent", timer="restarted"),
+    # unknown: possibly delivered
+    ("sent", "unknown"): row("unknown", UNKNOWN),
+    ("sent", "unknown_no_sms"): row("unresolved", UNKNOWN, NONE),
+    ("revoking", "unknown"): row("unknown_revoking", UNKNOWN),
+    ("revoking", "unknown_no_sms"): row("unresolved", UNKNOWN, NONE),
+    ("revoke_failed", "unknown"): row("unresolved", UNKNOWN, NONE),
+    ("revoke_failed", "unknown_no_sms"): row("unresolved", UNKNOWN, NONE),
+    ("fell_back", "unknown"): row("fell_back", UNKNOWN),
+    ("fell_back", "unknown_no_sms"): row("fell_back", UNKNOWN),
+    ("fallback_deferred", "unknown"): row("unresolved", UNKNOWN, NONE),
+    ("fallback_deferred", "unknown_no_sms"): row("unresolved", UNKNOWN, NONE),
+    ("unknown", "delivered"): row("delivered", DELIVERED, NONE),
+    ("unknown", "read"): row("read", READ, NONE, user_action="read"),
+    ("unknown", "expired"): row("fell_back", FELL_BACK_EXPIRED, NONE, sms=True),
+    ("unknown", "timer"): row("unknown_revoking", timer=GRACE_TIMER, revokes=1),
+    ("unknown", "sms_dropped"): row("unresolved", timer=NONE),
+    ("unknown_revoking", "delivered"): row("delivered", DELIVERED, NONE),
+    ("unknown_revoking", "read"): row("read", READ, NONE, user_action="read"),
+    ("unknown_revoking", "expired"): row("fell_back", FELL_BACK_EXPIRED, NONE, sms=True),
+    ("unknown_revoking", "expired_no_sms"): row("failed", EXPIRED, NONE),
+    # the grace ends with no verdict: the SMS is given up (the timer itself is spent by
+    # message_timer; fire() alone leaves it)
+    ("unknown_revoking", "timer"): row("unresolved"),
+    ("unknown_revoking", "timer_no_sms"): row("unresolved"),
+    ("unknown_revoking", "revoke_failed"): row("unresolved", timer=NONE),
+    ("unresolved", "delivered"): row("delivered", DELIVERED, NONE),
+    ("unresolved", "read"): row("read", READ, NONE, user_action="read"),
+    ("unresolved", "expired"): row("failed", EXPIRED, NONE),
+    ("unresolved", "expired_no_sms"): row("failed", EXPIRED, NONE),
 }
 
 
@@ -140,6 +183,12 @@ def receipt_for(event: str) -> Receipt | None:
         return Receipt("u", T0, event, "m1")  # type: ignore[arg-type]
     if event.startswith("undeliverable"):
         return Receipt("u", T0, "failed", "m1", reason="carrier")
+    if event.startswith("expired"):
+        return Receipt("u", T0, "expired", "m1")
+    if event.startswith("unknown"):
+        return Receipt("u", T0, "unknown", "m1", reason="crash")
+    if event.startswith("accepted"):
+        return Receipt("u", ACCEPTED_AT, "accepted", "m1")
     return None
 
 
@@ -165,7 +214,12 @@ def test_row(status: str, event: str) -> None:
         assert sms.content == {"channel": "sms", "text": "Hi (sms)"}
     else:
         assert sends == []
-    timer = {NONE: None, KEPT: OLD_TIMER, GRACE_TIMER: step.now + GRACE}[want["timer"]]
+    timer = {
+        NONE: None,
+        KEPT: OLD_TIMER,
+        GRACE_TIMER: step.now + GRACE,
+        "restarted": ACCEPTED_AT + 10 * 60_000,  # the hand-over + fallback.after
+    }[want["timer"]]
     assert msg.timer_at == timer
     if want["user_action"] is None:
         assert action is None
@@ -196,7 +250,96 @@ def test_only_rows_into_fell_back_send_the_sms() -> None:
         step, msg = setup(status, sms=not event.endswith("_no_sms"))
         fire(step, msg, event, receipt_for(event))
         sent = any(isinstance(e, SendRequest) for e in step.effects)
-        assert sent == (transition.to == "fell_back"), (status, event)
+        assert sent == (transition.to == "fell_back" != status), (status, event)
+
+
+UNKNOWN_STATUSES = ("unknown", "unknown_revoking", "unresolved")
+
+
+def test_after_unknown_only_a_verdict_leads_to_the_sms() -> None:
+    """Once the gateway said unknown, the SMS needs the platform's expiry verdict."""
+    for (status, event), transition in TRANSITIONS.items():
+        if status in UNKNOWN_STATUSES and transition.to in ("fell_back", "fallback_deferred"):
+            assert event == "expired", (status, event)
+    assert not any(
+        t.to in ("fell_back", "fallback_deferred")
+        for (status, _), t in TRANSITIONS.items()
+        if status == "unresolved"
+    )
+    # every way into the unknown statuses starts with an unknown receipt
+    for (status, event), transition in TRANSITIONS.items():
+        if transition.to in UNKNOWN_STATUSES and status not in UNKNOWN_STATUSES:
+            assert event in ("unknown", "unknown_no_sms"), (status, event)
+
+
+@pytest.mark.parametrize("status", ["unknown", "unknown_revoking"])
+@pytest.mark.parametrize("receipt", ["failed", "not_capable"])
+def test_after_unknown_a_failure_receipt_proves_nothing(status: str, receipt: str) -> None:
+    step, msg = setup(status)
+    handle_receipt(step, Receipt("u", T0, receipt, "m1"))  # type: ignore[arg-type]
+    assert (msg.status, msg.timer_at, step.effects) == (status, OLD_TIMER, [])
+
+
+def test_the_revoke_grace_of_an_unknown_message_ends_without_sms() -> None:
+    step, msg = setup("unknown")
+    message_timer(step, msg)  # the window ends: revoke, grace
+    assert msg.status == "unknown_revoking" and msg.timer_at == step.now + GRACE
+    assert [type(e) for e in step.effects] == [Revoke]
+    message_timer(step, msg)  # the grace ends with no verdict
+    assert (msg.status, msg.timer_at) == ("unresolved", None)
+    assert [type(e) for e in step.effects] == [Revoke]
+    handle_receipt(step, Receipt("u", T0, "revoked", "m1"))  # a late verdict: no SMS
+    assert msg.status == "failed"
+    assert [(e.type, e.attributes) for e in step.effects if isinstance(e, Outcome)] == [
+        ("message_failed", {"reason": "revoked"})
+    ]
+
+
+@pytest.mark.parametrize("channel", ["sms", "rcs"])
+def test_unknown_without_a_fallback_is_final_but_a_delivery_is_still_news(channel: str) -> None:
+    step, msg = setup("sent", sms=False)
+    msg.channel, msg.timer_at = channel, None
+    handle_receipt(step, Receipt("u", T0, "unknown", "m1"))
+    assert (msg.status, msg.timer_at) == ("unresolved", None)
+    (unknown,) = step.effects
+    assert isinstance(unknown, Outcome)
+    assert (unknown.type, unknown.channel, unknown.message_id) == ("message_unknown", channel, "m1")
+    assert unknown.attributes == {"reason": "unknown"}
+    handle_receipt(step, Receipt("u", T0, "accepted", "m1"))
+    handle_receipt(step, Receipt("u", T0, "unknown", "m1"))  # repeated: nothing new
+    assert len(step.effects) == 1
+    assert handle_receipt(step, Receipt("u", T0, "read", "m1")) is not None
+    assert msg.status == "read"
+
+
+@pytest.mark.parametrize(
+    ("old_timer", "accepted_at", "want"),
+    [
+        (T0 + 600_000, T0 + 30_000, T0 + 630_000),  # later hand-over: the window moves on
+        (T0 + 600_000, T0 - 30_000, T0 + 600_000),  # never earlier than the request's window
+    ],
+)
+def test_accepted_restarts_the_window_from_the_hand_over(
+    old_timer: int, accepted_at: int, want: int
+) -> None:
+    step, msg = setup("sent")
+    msg.timer_at = old_timer
+    handle_receipt(step, Receipt("u", accepted_at, "accepted", "m1"))
+    assert (msg.status, msg.timer_at, step.effects) == ("sent", want, [])
+
+
+@pytest.mark.parametrize("status", ["revoking", "revoke_failed", "unknown", "delivered"])
+def test_accepted_changes_nothing_once_the_window_is_over_or_the_fate_known(status: str) -> None:
+    step, msg = setup(status)
+    handle_receipt(step, Receipt("u", T0 + 30_000, "accepted", "m1"))
+    assert (msg.status, msg.timer_at, step.effects) == (status, OLD_TIMER, [])
+
+
+def test_accepted_without_a_fallback_sms_sets_no_timer() -> None:
+    step, msg = setup("sent", sms=False)
+    msg.timer_at = None
+    handle_receipt(step, Receipt("u", T0 + 30_000, "accepted", "m1"))
+    assert (msg.status, msg.timer_at, step.effects) == ("sent", None, [])
 
 
 @pytest.mark.parametrize(

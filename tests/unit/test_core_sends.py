@@ -3,6 +3,7 @@ and the outcome fields the contract fixes."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from core_harness import (
     DAY,
@@ -19,9 +20,10 @@ from core_harness import (
     types,
 )
 
-from engine.core import EngineConfig, SendRequest
+from engine.core import EngineConfig, SendRequest, wire
 from engine.core.ids import derive_id
 from engine.durations import format_ts
+from engine.errors import InputError
 
 
 def one_send(
@@ -518,3 +520,44 @@ def test_quiet_hours_from_equal_to_is_an_empty_window() -> None:
         eff = h.enter(ts(at), user=f"u{k}", timezone=NY)
         assert len(sends(eff)) == 1
     assert h.outcomes("message_deferred") == []
+
+
+# ----------------------------------------------------------------------------- send rate
+
+RATED_RCS = """{type: send, channel: rcs, text: "Hi", fallback: {sms: "Hi (sms)", after: 1m},
+      next: done}"""
+
+
+def test_send_rate_goes_on_every_send_request_of_the_journey() -> None:
+    settings = "settings: {send_rate: {max: 50, per: 1s}, help_text: Help}"
+    h = Harness(journey(one_send(RATED_RCS, settings)))
+    (rcs,) = sends(h.enter())
+    assert rcs.send_rate == {"max": 50, "per_ms": 1000}
+    h.receipt("not_capable", T0 + 1, rcs.message_id)
+    h.inbound(T0 + 2, text="HELP", keyword="help")
+    fallback, help_sms = h.sends()[1:]
+    assert (fallback.purpose, fallback.send_rate) == ("fallback", {"max": 50, "per_ms": 1000})
+    assert (help_sms.purpose, help_sms.send_rate) == ("help", None)  # not the journey's send
+    raw = wire.send_request_value(rcs)
+    assert b'"send_rate":{"max":50,"per_ms":1000}' in raw
+    assert wire.decode_gateway_request(raw) == rcs
+
+
+def test_no_send_rate_no_key_on_the_wire() -> None:
+    h = Harness(journey(one_send(SMS)))
+    (s,) = sends(h.enter())
+    assert s.send_rate is None
+    assert "send_rate" not in s.to_wire()
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [{"max": 0, "per_ms": 1000}, {"max": 5}, {"max": 5, "per_ms": "1s"}, {"max": True,
+     "per_ms": 1}, [5, 1000]],
+)  # fmt: skip
+def test_a_malformed_send_rate_is_refused_on_the_wire(rate: object) -> None:
+    h = Harness(journey(one_send(SMS)))
+    (s,) = sends(h.enter())
+    record = {**wire.send_request_wire(s), "send_rate": rate}
+    with pytest.raises(InputError, match="send_rate"):
+        wire.decode_gateway_request(orjson.dumps(record))

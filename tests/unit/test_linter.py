@@ -517,6 +517,12 @@ BROKEN_FILES = [
                  id="quiet-hours-empty"),
     pytest.param(doc(head='settings:\n  quiet_hours: {from: "21:00", to: "08:00", days: []}\n'),
                  "quiet_hours:", "journey", "quiet_hours.days is empty", id="quiet-hours-no-days"),
+    pytest.param(doc(head="settings:\n  send_rate:\n    max: 0\n    per: 1s\n"), "max: 0",
+                 "journey", "send_rate.max is 0: the journey could never send",
+                 id="send-rate-max-0"),
+    pytest.param(doc(head="settings:\n  send_rate:\n    max: 10\n    per: 0s\n"), "per: 0s",
+                 "journey", "send_rate.per is '0s': give a positive duration",
+                 id="send-rate-per-0"),
     pytest.param(doc(head="settings:\n  default_timezone: Mars/Olympus\n"), "default_timezone",
                  "journey", "'Mars/Olympus' is not an IANA time zone", id="default-timezone"),
 ]

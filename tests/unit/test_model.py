@@ -245,6 +245,20 @@ def test_durations_elsewhere() -> None:
         Journey.model_validate(journey(settings={"frequency_cap": {"max": 0, "per": "1d"}}))
 
 
+def test_send_rate() -> None:
+    j = Journey.model_validate(journey(settings={"send_rate": {"max": 100, "per": "1m"}}))
+    rate = j.settings.send_rate
+    assert rate is not None and (rate.max, rate.per_ms) == (100, 60_000)
+    assert Journey.model_validate(journey()).settings.send_rate is None
+    # values are the linter's (max >= 1, per > 0); the shape is the model's
+    with pytest.raises(ValidationError, match="not a duration"):
+        Journey.model_validate(journey(settings={"send_rate": {"max": 1, "per": "often"}}))
+    with pytest.raises(ValidationError, match="negative duration"):
+        Journey.model_validate(journey(settings={"send_rate": {"max": 1, "per": "-1s"}}))
+    with pytest.raises(ValidationError, match="per"):
+        Journey.model_validate(journey(settings={"send_rate": {"max": 1}}))
+
+
 # --------------------------------------------------------------------------- settings
 
 

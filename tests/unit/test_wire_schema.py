@@ -95,6 +95,7 @@ exit_on: [account_closed]
 goal: {event: purchased, within: 7d}
 settings:
   quiet_hours: {from: "21:00", to: "08:00", action: defer}
+  send_rate: {max: 20, per: 1s}
   default_timezone: UTC
 start: pick
 nodes:
@@ -158,6 +159,11 @@ def input_lines() -> list[dict[str, Any]]:
         {"type": "inbound", "user_id": "u2", "ts": f"{day}10:31:00Z", "postback": "buy"},
         {"type": "receipt", "user_id": "u4", "ts": f"{day}10:40:00Z", "node": "hello",
          "status": "read"},
+        # the gateway held u1's first send back, and lost track of u7's (message_unknown);
+        # whichever variant they got, one of the two nodes names their send
+        *({"type": "receipt", "user_id": u, "ts": f"{day}10:0{u[1]}:01Z", "node": node,
+           "status": status} for u, status in (("u1", "accepted"), ("u7", "unknown"))
+          for node in ("hello", "hello_sms")),
         {"type": "inbound", "user_id": "u5", "ts": f"{day}11:00:00Z", "text": "nice one"},
         {"type": "inbound", "user_id": "u5", "ts": f"{day}11:05:00Z", "text": "STOP"},
         {"type": "inbound", "user_id": "u5", "ts": f"{day}11:06:00Z", "text": "START"},
@@ -238,6 +244,9 @@ def test_real_outcomes_of_every_type_are_described_and_come_back(real: Tour) -> 
 
 def test_real_effects_are_described_and_come_back(real: Tour) -> None:
     assert real.result.sends and real.provider.revokes
+    rates = {(req.purpose, str(req.send_rate)) for req in real.result.sends}
+    journey_rate = str({"max": 20, "per_ms": 1000})  # the journey's send_rate; none for HELP
+    assert rates == {("journey", journey_rate), ("fallback", journey_rate), ("help", "None")}
     for req in real.result.sends:
         raw = wire.send_request_value(req)
         described("send-request", raw)
@@ -383,6 +392,7 @@ def test_inputs_written_are_described(
         st.sampled_from(["journey", "fallback", "help"]),
         opt,
         json_obj,
+        st.none() | st.fixed_dictionaries({"max": st.integers(1, 10**6), "per_ms": epoch_ms}),
     ),
     st.builds(Revoke, ids, ids, epoch_ms),
     st.binary(max_size=40) | st.none(),
