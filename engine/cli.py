@@ -136,16 +136,24 @@ def _sms_segments(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     if args.action == "serve":
         return _stats_serve(args)
-    from engine.stats.aggregate import Aggregator, format_table
+    from engine.journey.model import Journey
+    from engine.stats.aggregate import Aggregator
+    from engine.stats.catalog import load_tolerant
     from engine.stats.source import read_file, read_topic
+    from engine.stats.table import format_table
 
+    journeys: list[Journey] = []
+    if args.journeys is not None:  # for node order, and nodes nobody reached
+        journeys, problems = load_tolerant(args.journeys)
+        for problem in problems:
+            print(f"journeys stats: skipped: {problem}", file=sys.stderr)
     agg = Aggregator()
     if args.file:
         agg.add_all(read_file(args.file))
     else:
         settings = Settings.from_env_and_args(args)
         agg.add_all(read_topic(settings))
-    report = agg.to_json()
+    report = agg.to_json(journeys)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -189,7 +197,7 @@ def _stats_serve(args: argparse.Namespace) -> int:
         run_service(
             settings.bootstrap,
             settings.topics.outcomes,
-            args.journeys,
+            args.journeys or "journeys",
             args.host,
             args.port,
             args.state,
@@ -266,7 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="show",
         help="show: print the table once (default); serve: live dashboard, JSON API, /metrics",
     )
-    p.add_argument("--journeys", default="journeys", help="serve: journeys to draw")
+    p.add_argument(
+        "--journeys",
+        help="journey files or directory: show lists their nodes in flow order (else in the "
+        "order runs took them); serve draws them (default for serve: journeys)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
     p.add_argument("--port", type=int, default=8090, help="serve: port (0: any free port)")
     p.add_argument("--state", help="serve: file that keeps the counters across restarts")

@@ -1,21 +1,33 @@
-"""Aggregate outcomes into per-journey, per-node counts and rates.
+"""Count outcomes per journey version and node, and turn the counts into figures and rates.
 
-Pure: feed outcome dicts (the wire form) in any order; duplicates (same ``outcome_id``)
-count once, since outcomes are delivered at least once. Split variants are attributed
-per instance (the ``variant`` of the split's ``node_entered``), so conversions can be
-compared between variants with a confidence interval.
+Both the stats service (:mod:`engine.stats.windows`, live and bounded) and ``journeys
+stats`` (:class:`Aggregator`, one pass over a file or the topic) keep *flat counters*: per
+node, one key per outcome type, plus ``<type>:<channel or reason>`` breakdowns and a few
+derived keys (:data:`FALLBACK_SENT`, :data:`REACHED`). The functions here turn such a
+counter into the rows both show (:func:`node_row`, :func:`journey_summary`,
+:func:`variant_rows`), so the table, the JSON and the dashboard agree by construction.
+
+Outcomes are delivered at least once: duplicates (same ``outcome_id``) count once. Split
+variants are attributed per instance (the ``variant`` of the split's ``node_entered``), so
+conversions can be compared between variants with a confidence interval
+(:mod:`engine.stats.proportions`). Users reached: :mod:`engine.stats.reach`; node order:
+:mod:`engine.stats.flow`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Z95 = 1.959963984540054
+from engine.journey.diagram import ENTRY_ID
+from engine.journey.model import Journey
+from engine.stats.flow import node_order
+from engine.stats.proportions import diff_ci, rate_ci, small_sample
+from engine.stats.reach import Reach, fallback_of
 
+#: outcome type -> its count's name in a node row.
 _COUNTED = {
     "node_entered": "entered",
     "message_delivered": "delivered",
@@ -28,96 +40,233 @@ _COUNTED = {
     "user_opted_out": "opted_out",
 }
 
-
-@dataclass
-class NodeStats:
-    counts: Counter[str] = field(default_factory=Counter)
-    sent_by_channel: Counter[str] = field(default_factory=Counter)
-    suppressed: Counter[str] = field(default_factory=Counter)
-    exited: Counter[str] = field(default_factory=Counter)
-
-    def rates(self) -> dict[str, float | None]:
-        c = self.counts
-        sent = sum(self.sent_by_channel.values())
-        return {
-            "delivery_rate": _ratio(c["delivered"], sent),
-            "read_rate": _ratio(c["read"], c["delivered"]),
-            "click_through_rate": _ratio(c["clicked"], c["delivered"]),
-            "fallback_rate": _ratio(c["fallback"], self.sent_by_channel["rcs"]),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **{k: self.counts[k] for k in sorted(set(_COUNTED.values()))},
-            "sent": dict(sorted(self.sent_by_channel.items())),
-            "suppressed": dict(sorted(self.suppressed.items())),
-            "exited": dict(sorted(self.exited.items())),
-            **self.rates(),
-        }
-
-
-@dataclass
-class JourneyStats:
-    journey_id: str
-    version: int
-    entered: int = 0
-    converted: int = 0
-    nodes: dict[str, NodeStats] = field(default_factory=lambda: defaultdict(NodeStats))
-    # split node -> variant -> instance ids; and converted instance ids
-    variants: dict[str, dict[str, set[str]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(set))
-    )
-    converted_instances: set[str] = field(default_factory=set)
-
-    def variant_report(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for split, by_variant in sorted(self.variants.items()):
-            rows: dict[str, dict[str, Any]] = {}
-            raw: dict[str, tuple[int, int]] = {}
-            for name, members in sorted(by_variant.items()):
-                conv = len(members & self.converted_instances)
-                raw[name] = (conv, len(members))
-                rows[name] = {
-                    "users": len(members),
-                    "converted": conv,
-                    "conversion_rate": _ratio(conv, len(members)),
-                }
-            names = sorted(rows)
-            diffs = {}
-            base = names[0] if names else ""
-            for other in names[1:]:
-                diffs[f"{other} - {base}"] = diff_ci(*raw[other], *raw[base])
-            out[split] = {"variants": rows, "differences": diffs}
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "journey_id": self.journey_id,
-            "version": self.version,
-            "entered": self.entered,
-            "converted": self.converted,
-            "conversion_rate": _ratio(self.converted, self.entered),
-            "nodes": {n: s.to_json() for n, s in sorted(self.nodes.items())},
-            "splits": self.variant_report(),
-        }
+#: outcome type -> the attribute its count is broken down by (message_sent and
+#: message_delivered: by channel).
+QUALIFIER = {
+    "message_suppressed": "reason",
+    "message_failed": "reason",
+    "fallback_triggered": "reason",
+    "message_deferred": "reason",
+    "journey_exited": "reason",
+}
+BY_CHANNEL = ("message_sent", "message_delivered")
+FALLBACK_SENT = "message_sent+fallback"  # an SMS sent as the fallback of an RCS message
+REACHED = "message_delivered+reached"  # the first delivery of a send (engine.stats.reach)
 
 
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
 
-def diff_ci(conv_a: int, n_a: int, conv_b: int, n_b: int) -> dict[str, float | None]:
-    """Difference of two conversion rates (a - b) with a 95% Wald interval."""
-    if not n_a or not n_b:
-        return {"difference": None, "ci_low": None, "ci_high": None}
-    pa, pb = conv_a / n_a, conv_b / n_b
-    se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    d = pa - pb
+ratio = _ratio
+
+
+def counter_keys(o: Mapping[str, Any]) -> list[str]:
+    """The flat counter keys one outcome adds to its node (reach aside: :func:`reached_keys`)."""
+    kind = str(o.get("type"))
+    attrs = o.get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    keys = [kind]
+    if kind in BY_CHANNEL:
+        keys.append(f"{kind}:{o.get('channel') or '?'}")
+        if kind == "message_sent" and attrs.get("fallback_of"):
+            keys.append(FALLBACK_SENT)
+    elif kind in QUALIFIER:
+        keys.append(f"{kind}:{attrs.get(QUALIFIER[kind]) or '?'}")
+    return keys
+
+
+def reached_keys(o: Mapping[str, Any]) -> list[str]:
+    """The keys a delivery adds when it is the first of its send: total and by channel."""
+    return [REACHED, f"{REACHED}:{o.get('channel') or '?'}"]
+
+
+def breakdown(c: Mapping[str, int], kind: str) -> dict[str, int]:
+    prefix = kind + ":"
+    return {k[len(prefix) :]: n for k, n in sorted(c.items()) if k.startswith(prefix)}
+
+
+def node_row(c: Mapping[str, int]) -> dict[str, Any]:
+    """A node's figures and rates from its flat counter.
+
+    ``reached``: sends delivered by either channel, once each; ``reach_rate`` is over the
+    users who entered the node, ``reach_rate_of_sends`` over its sends (a fallback SMS is
+    part of its RCS send). ``delivery_rate`` counts messages (an RCS attempt and its
+    fallback SMS are two). Read and click-through rates are over *RCS* deliveries, the only
+    channel that reports them: None (shown "-") where nothing went out by RCS."""
+    g = c.get
+    sent, delivered = breakdown(c, "message_sent"), breakdown(c, "message_delivered")
+    fallback_sent = g(FALLBACK_SENT, 0)
+    sends = g("message_sent", 0) - fallback_sent
+    rcs_delivered = delivered.get("rcs", 0)
+    row: dict[str, Any] = {name: g(kind, 0) for kind, name in _COUNTED.items()}
+    row.update(
+        sent=sent,
+        sends=sends,
+        fallback_sent=fallback_sent,
+        delivered_by_channel=delivered,
+        reached=g(REACHED, 0),
+        reached_by_channel=breakdown(c, REACHED),
+        suppressed=breakdown(c, "message_suppressed"),
+        exited=breakdown(c, "journey_exited"),
+        failed_reasons=breakdown(c, "message_failed"),
+        fallback_reasons=breakdown(c, "fallback_triggered"),
+        reach_rate=_ratio(g(REACHED, 0), row["entered"]),
+        reach_rate_of_sends=_ratio(g(REACHED, 0), sends),
+        delivery_rate=_ratio(row["delivered"], g("message_sent", 0)),
+        delivery_rate_by_channel={ch: _ratio(delivered.get(ch, 0), n) for ch, n in sent.items()},
+        read_rate=_ratio(row["read"], rcs_delivered),
+        click_through_rate=_ratio(row["clicked"], rcs_delivered),
+        fallback_rate=_ratio(row["fallback"], sent.get("rcs", 0)),
+    )
+    return row
+
+
+def node_rows(
+    counted: Mapping[str, Mapping[str, int]],
+    journey: Journey | None = None,
+    edges: Mapping[tuple[str, str], int] | Iterable[tuple[str, str]] = (),
+) -> dict[str, dict[str, Any]]:
+    """Every node's row (the journey's nodes too when it is known, even those nobody
+    reached), in flow order (:func:`engine.stats.flow.node_order`), with label and type."""
+    out: dict[str, dict[str, Any]] = {}
+    for nid in node_order(counted, journey, edges):
+        row = node_row(counted.get(nid, {}))
+        node = journey.nodes.get(nid) if journey is not None else None
+        row["label"] = journey.label(nid) if journey is not None else nid
+        row["type"] = node.type if node is not None else None
+        out[nid] = row
+    return out
+
+
+def journey_summary(jid: str, ver: int, t: Mapping[str, int]) -> dict[str, Any]:
+    """Journey-level figures and rates from a version's flat counter (all nodes summed)."""
+    g = t.get
+    entered, converted = g("journey_entered", 0), g("goal_converted", 0)
+    sent, delivered = g("message_sent", 0), g("message_delivered", 0)
+    sends = sent - g(FALLBACK_SENT, 0)
+    rcs_delivered = g("message_delivered:rcs", 0)
     return {
-        "difference": round(d, 4),
-        "ci_low": round(d - Z95 * se, 4),
-        "ci_high": round(d + Z95 * se, 4),
+        "journey_id": jid,
+        "version": ver,
+        "entered": entered,
+        "converted": converted,
+        "conversion_rate": _ratio(converted, entered),
+        "sent": sent,
+        "sends": sends,
+        "delivered": delivered,
+        "reached": g(REACHED, 0),
+        "read": g("message_read", 0),
+        "clicked": g("message_clicked", 0),
+        "replied": g("message_replied", 0),
+        "failed": g("message_failed", 0),
+        "fallback": g("fallback_triggered", 0),
+        "suppressed": g("message_suppressed", 0),
+        "deferred": g("message_deferred", 0),
+        "opted_out": g("user_opted_out", 0),
+        "exited": g("journey_exited", 0),
+        "reach_rate_of_sends": _ratio(g(REACHED, 0), sends),
+        "delivery_rate": _ratio(delivered, sent),
+        "read_rate": _ratio(g("message_read", 0), rcs_delivered),
+        "click_through_rate": _ratio(g("message_clicked", 0), rcs_delivered),
+        "fallback_rate": _ratio(g("fallback_triggered", 0), g("message_sent:rcs", 0)),
     }
+
+
+def variant_rows(raw: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
+    """``{variant: (converted, users)}`` -> per variant its rate with a 95% Wilson interval;
+    differences to the first variant (by name) with a 95% Newcombe interval; and
+    ``small_sample`` when a variant is under the thresholds of
+    :mod:`engine.stats.proportions`."""
+    names = sorted(raw)
+    rows = {
+        n: {
+            "users": users,
+            "converted": conv,
+            "conversion_rate": _ratio(conv, users),
+            **rate_ci(conv, users),
+        }
+        for n, (conv, users) in ((n, raw[n]) for n in names)
+    }
+    diffs = {f"{o} - {names[0]}": diff_ci(*raw[o], *raw[names[0]]) for o in names[1:]}
+    return {
+        "variants": rows,
+        "differences": diffs,
+        "small_sample": small_sample(raw.values()),
+    }
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+@dataclass
+class JourneyStats:
+    """The counts of one journey version, exact: every run and send is remembered."""
+
+    journey_id: str
+    version: int
+    counts: dict[str, Counter[str]] = field(default_factory=dict)  # node ("": none) -> keys
+    edges: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # split node -> variant -> instance ids; and converted instance ids
+    variants: dict[str, dict[str, set[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(set))
+    )
+    converted_instances: set[str] = field(default_factory=set)
+    messages: list[Mapping[str, Any]] = field(default_factory=list)  # sends, deliveries
+    at: dict[str, str] = field(default_factory=dict)  # instance -> the node it is at
+
+    def add(self, o: Mapping[str, Any]) -> None:
+        kind, node, iid = o.get("type"), o.get("node_id"), o.get("instance_id")
+        node = node if isinstance(node, str) else ""
+        iid = iid if isinstance(iid, str) else ""
+        self.counts.setdefault(node, Counter()).update(counter_keys(o))
+        attrs = o.get("attributes")
+        attrs = attrs if isinstance(attrs, dict) else {}
+        if kind == "journey_entered":
+            self.at[iid] = ENTRY_ID
+        elif kind == "goal_converted":
+            self.converted_instances.add(iid)
+        elif kind in ("message_sent", "message_delivered"):
+            self.messages.append(o)
+        if kind == "node_entered":
+            if iid in self.at:
+                self.edges[(self.at[iid], node)] += 1
+            self.at[iid] = node
+            if isinstance(attrs.get("variant"), str):
+                self.variants[node][attrs["variant"]].add(iid)
+
+    def counters(self) -> dict[str, Counter[str]]:
+        """The flat counters with users reached: every send first, then their fallback SMS,
+        then the deliveries in the order they came (so the input's order between users
+        does not matter)."""
+        out = {n: Counter(c) for n, c in self.counts.items()}
+        reach = Reach()
+        sent = [o for o in self.messages if o.get("type") == "message_sent"]
+        for o in sorted(sent, key=lambda o: fallback_of(o) is not None):
+            reach.sent(o)
+        for o in self.messages:
+            if o.get("type") == "message_delivered" and reach.delivered(o):
+                out[o.get("node_id") or ""].update(reached_keys(o))
+        return out
+
+    def variant_report(self) -> dict[str, Any]:
+        out = {}
+        for split, by_variant in sorted(self.variants.items()):
+            raw = {n: (len(m & self.converted_instances), len(m)) for n, m in by_variant.items()}
+            out[split] = variant_rows(raw)
+        return out
+
+    def to_json(self, journey: Journey | None = None) -> dict[str, Any]:
+        counters = self.counters()
+        totals: Counter[str] = Counter()
+        for c in counters.values():
+            totals.update(c)
+        return {
+            **journey_summary(self.journey_id, self.version, totals),
+            "nodes": node_rows(counters, journey, self.edges),
+            "edges": [{"source": s, "target": t, "users": n} for (s, t), n in self.edges.items()],
+            "splits": self.variant_report(),
+        }
 
 
 class Aggregator:
@@ -129,184 +278,26 @@ class Aggregator:
         """Count one outcome; False when it was a duplicate or not about a journey."""
         oid = o.get("outcome_id")
         jid, ver = o.get("journey_id"), o.get("journey_version")
-        if not isinstance(oid, str) or oid in self._seen or not jid or ver is None:
+        if not isinstance(oid, str) or oid in self._seen or not isinstance(jid, str):
+            return False
+        if not isinstance(ver, int) or isinstance(ver, bool):
             return False
         self._seen.add(oid)
         js = self.journeys.get((jid, ver))
         if js is None:
             js = self.journeys[(jid, ver)] = JourneyStats(jid, ver)
-        kind, node = o.get("type"), o.get("node_id")
-        attrs = o.get("attributes") or {}
-        if kind == "journey_entered":
-            js.entered += 1
-        elif kind == "goal_converted":
-            js.converted += 1
-            js.converted_instances.add(o.get("instance_id") or "")
-        if node is None:
-            return True
-        ns = js.nodes[node]
-        if kind in _COUNTED:
-            ns.counts[_COUNTED[kind]] += 1
-        if kind == "message_sent":
-            ns.sent_by_channel[o.get("channel") or "?"] += 1
-        elif kind == "message_suppressed":
-            ns.suppressed[attrs.get("reason", "?")] += 1
-        elif kind == "journey_exited":
-            ns.exited[attrs.get("reason", "?")] += 1
-        elif kind == "node_entered" and "variant" in attrs:
-            js.variants[node][attrs["variant"]].add(o.get("instance_id") or "")
+        js.add(o)
         return True
 
     def add_all(self, outcomes: Iterable[Mapping[str, Any]]) -> None:
         for o in outcomes:
             self.add(o)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [self.journeys[k].to_json() for k in sorted(self.journeys)]
-
-
-def format_table(report: list[dict[str, Any]]) -> str:
-    """A readable table: one block per journey version, one row per node."""
-    lines: list[str] = []
-    cols = ("entered", "sent", "delivered", "read", "clicked", "replied", "failed", "fallback")
-    for j in report:
-        rate = j["conversion_rate"]
-        lines.append(
-            f"{j['journey_id']} v{j['version']}: {j['entered']} entered, {j['converted']} "
-            f"converted" + (f" ({rate:.1%})" if rate is not None else "")
-        )
-        lines.append(
-            f"  {'node':<22}"
-            + "".join(f"{c:>10}" for c in cols)
-            + f"{'deliv%':>8}{'read%':>8}{'ctr%':>8}{'fb%':>8}  other"
-        )
-        for node, s in j["nodes"].items():
-            sent = sum(s["sent"].values())
-            row = [
-                s["entered"],
-                sent,
-                s["delivered"],
-                s["read"],
-                s["clicked"],
-                s["replied"],
-                s["failed"],
-                s["fallback"],
-            ]
-            pct = [s["delivery_rate"], s["read_rate"], s["click_through_rate"], s["fallback_rate"]]
-            other = [f"suppressed:{k}={v}" for k, v in s["suppressed"].items()]
-            other += [f"exited:{k}={v}" for k, v in s["exited"].items()]
-            lines.append(
-                f"  {node:<22}"
-                + "".join(f"{v:>10}" for v in row)
-                + "".join(f"{'-' if p is None else f'{p:.0%}':>8}" for p in pct)
-                + ("  " + " ".join(other) if other else "")
-            )
-        for split, rep in j["splits"].items():
-            for name, v in rep["variants"].items():
-                cr = v["conversion_rate"]
-                lines.append(
-                    f"  split {split} variant {name}: {v['users']} users, "
-                    f"{v['converted']} converted" + (f" ({cr:.1%})" if cr is not None else "")
-                )
-            for label, d in rep["differences"].items():
-                if d["difference"] is not None:
-                    lines.append(
-                        f"  split {split} {label}: {d['difference']:+.1%} "
-                        f"(95% CI {d['ci_low']:+.1%} .. {d['ci_high']:+.1%})"
-                    )
-        lines.append("")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- flat counters
-# The stats service (engine.stats.windows) keeps flat counters per node: one key per outcome
-# type, plus "<type>:<channel or reason>" breakdowns and FALLBACK_SENT. These turn such a
-# counter into the report rows above, so `journeys stats` and the service agree.
-
-#: outcome type -> the attribute its count is broken down by (message_sent: by channel).
-QUALIFIER = {
-    "message_suppressed": "reason",
-    "message_failed": "reason",
-    "fallback_triggered": "reason",
-    "message_deferred": "reason",
-    "journey_exited": "reason",
-}
-FALLBACK_SENT = "message_sent+fallback"  # an SMS sent as the fallback of an RCS message
-ratio = _ratio
-
-
-def counter_keys(o: Mapping[str, Any]) -> list[str]:
-    """The flat counter keys one outcome adds to its node."""
-    kind = str(o.get("type"))
-    attrs = o.get("attributes")
-    attrs = attrs if isinstance(attrs, dict) else {}
-    keys = [kind]
-    if kind == "message_sent":
-        keys.append(f"message_sent:{o.get('channel') or '?'}")
-        if attrs.get("fallback_of"):
-            keys.append(FALLBACK_SENT)
-    elif kind in QUALIFIER:
-        keys.append(f"{kind}:{attrs.get(QUALIFIER[kind]) or '?'}")
-    return keys
-
-
-def breakdown(c: Mapping[str, int], kind: str) -> dict[str, int]:
-    prefix = kind + ":"
-    return {k[len(prefix) :]: n for k, n in sorted(c.items()) if k.startswith(prefix)}
-
-
-def node_row(c: Mapping[str, int]) -> dict[str, Any]:
-    """A node's flat counter as a ``NodeStats`` row, plus fallback sends and reasons."""
-    ns = NodeStats(
-        Counter({name: c.get(kind, 0) for kind, name in _COUNTED.items()}),
-        Counter(breakdown(c, "message_sent")),
-        Counter(breakdown(c, "message_suppressed")),
-        Counter(breakdown(c, "journey_exited")),
-    )
-    row = ns.to_json()
-    row["fallback_sent"] = c.get(FALLBACK_SENT, 0)
-    row["failed_reasons"] = breakdown(c, "message_failed")
-    row["fallback_reasons"] = breakdown(c, "fallback_triggered")
-    return row
-
-
-def journey_summary(jid: str, ver: int, t: Mapping[str, int]) -> dict[str, Any]:
-    """Journey-level figures and rates from a version's flat counter (all nodes summed)."""
-    g = t.get
-    entered, converted = g("journey_entered", 0), g("goal_converted", 0)
-    sent, delivered = g("message_sent", 0), g("message_delivered", 0)
-    return {
-        "journey_id": jid,
-        "version": ver,
-        "entered": entered,
-        "converted": converted,
-        "conversion_rate": _ratio(converted, entered),
-        "sent": sent,
-        "delivered": delivered,
-        "read": g("message_read", 0),
-        "clicked": g("message_clicked", 0),
-        "replied": g("message_replied", 0),
-        "failed": g("message_failed", 0),
-        "fallback": g("fallback_triggered", 0),
-        "suppressed": g("message_suppressed", 0),
-        "exited": g("journey_exited", 0),
-        "delivery_rate": _ratio(delivered, sent),
-        "read_rate": _ratio(g("message_read", 0), delivered),
-        "click_through_rate": _ratio(g("message_clicked", 0), delivered),
-        "fallback_rate": _ratio(g("fallback_triggered", 0), sent - g(FALLBACK_SENT, 0)),
-    }
-
-
-def variant_rows(raw: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
-    """``{variant: (converted, users)}`` -> rows and differences to the first variant (by
-    name) with a 95% CI: the shape of ``JourneyStats.variant_report`` per split."""
-    names = sorted(raw)
-    rows = {
-        n: {"users": users, "converted": conv, "conversion_rate": _ratio(conv, users)}
-        for n, (conv, users) in ((n, raw[n]) for n in names)
-    }
-    diffs = {f"{o} - {names[0]}": diff_ci(*raw[o], *raw[names[0]]) for o in names[1:]}
-    return {"variants": rows, "differences": diffs}
+    def to_json(self, journeys: Iterable[Journey] = ()) -> list[dict[str, Any]]:
+        """One report per journey version, by id and version; with the journey files, nodes
+        in flow order and every node of the file listed."""
+        files = {(j.id, j.version): j for j in journeys}
+        return [self.journeys[k].to_json(files.get(k)) for k in sorted(self.journeys)]
 
 
 # --------------------------------------------------------------------------- Prometheus

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import InvalidJourney
+from engine.errors import ConfigError, InvalidJourney
 from engine.journey.loader import expand_paths, iter_journeys, load_paths
 from engine.journey.model import Journey
 from engine.lint.linter import load_journeys
 from engine.stats.windows import WindowStats
+
+
+def load_tolerant(path: str) -> tuple[list[Journey], list[str]]:
+    """The journeys of a file or directory that parse, and the problems of those that
+    don't (stats only need a journey's nodes and edges, not a clean lint)."""
+    if not Path(path).exists():
+        raise ConfigError(f"--journeys {path}: no such file or directory")
+    loaded, problems = load_paths([path])
+    return list(iter_journeys(loaded)), [str(p) for p in problems[:20]]
 
 
 class Catalog:

@@ -4,9 +4,11 @@ The journey graph is drawn on the server by :func:`engine.journey.graph.render` 
 on every node, a band behind every arrow as wide as the share of users who took it, and
 their number by the arrowhead (``/journeys/{id}/graph.svg``). A page embeds its first data
 and the graph; its script (``static/dashboard.js``) renders KPI tiles, a funnel, bar charts
-of sends and conversions, split variants with a 95% CI and a table of every step, then
-refreshes everything from the JSON API every few seconds. Markup, style and script are in
-``static/``; nothing is loaded from the network.
+of sends and conversions, split variants with their 95% intervals (and a small-sample
+warning) and a table of every step (users reached, per-channel counts, opt-outs, deferrals,
+suppressions: the figures of ``journeys stats``), then refreshes everything from the JSON
+API every few seconds. Markup, style and script are in ``static/``; nothing is loaded from
+the network.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ class ServiceView(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
-SEND_LINES = ("sent", "delivered", "read", "clicked", "replied", "sms_fallback", "failed")
+SEND_LINES = (
+    "sent", "delivered", "reached", "read", "clicked", "replied", "sms_fallback", "failed",
+    "opted_out", "deferred",
+)  # fmt: skip
 POINTS = {"hour": 48, "day": 60}
 
 
@@ -92,9 +97,8 @@ def graph_counts(journey: Journey, report: dict[str, Any]) -> dict[str, dict[str
         row = report["nodes"].get(nid, {})
         c = {"entered": row.get("entered", 0)}
         if node.type == "send":
-            figures = {k: row[k] for k in ("delivered", "read", "clicked", "replied", "failed")}
-            figures["sent"] = sum(row["sent"].values()) - row["fallback_sent"]
-            figures["sms_fallback"] = row["fallback"]
+            # sent: sends (an SMS fallback is its RCS send's, drawn as sms_fallback)
+            figures = {**row, "sent": row["sends"], "sms_fallback": row["fallback"]}
             c.update((k, figures[k]) for k in SEND_LINES if figures[k] or k == "sent")
             c.update((f"held back: {k}", n) for k, n in row["suppressed"].items())
         for name, v in report["splits"].get(nid, {}).get("variants", {}).items():

@@ -45,7 +45,10 @@ from engine.stats.catalog import Catalog
 from engine.stats.windows import Limits, WindowStats
 
 log = logging.getLogger(__name__)
-STATE_FORMAT = "journeys-stats/1"
+STATE_FORMAT = "journeys-stats/2"
+# Counter files of earlier formats lack counters the report needs now (users reached,
+# deliveries by channel): the service ignores them and recounts from the topic.
+OLDER_FORMATS = ("journeys-stats/1",)
 
 
 @dataclass
@@ -177,6 +180,15 @@ class StatsService:
         try:
             with open(path, "rb") as fh:
                 data = orjson.loads(fh.read())
+            if data.get("format") in OLDER_FORMATS:
+                log.warning(
+                    "the stats state %s is in the older format %s: recounting from the start "
+                    "of %s (it is replaced at the next save)",
+                    path,
+                    data.get("format"),
+                    self.cfg.topic,
+                )
+                return
             if data.get("format") != STATE_FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {STATE_FORMAT}")
             self.stats = WindowStats.from_state(data["stats"], self.cfg.limits)

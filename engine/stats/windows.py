@@ -4,8 +4,10 @@ Pure (no I/O, no clock): feed outcome dicts (the wire form) with :meth:`WindowSt
 save and restore with :meth:`WindowStats.to_state` / :meth:`WindowStats.from_state` (plain
 JSON data). What it keeps, per journey id and version:
 
-* all-time totals per node and outcome type, plus a breakdown by channel (``message_sent``)
-  or reason (suppressions, failures, fallbacks, deferrals, exits);
+* all-time totals per node and outcome type, plus a breakdown by channel (sends,
+  deliveries) or reason (suppressions, failures, fallbacks, deferrals, exits), and users
+  reached (:mod:`engine.stats.reach`: the sends not yet delivered, the
+  :attr:`Limits.messages` most recent ones, are remembered for it);
 * the same per-type counts in hourly and daily buckets of the outcome's own ``ts``, for the
   most recent :attr:`Limits.hours` hours and :attr:`Limits.days` days of data;
 * edges taken (``node_entered`` of a target, attributed to the node its run was at before)
@@ -27,7 +29,14 @@ from typing import Any
 from engine.durations import format_ts, parse_ts_ms
 from engine.journey.diagram import ENTRY_ID
 from engine.journey.model import Journey
-from engine.stats.aggregate import counter_keys, journey_summary, node_row, variant_rows
+from engine.stats.aggregate import (
+    counter_keys,
+    journey_summary,
+    node_rows,
+    reached_keys,
+    variant_rows,
+)
+from engine.stats.reach import Reach
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -43,9 +52,9 @@ SERIES = {
 FUNNEL = (  # summary key, label, rate key, what the rate is a share of
     ("entered", "Entered", None, ""),
     ("sent", "Sent", None, ""),
-    ("delivered", "Delivered", "delivery_rate", "of sent"),
-    ("read", "Read", "read_rate", "of delivered"),
-    ("clicked", "Clicked", "click_through_rate", "of delivered (CTR)"),
+    ("reached", "Reached", "reach_rate_of_sends", "of sends, by RCS or SMS"),
+    ("read", "Read", "read_rate", "of RCS delivered"),
+    ("clicked", "Clicked", "click_through_rate", "of RCS delivered (CTR)"),
     ("converted", "Converted", "conversion_rate", "of entered"),
 )
 JV = tuple[str, int]  # journey id, version
@@ -56,6 +65,7 @@ WKey = tuple[int, str, str]  # version, node id ("" for none), outcome type
 class Limits:
     seen_ids: int = 200_000
     instances: int = 100_000
+    messages: int = 200_000
     hours: int = 24 * 14
     days: int = 400
 
@@ -92,6 +102,7 @@ class WindowStats:
         self.last_ts: int | None = None
         self._seen: dict[str, None] = {}
         self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._reach = Reach(self.limits.messages)
 
     # ------------------------------------------------------------------ counting
 
@@ -117,6 +128,10 @@ class WindowStats:
         attrs: Mapping[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
         counts = self.totals.setdefault((jid, ver), {}).setdefault(node, Counter())
         counts.update(counter_keys(o))
+        if kind == "message_sent":
+            self._reach.sent(o)
+        elif kind == "message_delivered" and self._reach.delivered(o):
+            counts.update(reached_keys(o))
         ts = _ts_ms(o.get("ts"))
         if ts is not None:
             self._window(ts, jid, (ver, node, kind))
@@ -186,17 +201,12 @@ class WindowStats:
         return journey_summary(jid, ver, self.journey_totals(jid, ver))
 
     def node_report(
-        self, jid: str, ver: int, include: Iterable[str] = ()
+        self, jid: str, ver: int, journey: Journey | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Per node (those with outcomes, and ``include``, in that order): the figures and
-        rates of ``journeys stats`` (NodeStats), plus fallback sends and reasons."""
-        out: dict[str, dict[str, Any]] = {}
-        counted = self.node_counts(jid, ver)
-        for node in dict.fromkeys([*include, *sorted(counted)]):
-            if not node:
-                continue
-            out[node] = node_row(counted.get(node, Counter()))
-        return out
+        """Per node, in flow order (the journey's nodes, all of them, when it is given): the
+        figures and rates of ``journeys stats`` (:func:`engine.stats.aggregate.node_rows`)."""
+        edges = self.edges.get((jid, ver), Counter())
+        return node_rows(self.node_counts(jid, ver), journey, edges)
 
     def edge_report(self, jid: str, ver: int) -> list[dict[str, Any]]:
         edges = self.edges.get((jid, ver), Counter())
@@ -213,13 +223,9 @@ class WindowStats:
         return out
 
     def report(self, jid: str, ver: int, journey: Journey | None = None) -> dict[str, Any]:
-        """One version: summary, funnel, per-node figures (the journey's nodes first, in
-        file order, with label and type), edges taken, split variants with a 95% CI."""
-        nodes = self.node_report(jid, ver, include=journey.nodes if journey else ())
-        for nid, row in nodes.items():
-            node = journey.nodes.get(nid) if journey is not None else None
-            row["label"] = journey.label(nid) if journey is not None else nid
-            row["type"] = node.type if node is not None else None
+        """One version: summary, funnel, per-node figures in flow order (with label and
+        type), edges taken, split variants with their 95% intervals."""
+        nodes = self.node_report(jid, ver, journey)
         summary = self.summary(jid, ver)
         funnel = [
             {
@@ -298,6 +304,7 @@ class WindowStats:
             "invalid": self.invalid,
             "last_ts": self.last_ts,
             "seen": list(self._seen),
+            "reach": self._reach.to_state(),
             "runs": [
                 [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants]]
                 for i, r in self._runs.items()
@@ -321,6 +328,7 @@ class WindowStats:
         s.counted, s.duplicates = data.get("counted", 0), data.get("duplicates", 0)
         s.invalid, s.last_ts = data.get("invalid", 0), data.get("last_ts")
         s._seen = dict.fromkeys(data.get("seen", ())[-s.limits.seen_ids :])
+        s._reach = Reach.from_state(data.get("reach", ()), s.limits.messages)
         for i, j, v, node, variants in data.get("runs", ())[-s.limits.instances :]:
             s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants])
         return s

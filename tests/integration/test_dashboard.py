@@ -18,15 +18,18 @@ from test_stats_service import (
     TopicFactory,
     counts_match,
     expected,
+    get,
     produce,
     running,
     simulate,
+    until,
     write_journey,
 )
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PNG = b"\x89PNG\r\n\x1a\n"
+SPLIT_ID = "ab-it"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
@@ -99,6 +102,25 @@ class Texts(HTMLParser):
         return self.texts[key]
 
 
+def split_outcomes() -> list[dict[str, object]]:
+    """An A/B split with too few users to conclude (the issue's case): 3 users in A, one
+    converts; 5 in B, all convert. No journey file: the page is drawn from outcomes only."""
+    out: list[dict[str, object]] = []
+    for i in range(8):
+        base = {"user_id": f"ab{i}", "journey_id": SPLIT_ID, "journey_version": 1,
+                "instance_id": f"ab-i{i}", "channel": None, "message_id": None,
+                "ts": "2026-11-02T10:00:00Z", "schema_version": 1}  # fmt: skip
+        variant = "A" if i < 3 else "B"
+        out.append({**base, "outcome_id": f"ab-e{i}", "type": "journey_entered",
+                    "node_id": "pick", "attributes": {"event": "signed_up"}})  # fmt: skip
+        out.append({**base, "outcome_id": f"ab-n{i}", "type": "node_entered",
+                    "node_id": "pick", "attributes": {"variant": variant}})  # fmt: skip
+        if i == 0 or i >= 3:
+            out.append({**base, "outcome_id": f"ab-g{i}", "type": "goal_converted",
+                        "node_id": None, "attributes": {"event": "purchased"}})  # fmt: skip
+    return out
+
+
 @pytest.fixture
 async def dashboard(
     kafka_bootstrap: str, create_topic: TopicFactory, unique_name: Callable[[str], str],
@@ -108,11 +130,17 @@ async def dashboard(
     topic = await create_topic(partitions=2)
     journeys = write_journey(tmp_path / "journeys").parent
     outcomes = simulate(journeys, range(3))
-    await produce(kafka_bootstrap, topic, outcomes)
+    await produce(kafka_bootstrap, topic, outcomes + split_outcomes())
     async with running(bootstrap=kafka_bootstrap, topic=topic, journeys_dir=str(journeys),
                        state_path=str(tmp_path / "state.json"), group_id=unique_name("dash"),
                        refresh_s=1.0) as svc:  # fmt: skip
         await counts_match(svc, expected(outcomes))
+
+        async def split_counted() -> bool:
+            r = await get(f"{svc.url}/api/journeys/{SPLIT_ID}")
+            return bool(r["summary"]["converted"] == 6)
+
+        await until(split_counted, "the split's conversions")
         yield svc.url
 
 
@@ -126,6 +154,7 @@ async def test_journey_page_shows_the_graph_with_live_counts(
     hello = page.text("id=node-hello")
     assert "Welcome card" in hello
     assert {"entered 3", "sent 3 (100%)", "sms fallback 1 (33%)", "clicked 1 (33%)"} <= set(hello)
+    assert "reached 3 (100%)" in hello  # u0's RCS could not arrive; its SMS fallback did
     assert "entered 3" in page.text("id=node-wait_shop")
     assert "entered 1" in page.text("id=node-offer")
     assert "entered 2" in page.text("id=node-reminder")
@@ -144,6 +173,19 @@ async def test_journey_page_shows_the_graph_with_live_counts(
     assert "33% of entered" in page.text("data-step=converted")
     assert len([s for s in page.attrs["svg"] if s.get("class") == "bars"]) == 2
     assert page.text("data-row=reminder")[:2] == ["Reminder", "send"]
+    # The table of every step: the same figures as `journeys stats` (engine.stats.table).
+    cell = {k.split("=", 1)[1]: v for k, v in page.texts.items() if k.startswith("data-cell=")}
+    assert cell["hello.sent"] == ["3 / 1"] and cell["hello.delivered"] == ["2 / 1"]
+    assert cell["hello.reached"] == ["3"] and cell["hello.reach_rate"] == ["100%"]
+    assert cell["hello.read_rate"] == ["0%"]  # two RCS deliveries, no read receipt
+    assert cell["reminder.read_rate"] == ["–"] and cell["reminder.click_through_rate"] == ["–"]
+    assert cell["reminder.reached"] == ["2"] and cell["reminder.sent"] == ["0 / 2"]
+    assert cell["offer.opted_out"] == ["0"] and cell["offer.deferred"] == ["0"]
+    drawn = {td["data-cell"] for td in page.attrs["td"] if "data-cell" in td}
+    assert "wait_shop.reached" in drawn and "wait_shop.reached" not in cell  # no messages
+    rows = [r["data-row"] for r in page.attrs["tr"] if "data-row" in r]
+    assert rows == ["hello", "wait_shop", "offer", "reminder", "done"]  # flow order
+    assert page.text("data-kpi=reached")[:3] == ["Reached", "6", "100% of sends, by RCS or SMS"]
     assert page.text("data-metric=stats")
     assert page.text("id=updated") != ["–"], "the page script never refreshed"
 
@@ -166,4 +208,21 @@ async def test_index_page_lists_the_journey(dashboard: str, tmp_path: Path) -> N
     card = page.text(f"data-journey={JOURNEY_ID}")
     assert card[:2] == ["Welcome offer", f"{JOURNEY_ID} · v1"]
     assert card[2:4] == ["3", "entered"]
-    assert page.text("id=sub")[0].startswith("1 journey")
+    assert page.text("id=sub")[0].startswith("2 journeys")
+    card = page.text(f"data-journey={JOURNEY_ID}")
+    assert card[4:8] == ["7", "sent", "100%", "reached"]
+
+
+async def test_split_shows_newcombe_interval_and_small_sample_warning(
+    dashboard: str, tmp_path: Path
+) -> None:
+    page = Texts(await browse(f"{dashboard}/journeys/{SPLIT_ID}", tmp_path / "chrome"))
+    split = " ".join(page.text("data-split=pick"))
+    assert "B - A:" in split and "+66.7%" in split
+    assert "(95% CI +3.5% to +93.8%) significant" in split  # Wald said +13.3% .. +120.0%
+    warning = page.text("data-warning=B - A")
+    assert warning == [
+        "small sample: a variant has fewer than 30 users or 5 conversions, the difference "
+        "may be chance"
+    ]
+    assert page.text("data-variant=A") == ["A", "3", "1", "33%", "6.2% to 79.2%"]

@@ -176,10 +176,18 @@ async def test_service_counts_serves_and_dedupes(
         assert hello["sent"] == want["nodes"]["hello"]["sent"]
         assert hello["fallback"] == want["nodes"]["hello"]["fallback"] > 0
         assert hello["delivery_rate"] == want["nodes"]["hello"]["delivery_rate"]
+        # every user got the welcome message, a third of them by the SMS fallback
+        assert hello["reached"] == hello["entered"] == 30 and hello["reach_rate"] == 1.0
+        assert hello["reached_by_channel"] == want["nodes"]["hello"]["reached_by_channel"]
+        assert hello["reached_by_channel"]["sms"] == 10
+        assert report["nodes"] == {
+            n: {**row, "label": report["nodes"][n]["label"], "type": report["nodes"][n]["type"]}
+            for n, row in want["nodes"].items()
+        }  # the same rows as `journeys stats`
         edges = {(e["source"], e["target"]): e["users"] for e in report["edges"]}
         assert edges[("wait_shop", "offer")] == 15 and edges[("wait_shop", "reminder")] == 15
         assert [f["step"] for f in report["funnel"]] == [
-            "entered", "sent", "delivered", "read", "clicked", "converted"
+            "entered", "sent", "reached", "read", "clicked", "converted"
         ]  # fmt: skip
 
         listing = await get(f"{svc.url}/api/journeys")
@@ -263,6 +271,26 @@ async def test_restart_resumes_without_double_counting(
         report = await counts_match(svc, expected(first + second))
         assert report["summary"]["entered"] == 20
         assert svc.stats.duplicates == 0
+
+
+async def test_a_state_file_of_an_older_format_is_recounted(
+    kafka_bootstrap: str, create_topic: TopicFactory, unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    topic = await create_topic(partitions=1)
+    journeys = write_journey(tmp_path / "journeys").parent
+    outcomes = simulate(journeys, range(4))
+    await produce(kafka_bootstrap, topic, outcomes)
+    state = tmp_path / "state.json"  # counters without users reached, at the topic's end
+    old = {"format": "journeys-stats/1", "topic": topic, "offsets": {"0": len(outcomes)},
+           "stats": {"totals": [[JOURNEY_ID, 1, "hello", {"node_entered": 99}]]}}  # fmt: skip
+    state.write_bytes(orjson.dumps(old))
+    async with running(bootstrap=kafka_bootstrap, topic=topic, journeys_dir=str(journeys),
+                       state_path=str(state), group_id=unique_name("stats")) as svc:  # fmt: skip
+        report = await counts_match(svc, expected(outcomes))
+        assert report["nodes"]["hello"]["entered"] == 4
+        assert report["nodes"]["hello"]["reached"] == 4
+    assert orjson.loads(state.read_bytes())["format"] == "journeys-stats/2"
 
 
 async def test_health_reports_engine_lag_and_dead_letters(

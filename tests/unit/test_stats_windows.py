@@ -30,7 +30,7 @@ def _o(
         "instance_id": iid,
         "node_id": node,
         "channel": kw.pop("channel", None),
-        "message_id": None,
+        "message_id": kw.pop("message_id", None),
         "attributes": kw,
         "schema_version": 1,
     }
@@ -43,11 +43,21 @@ LOG = [
     _o("d", "node_entered", "split", "i2", variant="B"),
     _o("b2", "node_entered", "hello", "i1"),
     _o("d2", "node_entered", "hello", "i2"),
-    _o("e", "message_sent", "hello", "i1", channel="rcs"),
-    _o("f", "message_sent", "hello", "i2", channel="rcs"),
-    _o("g", "message_delivered", "hello", "i1", "10:00:05", channel="rcs"),
+    _o("e", "message_sent", "hello", "i1", channel="rcs", message_id="m-e"),
+    _o("f", "message_sent", "hello", "i2", channel="rcs", message_id="m-f"),
+    _o("g", "message_delivered", "hello", "i1", "10:00:05", channel="rcs", message_id="m-e"),
     _o("h", "fallback_triggered", "hello", "i2", "10:10:00", channel="rcs", reason="not_capable"),
-    _o("i", "message_sent", "hello", "i2", "10:10:00", channel="sms", fallback_of="m-f"),
+    _o(
+        "i",
+        "message_sent",
+        "hello",
+        "i2",
+        "10:10:00",
+        channel="sms",
+        message_id="m-i",
+        fallback_of="m-f",
+    ),
+    _o("i2", "message_delivered", "hello", "i2", "10:10:05", channel="sms", message_id="m-i"),
     _o("j", "message_read", "hello", "i1", "11:00:00", channel="rcs"),
     _o("k", "message_clicked", "hello", "i1", "11:01:00", channel="rcs", postback="buy"),
     _o("l", "message_suppressed", "hello", "i3", channel="rcs", reason="frequency_cap"),
@@ -71,15 +81,16 @@ def test_totals_rates_and_dedupe_agree_with_the_aggregator() -> None:
     assert (w.counted, w.duplicates) == (len(LOG), len(LOG))
     s = w.summary("promo", 2)
     assert (s["entered"], s["converted"], s["conversion_rate"]) == (2, 1, 0.5)
-    assert (s["sent"], s["delivered"], s["read"], s["clicked"]) == (3, 1, 1, 1)
+    assert (s["sent"], s["delivered"], s["read"], s["clicked"]) == (3, 2, 1, 1)
+    assert (s["sends"], s["reached"], s["reach_rate_of_sends"]) == (2, 2, 1.0)
+    assert s["read_rate"] == 1.0  # of the one RCS delivery
     assert s["fallback_rate"] == 0.5  # one fallback of two first sends
     agg = Aggregator()
     agg.add_all(LOG)
     [expected] = agg.to_json()
+    assert w.node_report("promo", 2) == expected["nodes"]  # the same rows, the same order
     nodes = w.node_report("promo", 2)
-    for node, row in expected["nodes"].items():
-        extra = {"fallback_sent", "failed_reasons", "fallback_reasons"}
-        assert {k: v for k, v in nodes[node].items() if k not in extra} == row
+    assert list(nodes) == ["split", "hello", "done"]  # the runs' flow order
     assert nodes["hello"]["fallback_sent"] == 1
     assert nodes["hello"]["fallback_reasons"] == {"not_capable": 1}
     assert w.split_report("promo", 2) == expected["splits"]
@@ -105,7 +116,7 @@ def test_hourly_and_daily_windows() -> None:
         "start": f"{T}00:00:00Z",
         "entered": 2,
         "sent": 3,
-        "delivered": 1,
+        "delivered": 2,
         "clicked": 1,
         "converted": 1,
     }
@@ -131,6 +142,18 @@ def test_old_buckets_are_dropped_but_totals_keep_everything() -> None:
     assert w.summary("promo", 2)["sent"] == 4  # but counted
     assert [p["sent"] for p in w.series("promo", "hour", points=2)] == [1, 1]
     assert [p["sent"] for p in w.series("promo", "day", points=1)] == [4]
+
+
+def test_reach_memory_is_bounded_and_never_counts_a_send_twice() -> None:
+    w = WindowStats(Limits(messages=1))
+    sent = [_o(f"s{i}", "message_sent", "hello", f"i{i}", channel="rcs", message_id=f"r{i}")
+            for i in (1, 2)]  # fmt: skip
+    w.add_all(sent)  # r1 is forgotten: only the most recent pending send is remembered
+    w.add(_o("d1", "message_delivered", "hello", "i1", channel="rcs", message_id="r1"))
+    w.add(_o("d2", "message_delivered", "hello", "i2", channel="rcs", message_id="r2"))
+    w.add(_o("d2b", "message_delivered", "hello", "i2", channel="rcs", message_id="r2"))
+    row = w.node_report("promo", 2)["hello"]
+    assert (row["delivered"], row["reached"]) == (3, 1)
 
 
 def test_dedupe_memory_is_bounded() -> None:

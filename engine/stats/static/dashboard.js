@@ -132,36 +132,52 @@
     }).join(""));
   }
   function renderSplits(splits) {
+    function p1(x) { return (x * 100).toFixed(1) + "%"; }
+    function sp(x) { return (x >= 0 ? "+" : "") + p1(x); }
     set("splits", Object.keys(splits).map(function (name) {
       var rep = splits[name], rows = "";
       Object.keys(rep.variants).forEach(function (v) {
         var r = rep.variants[v];
-        rows += "<tr><td>" + esc(v) + "</td><td>" + num(r.users) + "</td><td>" + num(r.converted) + "</td><td>" + pct(r.conversion_rate) + "</td></tr>";
+        var ci = r.ci_low === null ? "–" : p1(r.ci_low) + " to " + p1(r.ci_high);
+        rows += '<tr data-variant="' + esc(v) + '"><td>' + esc(v) + "</td><td>" + num(r.users) + "</td><td>" + num(r.converted) +
+          "</td><td>" + pct(r.conversion_rate) + '</td><td class="ci">' + ci + "</td></tr>";
       });
       Object.keys(rep.differences).forEach(function (label) {
         var d = rep.differences[label];
         if (d.difference === null) { return; }
         var sig = d.ci_low > 0 || d.ci_high < 0;
-        function sp(x) { return (x >= 0 ? "+" : "") + (x * 100).toFixed(1) + "%"; }
-        rows += '<tr><td class="note" colspan="4">' + esc(label) + ': <span class="' + (sig ? "sig" : "nosig") + '">' + sp(d.difference) +
-          "</span> (95% CI " + sp(d.ci_low) + " to " + sp(d.ci_high) + ")" + (sig ? " significant" : " not significant yet") + "</td></tr>";
+        var verdict = sig ? " significant" : " not significant yet";
+        rows += '<tr><td class="note" colspan="5" data-difference="' + esc(label) + '">' + esc(label) + ': <span class="' + (sig ? "sig" : "nosig") + '">' +
+          sp(d.difference) + "</span> (95% CI " + sp(d.ci_low) + " to " + sp(d.ci_high) + ")" + verdict +
+          (d.warning ? '<div class="small-sample" data-warning="' + esc(label) + '">' + esc(d.warning) + "</div>" : "") + "</td></tr>";
       });
       return '<div class="card split" data-split="' + esc(name) + '"><h2>A/B split &middot; ' + esc(name) +
-        "</h2><table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
+        "</h2><table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th><th>95% CI</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
     }).join(""));
   }
+  function messaging(r) {  // the rule of the text table (engine/stats/table.py)
+    return r.type === "send" || Object.keys(r.sent).length > 0 || Object.keys(r.suppressed).length > 0 ||
+      r.deferred > 0 || r.failed > 0 || r.fallback > 0 || r.opted_out > 0;
+  }
   function nodeRow(id, r) {
-    var send = r.type === "send";
-    function c(v) { return "<td>" + (send ? v : "") + "</td>"; }
-    var notes = [];
+    var msg = messaging(r);
+    function c(key, v) { return '<td data-cell="' + esc(id + "." + key) + '">' + (msg ? v : "") + "</td>"; }
+    function pair(d) { return num(d.rcs || 0) + " / " + num(d.sms || 0); }
+    function total(d) { return Object.keys(d).reduce(function (a, k) { return a + d[k]; }, 0); }
     function words(k) { return k.replace(/_/g, " "); }
+    var notes = [];
     Object.keys(r.suppressed).forEach(function (k) { notes.push("held back (" + words(k) + ") " + num(r.suppressed[k])); });
-    if (r.deferred) { notes.push("deferred " + num(r.deferred)); }
+    Object.keys(r.failed_reasons).forEach(function (k) { notes.push("failed (" + words(k) + ") " + num(r.failed_reasons[k])); });
     Object.keys(r.exited).forEach(function (k) { notes.push("exit (" + words(k) + ") " + num(r.exited[k])); });
     return '<tr data-row="' + esc(id) + '"><td>' + esc(r.label) + ' <span class="kind">' + esc(r.type || "not in file") + "</span></td>" +
-      "<td>" + num(r.entered) + "</td>" + c(num(r.sent.rcs || 0) + " / " + num(r.sent.sms || 0)) +
-      c(num(r.delivered)) + c(num(r.read)) + c(num(r.clicked)) + c(num(r.replied)) + c(num(r.failed)) + c(num(r.fallback)) +
-      c(pct(r.delivery_rate)) + c(pct(r.read_rate)) + c(pct(r.click_through_rate)) + c(pct(r.fallback_rate)) +
+      '<td data-cell="' + esc(id + ".entered") + '">' + num(r.entered) + "</td>" +
+      c("sent", pair(r.sent)) + c("delivered", pair(r.delivered_by_channel)) +
+      c("reached", num(r.reached)) + c("reach_rate", pct(r.reach_rate)) +
+      c("read", num(r.read)) + c("read_rate", pct(r.read_rate)) +
+      c("clicked", num(r.clicked)) + c("click_through_rate", pct(r.click_through_rate)) +
+      c("replied", num(r.replied)) + c("failed", num(r.failed)) +
+      c("fallback", num(r.fallback)) + c("fallback_rate", pct(r.fallback_rate)) +
+      c("opted_out", num(r.opted_out)) + c("deferred", num(r.deferred)) + c("suppressed", num(total(r.suppressed))) +
       '<td class="note">' + esc(notes.join(", ")) + "</td></tr>";
   }
   function renderJourney(r) {
@@ -172,8 +188,8 @@
     set("crumb", '/ <b>' + esc(r.name) + "</b>");
     set("kpis", [
       kpi("Entered", s.entered, null, ""), kpi("Sent", s.sent, null, ""),
-      kpi("Delivered", s.delivered, s.delivery_rate, "delivery rate"), kpi("Read", s.read, s.read_rate, "of delivered"),
-      kpi("Clicked", s.clicked, s.click_through_rate, "click-through"), kpi("Converted", s.converted, s.conversion_rate, "conversion")
+      kpi("Reached", s.reached, s.reach_rate_of_sends, "of sends, by RCS or SMS"), kpi("Read", s.read, s.read_rate, "of RCS delivered"),
+      kpi("Clicked", s.clicked, s.click_through_rate, "of RCS delivered"), kpi("Converted", s.converted, s.conversion_rate, "conversion")
     ].join(""));
     renderFunnel(r.funnel);
     renderSplits(r.splits);
@@ -186,7 +202,7 @@
     var problems = (data.problems || []).length;
     set("sub", list.length + (list.length === 1 ? " journey" : " journeys") + (problems ? ' &middot; <span class="problems">' + problems + " problems in the journey files</span>" : ""));
     set("cards", list.length ? list.map(function (j) {
-      var cells = [["entered", num(j.entered)], ["sent", num(j.sent)], ["delivered", pct(j.delivery_rate)], ["converted", pct(j.conversion_rate)]]
+      var cells = [["entered", num(j.entered)], ["sent", num(j.sent)], ["reached", pct(j.reach_rate_of_sends)], ["converted", pct(j.conversion_rate)]]
         .map(function (c) { return '<div><div class="value">' + c[1] + '</div><div class="label">' + c[0] + "</div></div>"; }).join("");
       var spark = sparks[j.journey_id] ? '<div class="spark-label">messages sent per hour, last 48 hours</div>' +
         bars(sparks[j.journey_id], "sent", "#90caf9", "hour", false) : "";
