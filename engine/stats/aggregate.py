@@ -35,6 +35,7 @@ _COUNTED = {
     "message_clicked": "clicked",
     "message_replied": "replied",
     "message_failed": "failed",
+    "message_unknown": "unknown",  # the gateway can't tell whether the provider took it
     "fallback_triggered": "fallback",
     "message_deferred": "deferred",
     "user_opted_out": "opted_out",

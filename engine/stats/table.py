@@ -66,6 +66,8 @@ def column_width(header: str, width: int) -> int:
 def _notes(s: Row) -> str:
     notes = [f"suppressed:{k}={v}" for k, v in s["suppressed"].items()]
     notes += [f"failed:{k}={v}" for k, v in s["failed_reasons"].items()]
+    if s.get("unknown"):
+        notes.append(f"unknown={s['unknown']}")
     notes += [f"exited:{k}={v}" for k, v in s["exited"].items()]
     return " ".join(notes)
 

@@ -323,3 +323,21 @@ def test_journeys_stats_with_a_missing_journeys_path(
     log.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in LOG))
     assert cli.main(["stats", "--file", str(log), "--journeys", str(tmp_path / "nope")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_a_send_whose_fate_is_unknown_is_counted_and_noted() -> None:
+    """message_unknown (a gateway crash between the claim and the provider's answer) is
+    counted per node and shown in the notes, not silently left out."""
+    agg = Aggregator()
+    agg.add_all(
+        [
+            _o("u1", "journey_entered", "hello", "i9"),
+            _o("u2", "node_entered", "hello", "i9"),
+            _o("u3", "message_sent", "hello", "i9", channel="sms", message_id="m9"),
+            _o("u4", "message_unknown", "hello", "i9", channel="sms", message_id="m9",
+               reason="gateway_restart"),
+        ]
+    )  # fmt: skip
+    [j] = agg.to_json()
+    assert j["nodes"]["hello"]["unknown"] == 1
+    assert "unknown=1" in cells(format_table(agg.to_json()), "hello")["notes"]
