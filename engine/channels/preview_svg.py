@@ -105,7 +105,14 @@ def _char_em(ch: str, bold: bool) -> float:
 
 
 def _width(display: str, size: float, bold: bool = False) -> float:
-    return sum(_char_em(ch, bold) for ch in _plain(display)) * size
+    """Estimated width in px; a marker is drawn bold."""
+    total, inside = 0.0, False
+    for ch in display:
+        if ch in (MARK_OPEN, MARK_CLOSE):
+            inside = ch == MARK_OPEN
+        else:
+            total += _char_em(ch, bold or inside)
+    return total * size
 
 
 def _fit(text: str, width: float, size: float, bold: bool) -> int:
