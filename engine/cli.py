@@ -84,6 +84,66 @@ def _graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _preview(args: argparse.Namespace) -> int:
+    from engine.channels.preview import format_text, preview_journey
+    from engine.channels.preview_svg import to_html, to_svg
+    from engine.errors import ConfigError
+    from engine.journey.model import Journey
+    from engine.journey.sample import (
+        SampleData,
+        merge_data,
+        parse_assignments,
+        parse_event,
+        parse_profile,
+    )
+
+    for given in (args.file, args.event, args.profile):
+        if given is not None and (not Path(given).exists() or Path(given).is_dir()):
+            raise ConfigError(f"{given}: no such file")
+    journey = _load_one(args.file)
+    assert isinstance(journey, Journey)
+    event: dict[str, object] = {}
+    profile: dict[str, object] = {}  # the event's, then --profile's, then --user-profile's
+    sources = []
+    if args.event:
+        event, profile = parse_event(_read(args.event), args.event, journey.entry.event)
+        sources.append(f"event {args.event}")
+    if args.profile:
+        profile = merge_data(profile, parse_profile(_read(args.profile), args.profile))
+        sources.append(f"profile {args.profile}")
+    if args.user_profile:
+        profile = merge_data(profile, parse_assignments(args.user_profile))
+        sources.append("profile " + " ".join(args.user_profile))
+    previews = preview_journey(journey, SampleData(event, profile), args.node)
+    title = journey.name or journey.id
+    note = f"{journey.id} v{journey.version} · sample data: " + ("; ".join(sources) or "none")
+    if args.format == "svg":
+        output = to_svg(previews, title=title, note=note)
+    elif args.format == "html":
+        output = to_html(previews, title=title, note=note)
+    else:
+        output = format_text(previews)
+    if args.out:
+        Path(args.out).write_text(output, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+    problems = sum(len(p.problems()) for p in previews)
+    if problems:
+        print(f"{problems} problem(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _read(path: str) -> str:
+    from engine.errors import ConfigError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from engine.durations import parse_ts_ms
     from engine.lint.linter import load_journeys
@@ -236,6 +296,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("graph", _graph, "draw a journey")
     p.add_argument("file")
     p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
+    p = add("preview", _preview, "show each send as a user will see it, for sample data")
+    p.add_argument("file", help="a journey file")
+    p.add_argument("--node", help="only this send node (default: every send node)")
+    p.add_argument(
+        "--event",
+        metavar="FILE.json",
+        help="event.* and entry.*: a JSON event (its profile gives user.*), its properties, "
+        "or JSON lines (the first event that starts the journey)",
+    )
+    p.add_argument("--profile", metavar="FILE.json", help="user.*: a JSON object")
+    p.add_argument(
+        "--user-profile",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "svg", "html"],
+        default="text",
+        help="text; svg: phone mock-ups; html: both on one page (default: text)",
+    )
+    p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
     p = add("simulate", _simulate, "replay events through the journeys on a virtual clock")
     p.add_argument("--journeys", required=True, help="directory (or file) of journeys")
     p.add_argument("--events", required=True, help="JSON-lines file of events")

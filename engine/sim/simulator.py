@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.channels.preview import send_summary
 from engine.channels.simulated import ContractProvider
 from engine.core.effects import Effect, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
@@ -151,12 +152,17 @@ class Simulator:
         lines = result.trace.setdefault(inp.user_id, [])
         lines.append(f"{format_ts(ts)}  {_describe(inp)}")
         for eff in effects:
-            if isinstance(eff, Outcome):
-                where = (
-                    f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}"
-                    if eff.journey_id
-                    else "-"
-                )
-                extra = " ".join(f"{k}={v}" for k, v in eff.attributes.items())
-                chan = f" [{eff.channel}]" if eff.channel else ""
-                lines.append(f"    {eff.type:<18} {where}{chan} {extra}".rstrip())
+            if not isinstance(eff, Outcome | SendRequest):
+                continue
+            where = (
+                f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}" if eff.journey_id else "-"
+            )
+            if isinstance(eff, SendRequest):  # what the user reads (a fallback SMS: derived)
+                ref = eff.content.get("derive_from")
+                sent = [s for s in result.sends if s.message_id == ref] if ref else []
+                text = send_summary(eff.content, {s.message_id: s.content for s in sent})
+                lines.append(f"    {'rendered':<18} {where} [{eff.channel}] {text}")
+                continue
+            extra = " ".join(f"{k}={v}" for k, v in eff.attributes.items())
+            chan = f" [{eff.channel}]" if eff.channel else ""
+            lines.append(f"    {eff.type:<18} {where}{chan} {extra}".rstrip())
