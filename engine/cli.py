@@ -1,23 +1,39 @@
-"""The ``journeys`` command line. Each subcommand is a small function; errors from the
-engine are printed as one clear line (never a traceback) with a non-zero exit code."""
+"""The ``journeys`` command line. Each subcommand is a small function that returns an exit
+code; :func:`main` turns every error into one message that says what to do, never a
+traceback for a user error (``--debug`` or ``JOURNEYS_DEBUG=1`` shows it).
+
+Exit codes (docs/journeys.md, "Command line"):
+
+* 0: done, nothing wrong.
+* 1: done, and problems were found: ``validate`` problems, files ``schema --check``
+  finds out of date, input lines ``simulate`` rejected.
+* 2: the command could not do its job: bad flags, a missing or unreadable file, journeys
+  that don't load (outside ``validate``), bad settings, a broker that can't be reached.
+* 70: an internal error, i.e. a bug: please report it. 130: interrupted (Ctrl-C).
+  141: the reader of the output went away (``journeys outcomes | head``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import orjson
 
-from engine.errors import EngineError, InvalidJourney
+from engine.errors import ConfigError, EngineError, InvalidJourney
 
 # The stream settings import neither faust nor aiokafka: cheap enough for every command.
-from engine.stream.common.settings import Settings, add_arguments
+from engine.stream.common.settings import DEFAULT_BOOTSTRAP, DEFAULT_TOPICS, Settings, add_arguments
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 70, 130, 141
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -26,16 +42,32 @@ def _validate(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"{p}:1: journey: no such file or directory", file=sys.stdout)
-    problems = lint_paths([p for p in args.paths if Path(p).exists()])
+    problems = lint_paths(_journey_files(p for p in args.paths if Path(p).exists()))
     for problem in problems:
         print(problem)
     if problems or missing:
         print(f"{len(problems) + len(missing)} problem(s)", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_USAGE if missing else EXIT_PROBLEMS
     return EXIT_OK
 
 
+def _journey_files(paths: Iterable[str]) -> list[Path]:
+    """The journey files of ``paths`` (directories expanded), each once: ``a.yaml a.yaml``
+    or ``journeys journeys/a.yaml`` name one file, not a duplicate journey."""
+    from engine.journey.loader import expand_paths
+
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for f in expand_paths(paths):
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            files.append(f)
+    return files
+
+
 def _schema(args: argparse.Namespace) -> int:
+    if args.check and args.wire is None:
+        raise ConfigError("--check compares the files of a directory: pass --wire DIR too")
     if args.wire is not None:
         return _wire_schemas(Path(args.wire), check=args.check)
     from engine.journey.model import Journey
@@ -145,16 +177,17 @@ def _read(path: str) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from engine.durations import parse_ts_ms
     from engine.lint.linter import load_journeys
     from engine.sim.simulator import Simulator, read_events
 
     journeys = load_journeys([args.journeys])
-    inputs, bad = read_events(args.events)
-    for b in bad:
-        print(f"{args.events}:{b}", file=sys.stderr)
-    until = parse_ts_ms(args.until) if args.until else None
-    result = Simulator(journeys).run(inputs, until=until, trace=args.trace)
+    if not journeys:
+        raise ConfigError(f"{args.journeys}: no journey file (.yaml, .yml, .json) in it")
+    inputs, rejected = read_events(args.events)
+    for b in rejected:
+        why = f"{b.reason}: {b.detail}" if b.detail else b.reason
+        print(f"{args.events}:{b.line}: rejected: {why}", file=sys.stderr)
+    result = Simulator(journeys).run(inputs, until=args.until, trace=args.trace)
     out = sys.stdout.buffer
     for o in result.outcomes:
         out.write(orjson.dumps(o.to_wire()) + b"\n")
@@ -166,6 +199,13 @@ def _simulate(args: argparse.Namespace) -> int:
                 print(f"  {line}", file=sys.stderr)
     if not args.quiet:
         _summary(result.outcomes)
+    if rejected and not args.allow_rejects:
+        print(
+            f"journeys: {len(rejected)} line(s) of {args.events} rejected (listed above): "
+            "fix them, or pass --allow-rejects to replay the file without them",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     return EXIT_OK
 
 
@@ -188,6 +228,8 @@ def _summary(outcomes: Sequence[object]) -> None:
 def _sms_segments(args: argparse.Namespace) -> int:
     from engine.channels.sms import segment
 
+    if args.text is None and sys.stdin.isatty():
+        print("type the text, then Ctrl-D (or pass it as an argument)", file=sys.stderr)
     text = args.text if args.text is not None else sys.stdin.read()
     sys.stdout.write(orjson.dumps(segment(text).to_json_dict()).decode() + "\n")
     return EXIT_OK
@@ -211,7 +253,7 @@ def _stats(args: argparse.Namespace) -> int:
     if args.file:
         agg.add_all(read_file(args.file))
     else:
-        settings = Settings.from_env_and_args(args)
+        settings = _kafka_reader(args, "outcomes")
         agg.add_all(read_topic(settings))
     report = agg.to_json(journeys)
     if args.json:
@@ -244,7 +286,7 @@ def _produce(args: argparse.Namespace) -> int:
 def _outcomes(args: argparse.Namespace) -> int:
     from engine.stream.devtools.outcomes import print_outcomes
 
-    return print_outcomes(Settings.from_env_and_args(args), follow=args.follow)
+    return print_outcomes(_kafka_reader(args, "outcomes"), follow=args.follow)
 
 
 def _stats_serve(args: argparse.Namespace) -> int:
@@ -252,7 +294,7 @@ def _stats_serve(args: argparse.Namespace) -> int:
 
     from engine.stats.service import run_service
 
-    settings = Settings.from_env_and_args(args)
+    settings = _kafka_reader(args, "outcomes")
     asyncio.run(
         run_service(
             settings.bootstrap,
@@ -271,29 +313,135 @@ def _stats_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kafka_reader(args: argparse.Namespace, topic: str) -> Settings:
+    """The stream settings of a command that reads ``topic`` (a field of
+    :class:`~engine.stream.common.settings.Topics`), once a broker has accepted a connection
+    with them (else a ConfigError that names the settings to fix). The topic and the broker
+    are said on stderr: nobody should read whatever broker happens to run unawares."""
+    import asyncio
+
+    from engine.stream.common.preflight import check_brokers
+
+    settings = Settings.from_env_and_args(args)
+    name = getattr(settings.topics, topic)
+    print(f"reading {name} from {settings.bootstrap}", file=sys.stderr, flush=True)
+    asyncio.run(check_brokers(settings))
+    return settings
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, unless the help already says it, or it
+    has none worth saying (a flag that is off, or ``None``: then the help says what not
+    giving it means, as the Kafka flags do with their environment variables)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_ = action.help or ""
+        default = action.default
+        if (
+            "default" in help_
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or not (action.option_strings or action.nargs in ("?", "*"))
+        ):
+            return help_
+        return f"{help_} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one message, with the --help to read next (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nsee: {self.prog} --help\n")
+
+
+def _existing_path(text: str) -> str:
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
+    return text
+
+
+def _existing_file(text: str) -> str:
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory: name a file")
+    return _existing_path(text)
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: use 1 to 65535, or 0")
+    return int(text)
+
+
+def _instant(text: str) -> int:
+    from engine.durations import parse_ts_ms
+
+    try:
+        return parse_ts_ms(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time: write it like 2026-11-29T10:00:00Z"
+        ) from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("journey-engine")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
+
+
+EPILOG = """\
+exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate rejected);
+2 usage or input error (bad flags, missing or unreadable files, bad settings, no broker);
+70 internal error (please report it); 130 interrupted. Details: docs/journeys.md.
+--debug or JOURNEYS_DEBUG=1 shows the traceback of an error."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="journeys", description="Journey orchestration engine: RCS with SMS fallback."
+    parser = _Parser(
+        prog="journeys",
+        description="Journey orchestration engine: RCS with SMS fallback.",
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
         name: str, fn: Callable[[argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(func=fn)
+        p = sub.add_parser(name, help=help_, description=help_, formatter_class=_HelpFormatter)
+        p.set_defaults(func=fn, parser=p)
+        # SUPPRESS: a subcommand without --debug keeps the value given before its name.
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
         return p
 
     p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
-    p.add_argument("paths", nargs="+", help="journey files or directories")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="journey files or directories")
     p = add(
         "schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)"
     )
     p.add_argument(
-        "--wire", metavar="DIR", help="write the wire records' JSON Schemas to DIR instead"
+        "--wire",
+        metavar="DIR",
+        help="write the wire records' JSON Schemas to DIR instead (default: print the "
+        "journey file's schema)",
     )
-    p.add_argument("--check", action="store_true", help="with --wire: compare only, exit 1")
+    p.add_argument(
+        "--check", action="store_true", help="with --wire: compare only; exit 1 when out of date"
+    )
     p = add("graph", _graph, "draw a journey")
+<<<<<<< HEAD
     p.add_argument("file")
     p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
     p = add("preview", _preview, "show each send as a user will see it, for sample data")
@@ -320,12 +468,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="text; svg: phone mock-ups; html: both on one page (default: text)",
     )
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
+=======
+    p.add_argument("file", type=_existing_file, metavar="FILE", help="one journey file")
+    p.add_argument(
+        "--format", choices=["mermaid", "dot", "svg"], default="mermaid", help="drawing format"
+    )
+>>>>>>> h-cli16
     p = add("simulate", _simulate, "replay events through the journeys on a virtual clock")
-    p.add_argument("--journeys", required=True, help="directory (or file) of journeys")
-    p.add_argument("--events", required=True, help="JSON-lines file of events")
-    p.add_argument("--until", help="stop the virtual clock at this ISO-8601 time")
+    p.add_argument(
+        "--journeys",
+        required=True,
+        type=_existing_path,
+        metavar="DIR",
+        help="directory (or file) of journeys",
+    )
+    p.add_argument(
+        "--events",
+        required=True,
+        type=_existing_file,
+        metavar="FILE",
+        help="JSON-lines file of events",
+    )
+    p.add_argument(
+        "--until",
+        type=_instant,
+        metavar="TIME",
+        help="stop the virtual clock at this ISO-8601 time, like 2026-11-29T10:00:00Z "
+        "(default: when no timer is left)",
+    )
     p.add_argument("--trace", action="store_true", help="per-user trace on stderr")
     p.add_argument("--quiet", action="store_true", help="no per-node summary on stderr")
+    p.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 even when input lines were rejected (they are still listed on stderr)",
+    )
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")
@@ -348,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(p)
     p = add("outcomes", _outcomes, "print the outcomes so far as JSON lines")
-    p.add_argument("--follow", action="store_true", help="keep printing new outcomes")
+    p.add_argument("--follow", action="store_true", help="keep printing new outcomes (Ctrl-C ends)")
     add_arguments(p)
     p = add("stats", _stats, "per-journey, per-node counts and rates from outcomes")
     p.add_argument(
@@ -364,31 +541,101 @@ def build_parser() -> argparse.ArgumentParser:
         "order runs took them); serve draws them (default for serve: journeys)",
     )
     p.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
-    p.add_argument("--port", type=int, default=8090, help="serve: port (0: any free port)")
-    p.add_argument("--state", help="serve: file that keeps the counters across restarts")
-    p.add_argument("--engine-group", help="serve: the engine's consumer group, for its lag")
+    p.add_argument("--port", type=_port, default=8090, help="serve: port (0: any free port)")
+    p.add_argument(
+        "--state",
+        help="serve: file that keeps the counters across restarts (default: none, the counts "
+        "are rebuilt from the topic)",
+    )
+    p.add_argument(
+        "--engine-group",
+        help="serve: the engine's consumer group, for its lag (default: JOURNEYS_APP_ID or "
+        "journeys-engine)",
+    )
     p.add_argument("--file", help="a JSON-lines file of outcomes (default: the outcomes topic)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
-    p.add_argument("--topic", default=os.environ.get("JOURNEYS_TOPIC_OUTCOMES", "journey.outcomes"))
+    p.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help=f"broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
+    )
+    p.add_argument(
+        "--topic",
+        dest="topic_outcomes",  # the Settings name: --topic used to be ignored
+        metavar="TOPIC",
+        help=f"outcomes topic (default: {DEFAULT_TOPICS['outcomes']}; JOURNEYS_TOPIC_OUTCOMES)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit code (module docstring), never raises for a user
+    error, and prints a traceback only with --debug or JOURNEYS_DEBUG=1."""
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # said by the subcommand, whose --help lists what it takes
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exc:  # --help, --version, or a usage error: already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    debug = args.debug or os.environ.get("JOURNEYS_DEBUG", "") not in ("", "0", "false", "no")
     try:
         code: int = args.func(args)
-    except InvalidJourney as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # SystemExit: a command's own exit code
+        if debug:
+            traceback.print_exc()
+        return _report(exc, debug=debug)
+    return code
+
+
+def _report(exc: BaseException, *, debug: bool) -> int:
+    """Say what went wrong and what to do, on stderr; returns the exit code."""
+
+    def say(message: str) -> None:
+        print(f"journeys: {message}", file=sys.stderr)
+
+    if isinstance(exc, InvalidJourney):
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return EXIT_PROBLEMS
-    except EngineError as exc:
-        print(f"journeys: {exc}", file=sys.stderr)
+        say(f"{len(exc.problems)} problem(s) in the journeys above: fix them, then run it again")
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"journeys: {exc}", file=sys.stderr)
+    if isinstance(exc, EngineError):
+        say(str(exc))
         return EXIT_USAGE
-    return code
+    if _is_kafka_error(exc):
+        say(
+            f"Kafka: {exc}. Is the broker running (deploy/local-kafka.sh start)? Check "
+            "--bootstrap / JOURNEYS_BOOTSTRAP; on a secured cluster also "
+            "JOURNEYS_SECURITY_PROTOCOL, JOURNEYS_SASL_USERNAME / JOURNEYS_SASL_PASSWORD and "
+            "JOURNEYS_SSL_CAFILE"
+        )
+        return EXIT_USAGE
+    if isinstance(exc, KeyboardInterrupt):
+        say("interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        # The reader stopped (| head): quietly, and without a second error when Python
+        # flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):  # no real stdout (tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        reason = exc.strerror or str(exc)
+        say(f"{where}{reason[:1].lower()}{reason[1:]}")
+        return EXIT_USAGE
+    if isinstance(exc, UnicodeDecodeError):
+        say(f"the input is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8")
+        return EXIT_USAGE
+    say(f"internal error: {type(exc).__name__}: {exc}")
+    hint = "" if debug else "; run it again with --debug (or JOURNEYS_DEBUG=1) for the traceback"
+    say(f"this is a bug: please report it, with the command you ran{hint}")
+    return EXIT_INTERNAL
+
+
+def _is_kafka_error(exc: BaseException) -> bool:
+    # Only a command that imported aiokafka can raise its errors: no import here for others.
+    errors = sys.modules.get("aiokafka.errors")
+    return errors is not None and isinstance(exc, errors.KafkaError)
 
 
 if __name__ == "__main__":

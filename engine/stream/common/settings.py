@@ -319,43 +319,78 @@ def add_arguments(parser: argparse.ArgumentParser, *, journeys: bool = False) ->
     """Add the common stream flags to ``parser``. Every flag defaults to None, so that
     :meth:`Settings.from_env_and_args` can tell "not given" from a value."""
     g = parser.add_argument_group("Kafka (flags override JOURNEYS_* environment variables)")
-    g.add_argument("--bootstrap", help=f"broker list (JOURNEYS_BOOTSTRAP, {DEFAULT_BOOTSTRAP})")
     g.add_argument(
-        "--partitions", type=int, help="partitions of created topics (JOURNEYS_PARTITIONS, 8)"
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help=f"broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
+    )
+    g.add_argument(
+        "--partitions",
+        metavar="N",
+        type=int,
+        help=f"partitions of created topics (default: {Settings.partitions}; JOURNEYS_PARTITIONS)",
     )
     g.add_argument(
         "--replication-factor",
+        metavar="N",
         dest="replication_factor",
         type=int,
-        help="replication of created topics (JOURNEYS_REPLICATION_FACTOR, 1)",
+        help="replication of created topics "
+        f"(default: {Settings.replication_factor}; JOURNEYS_REPLICATION_FACTOR)",
     )
-    g.add_argument("--store", help="table store: memory:// or rocksdb:// (JOURNEYS_STORE)")
     g.add_argument(
-        "--app-id", dest="app_id", help="engine app id / consumer group (JOURNEYS_APP_ID)"
+        "--store",
+        metavar="URL",
+        help=f"table store: memory:// or rocksdb:// (default: {Settings.store}; JOURNEYS_STORE)",
+    )
+    g.add_argument(
+        "--app-id",
+        metavar="ID",
+        dest="app_id",
+        help=f"engine app id / consumer group (default: {Settings.app_id}; JOURNEYS_APP_ID)",
     )
     g.add_argument(
         "--gateway-app-id",
+        metavar="ID",
         dest="gateway_app_id",
-        help="gateway app id / consumer group (JOURNEYS_GATEWAY_APP_ID)",
+        help="gateway app id / consumer group "
+        f"(default: {Settings.gateway_app_id}; JOURNEYS_GATEWAY_APP_ID)",
     )
     g.add_argument(
         "--topic-prefix",
+        metavar="PREFIX",
         dest="topic_prefix",
-        help="prefix for every default topic name (JOURNEYS_TOPIC_PREFIX)",
+        help="prefix for every default topic name (default: none; JOURNEYS_TOPIC_PREFIX)",
     )
-    g.add_argument("--data-dir", dest="data_dir", help="local state directory (JOURNEYS_DATA_DIR)")
+    g.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        dest="data_dir",
+        help=f"local state directory (default: {Settings.data_dir}; JOURNEYS_DATA_DIR)",
+    )
     g.add_argument(
         "--security-protocol",
+        metavar="PROTOCOL",
         dest="sec_protocol",
-        help="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL (JOURNEYS_SECURITY_PROTOCOL)",
+        help="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL "
+        f"(default: {Security.protocol}; JOURNEYS_SECURITY_PROTOCOL)",
     )
     g.add_argument(
         "--sasl-mechanism",
+        metavar="MECHANISM",
         dest="sec_sasl_mechanism",
-        help="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (JOURNEYS_SASL_MECHANISM)",
+        help="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 "
+        f"(default: {Security.sasl_mechanism}; JOURNEYS_SASL_MECHANISM)",
     )
     g.add_argument(
-        "--log-level", dest="log_level", help="DEBUG | INFO | WARNING (JOURNEYS_LOG_LEVEL)"
+        "--log-level",
+        metavar="LEVEL",
+        dest="log_level",
+        help=f"DEBUG | INFO | WARNING (default: {Settings.log_level}; JOURNEYS_LOG_LEVEL)",
     )
     if journeys:
-        g.add_argument("--journeys", help="directory (or file) of journeys (JOURNEYS_DIR)")
+        g.add_argument(
+            "--journeys",
+            metavar="DIR",
+            help="directory (or file) of journeys (no default: pass it or set JOURNEYS_DIR)",
+        )
