@@ -441,25 +441,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="with --wire: compare only; exit 1 when out of date"
     )
     p = add("graph", _graph, "draw a journey")
-<<<<<<< HEAD
-    p.add_argument("file")
-    p.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
+    p.add_argument("file", type=_existing_file, metavar="FILE", help="one journey file")
+    p.add_argument(
+        "--format", choices=["mermaid", "dot", "svg"], default="mermaid", help="drawing format"
+    )
     p = add("preview", _preview, "show each send as a user will see it, for sample data")
-    p.add_argument("file", help="a journey file")
+    p.add_argument("file", metavar="FILE", help="one journey file")
     p.add_argument("--node", help="only this send node (default: every send node)")
     p.add_argument(
         "--event",
         metavar="FILE.json",
         help="event.* and entry.*: a JSON event (its profile gives user.*), its properties, "
-        "or JSON lines (the first event that starts the journey)",
+        "or JSON lines (the first event that starts the journey) (default: none)",
     )
-    p.add_argument("--profile", metavar="FILE.json", help="user.*: a JSON object")
+    p.add_argument("--profile", metavar="FILE.json", help="user.*: a JSON object (default: none)")
     p.add_argument(
         "--user-profile",
         nargs="+",
         action="extend",
         metavar="KEY=VALUE",
-        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text)",
+        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text) "
+        "(default: none)",
     )
     p.add_argument(
         "--format",
@@ -467,13 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text; svg: phone mock-ups; html: both on one page (default: text)",
     )
-    p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
-=======
-    p.add_argument("file", type=_existing_file, metavar="FILE", help="one journey file")
-    p.add_argument(
-        "--format", choices=["mermaid", "dot", "svg"], default="mermaid", help="drawing format"
-    )
->>>>>>> h-cli16
+    p.add_argument("--out", metavar="PATH", help="write here (default: standard output)")
     p = add("simulate", _simulate, "replay events through the journeys on a virtual clock")
     p.add_argument(
         "--journeys",
