@@ -26,13 +26,15 @@ def _validate(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"{p}:1: journey: no such file or directory", file=sys.stdout)
-    problems = lint_paths([p for p in args.paths if Path(p).exists()])
-    for problem in problems:
+    found = lint_paths([p for p in args.paths if Path(p).exists()], warnings=True)
+    for problem in found:
         print(problem)
-    if problems or missing:
-        print(f"{len(problems) + len(missing)} problem(s)", file=sys.stderr)
-        return EXIT_PROBLEMS
-    return EXIT_OK
+    errors = len(missing) + sum(1 for p in found if not p.is_warning)
+    warnings = len(found) + len(missing) - errors
+    if errors or warnings:
+        strict = " (--strict: warnings fail)" if args.strict and warnings else ""
+        print(f"{errors} problem(s), {warnings} warning(s){strict}", file=sys.stderr)
+    return EXIT_PROBLEMS if errors or (args.strict and warnings) else EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -216,8 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
+    p = add(
+        "validate",
+        _validate,
+        "lint journey files; exit 0 when clean or with warnings only, 1 with problems",
+    )
     p.add_argument("paths", nargs="+", help="journey files or directories")
+    p.add_argument(
+        "--strict", action="store_true", help="warnings fail too (exit 1): for CI"
+    )
     p = add(
         "schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)"
     )
