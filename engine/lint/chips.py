@@ -161,7 +161,7 @@ def unoffered_answers(journey: Journey, graph: nx.DiGraph, report: Report) -> No
             loc: Loc = ("nodes", wid, "paths", i, p.kind)
             holders = sorted({s for pb, ss in everywhere.items() if _listens(p, pb) for s in ss})
             if holders:
-                shown = ", ".join(f"'{s}'" for s in sorted(answered))
+                shown = " or ".join(f"'{s}'" for s in sorted(answered))
                 which = (f"send '{p.of}'" if p.of is not None
                          else f"the latest send ({shown})")
                 report(loc, f"{p.kind} {value!r} answers {which}, which has no chip with that "

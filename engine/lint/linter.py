@@ -430,6 +430,11 @@ def _cap_text(j: Journey) -> str:
     return "no cap" if cap is None else f"{cap.max} per {cap.per}"
 
 
+def _cap_key(j: Journey) -> tuple[int, int] | None:
+    cap = j.settings.frequency_cap
+    return None if cap is None else (cap.max, cap.per_ms)  # 1d and 24h are the same cap
+
+
 def _warn_shared_caps(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
     """The frequency cap counts the marketing sends of every journey (docs/journeys.md,
     settings). Journeys that all give the same cap share one budget on purpose; a capped
@@ -442,7 +447,7 @@ def _warn_shared_caps(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Probl
         if cap is None:
             continue
         others = [f"{o.id} ({_cap_text(o)})" for oid, o in sorted(marketing.items())
-                  if oid != j.id and _cap_text(o) != _cap_text(j)]
+                  if oid != j.id and _cap_key(o) != _cap_key(j)]
         if not others:
             continue
         shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4

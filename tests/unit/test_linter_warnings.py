@@ -404,6 +404,9 @@ def test_a_cap_other_journeys_sends_count_against(tmp_path: Path) -> None:
     # the same cap: one budget, shared on purpose
     journey("hello: {type: send, channel: sms, text: \"News\", next: done}\n" + EXIT,
             head="settings:\n  frequency_cap: {max: 2, per: 7d}\n", jid="news"),
+    # 168h is 7d: the same cap, written another way
+    journey("hello: {type: send, channel: sms, text: \"News\", next: done}\n" + EXIT,
+            head="settings:\n  frequency_cap: {max: 2, per: 168h}\n", jid="news"),
     # utility sends are never capped nor counted
     journey("hello: {type: send, channel: sms, marketing: false, text: \"Receipt\", "
             "next: done}\n" + EXIT, jid="receipts"),
@@ -536,6 +539,10 @@ def test_the_example_journeys_warn_only_about_their_shared_caps() -> None:
         ("winback-inactive.yaml", "journey", "frequency_cap (2 per 7d)"),
     ]
     assert all(p.is_warning for p in found)
+
+
+def test_the_clean_reference_file_gives_no_warning() -> None:
+    assert lint_paths([ROOT / "tests" / "fixtures" / "ok"], warnings=True) == []
 
 
 def test_the_docs_examples_give_no_warning(tmp_path: Path) -> None:
