@@ -42,13 +42,17 @@ def _validate(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
         print(f"{p}:1: journey: no such file or directory", file=sys.stdout)
-    problems = lint_paths(_journey_files(p for p in args.paths if Path(p).exists()))
-    for problem in problems:
+    found = lint_paths(_journey_files(p for p in args.paths if Path(p).exists()), warnings=True)
+    for problem in found:
         print(problem)
-    if problems or missing:
-        print(f"{len(problems) + len(missing)} problem(s)", file=sys.stderr)
-        return EXIT_USAGE if missing else EXIT_PROBLEMS
-    return EXIT_OK
+    errors = len(missing) + sum(1 for p in found if not p.is_warning)
+    warnings = len(found) + len(missing) - errors
+    if errors or warnings:
+        strict = " (--strict: warnings fail)" if args.strict and warnings else ""
+        print(f"{errors} problem(s), {warnings} warning(s){strict}", file=sys.stderr)
+    if missing:
+        return EXIT_USAGE
+    return EXIT_PROBLEMS if errors or (args.strict and warnings) else EXIT_OK
 
 
 def _journey_files(paths: Iterable[str]) -> list[Path]:
@@ -426,8 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    p = add("validate", _validate, "lint journey files; exit 0 when clean, 1 with problems")
+    p = add(
+        "validate",
+        _validate,
+        "lint journey files; exit 0 when clean or with warnings only, 1 with problems",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="journey files or directories")
+    p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1): for CI")
     p = add(
         "schema", _schema, "print the JSON Schema of journey files (for editors; docs/journeys.md)"
     )

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
 
 
 class EngineError(Exception):
@@ -38,15 +41,26 @@ class JourneyError(EngineError):
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One problem in a journey file, printed as ``file:line: node: message``."""
+    """One problem in a journey file, printed as ``file:line: node: message``.
+
+    A ``warning`` (printed ``file:line: node: warning: message``) is something that
+    probably loses or garbles messages but can be intended: it doesn't stop a journey
+    from loading; ``journeys validate --strict`` fails on it.
+    """
 
     file: str
     line: int
     node: str
     message: str
+    severity: Severity = "error"
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == "warning"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.node}: {self.message}"
+        tag = "warning: " if self.is_warning else ""
+        return f"{self.file}:{self.line}: {self.node}: {tag}{self.message}"
 
 
 class InvalidJourney(JourneyError):

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.errors import Problem
+from engine.journey.fields import did_you_mean
 from engine.journey.model import NODE_TYPES, Journey
 
 JOURNEY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -187,8 +188,9 @@ def _schema_message(err: Any, raw: Any) -> str:
     if kind == "missing":
         return f"missing required field '{field_name}'"
     if kind == "extra_forbidden":
-        return (
-            f"unknown field '{field_name}' (check the spelling; `journeys schema` lists the fields)"
+        hint = did_you_mean(field_name, tuple(err["loc"])[:-1])
+        return f"unknown field '{field_name}'" + (
+            hint or " (check the spelling; `journeys schema` lists the fields)"
         )
     if kind == "union_tag_invalid":
         return f"unknown node type {err['input'].get('type')!r}: use one of {', '.join(NODE_TYPES)}"

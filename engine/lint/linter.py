@@ -5,10 +5,18 @@ what the model refuses. This module adds the rules that need the whole graph (ta
 reachability, exits, loops without a wait), expressions and templates that don't parse,
 channel limits checkable before rendering (:mod:`engine.lint.rcs`), and rules across
 files (the same id and version twice). Problems print as ``file:line: node: message``.
+
+Warnings (``file:line: node: warning: message``) are what probably loses or garbles
+messages without being wrong as such: an RCS send without SMS fallback
+(:mod:`engine.lint.fallback`), chips nobody answers (:mod:`engine.lint.chips`), costly
+SMS texts (:mod:`engine.lint.sms_text`), template variables that can be missing
+(:mod:`engine.lint.variables`), and a frequency cap other journeys' sends count against.
+They never stop a journey from loading.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -31,8 +39,13 @@ from engine.journey.model import (
     successors,
 )
 from engine.journey.templates import Template, compile_template
+from engine.lint.chips import unanswered_chips, unoffered_answers
+from engine.lint.expression_hints import expression_hint
+from engine.lint.fallback import rcs_without_fallback
 from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
+from engine.lint.sms_text import sms_cost_warning
+from engine.lint.variables import missing_variables
 
 __all__ = ["journey_graph", "lint_loaded", "lint_paths", "load_journeys"]
 
@@ -73,6 +86,9 @@ class _Lint:
     def add(self, loc: Loc, message: str) -> None:
         self.problems.append(self.loaded.problem(loc, message))
 
+    def warn(self, loc: Loc, message: str) -> None:
+        self.problems.append(_as_warning(self.loaded.problem(loc, message)))
+
     def template(self, source: str) -> Template | TemplateError:
         if source not in self._templates:
             try:
@@ -89,6 +105,10 @@ class _Lint:
         if self.j.start not in self.graph:
             return set(self.j.nodes)
         return {self.j.start} | set(nx.descendants(self.graph, self.j.start))
+
+
+def _as_warning(problem: Problem) -> Problem:
+    return dataclasses.replace(problem, severity="warning")
 
 
 def _hint(name: str, names: list[str]) -> str:
@@ -284,8 +304,9 @@ def _rule_expressions(c: _Lint) -> None:
             compile_expression(source)
         except ExpressionError as exc:
             at = f" at column {exc.offset + 1}" if exc.offset is not None else ""
+            hint = expression_hint(source)
             c.add(loc, f"{where(loc)}: condition doesn't parse{at}: {exc.message} "
-                       f"(in {source!r})")
+                       f"(in {source!r})" + (f": {hint}" if hint else ""))
 
 
 def _rule_templates(c: _Lint) -> None:
@@ -337,6 +358,34 @@ def _rule_journey(c: _Lint) -> None:
         versions.setdefault(m.from_version, i)
 
 
+# --------------------------------------------------------------------------- warnings
+
+
+def _warn_fallback(c: _Lint) -> None:
+    rcs_without_fallback(c.j, c.warn)
+
+
+def _warn_chips(c: _Lint) -> None:
+    unanswered_chips(c.j, c.graph, c.is_static, c.warn)
+    unoffered_answers(c.j, c.graph, c.warn)
+
+
+def _warn_sms(c: _Lint) -> None:
+    for nid, node in c.j.nodes.items():
+        if not isinstance(node, SendNode):
+            continue
+        for f in send_fields(nid, node):
+            if f.role != "sms" or isinstance(c.template(f.value), TemplateError):
+                continue
+            cost = sms_cost_warning(f.value) if f.value.strip() else None
+            if cost is not None:
+                c.warn(f.loc, f"{where(f.loc)} {cost}")
+
+
+def _warn_variables(c: _Lint) -> None:
+    missing_variables(c.j, c.warn)
+
+
 RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_targets,
     _rule_reachable,
@@ -347,6 +396,10 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_expressions,
     _rule_templates,
     _rule_journey,
+    _warn_fallback,
+    _warn_chips,
+    _warn_sms,
+    _warn_variables,
 )
 
 
@@ -365,6 +418,7 @@ def _lint_across(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
                     problems.append(item.problem(("id",), f"journey '{jid}' version {version} is "
                                     f"also defined in {other.path}: bump the version of one of "
                                     "them (published versions are immutable)"))
+    problems.extend(_warn_shared_caps(loaded))
     for item, j in loaded:
         for i, m in enumerate(j.migrate):
             olds = by_key.get((j.id, m.from_version))
@@ -378,11 +432,49 @@ def _lint_across(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
     return problems
 
 
+def _cap_text(j: Journey) -> str:
+    cap = j.settings.frequency_cap
+    return "no cap" if cap is None else f"{cap.max} per {cap.per}"
+
+
+def _cap_key(j: Journey) -> tuple[int, int] | None:
+    cap = j.settings.frequency_cap
+    return None if cap is None else (cap.max, cap.per_ms)  # 1d and 24h are the same cap
+
+
+def _warn_shared_caps(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
+    """The frequency cap counts the marketing sends of every journey (docs/journeys.md,
+    settings). Journeys that all give the same cap share one budget on purpose; a capped
+    journey next to marketing journeys with another cap, or none, loses sends to them."""
+    marketing = {j.id: j for _, j in loaded
+                 if any(isinstance(n, SendNode) and n.marketing for n in j.nodes.values())}
+    out: list[Problem] = []
+    for item, j in loaded:
+        cap = j.settings.frequency_cap
+        if cap is None:
+            continue
+        others = [f"{o.id} ({_cap_text(o)})" for oid, o in sorted(marketing.items())
+                  if oid != j.id and _cap_key(o) != _cap_key(j)]
+        if not others:
+            continue
+        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4
+                                         else "")
+        out.append(_as_warning(item.problem(("settings", "frequency_cap"), f"frequency_cap "
+                   f"({_cap_text(j)}) counts the marketing sends of every journey, and {shown} "
+                   f"send{'s' if len(others) == 1 else ''} marketing messages under another "
+                   "cap: their sends use up this one, and sends here are then suppressed "
+                   "(reason frequency_cap); give every marketing journey the same cap")))
+    return out
+
+
 # --------------------------------------------------------------------------- public API
 
 
-def lint_loaded(loaded: list[LoadedJourney]) -> list[Problem]:
-    """Every problem in every loaded journey (that passed the schema), sorted. Never raises."""
+def lint_loaded(loaded: list[LoadedJourney], *, warnings: bool = False) -> list[Problem]:
+    """Every problem in every loaded journey (that passed the schema), sorted. Never raises.
+
+    With ``warnings``, the warnings too (:attr:`Problem.severity` tells them apart).
+    """
     problems: list[Problem] = []
     valid: list[tuple[LoadedJourney, Journey]] = []
     for item in loaded:
@@ -401,17 +493,25 @@ def lint_loaded(loaded: list[LoadedJourney]) -> list[Problem]:
         problems.extend(_lint_across(valid))
     except Exception as exc:
         problems.append(Problem("<journeys>", 1, "journey", f"internal linter error: {exc!r}"))
-    return sorted(set(problems))
+    return sorted({p for p in problems if warnings or not p.is_warning})
 
 
-def lint_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
-    """Load and lint files and directories: every problem, sorted (empty when all is well)."""
+def lint_paths(
+    paths: Iterable[str | os.PathLike[str]], *, warnings: bool = False
+) -> list[Problem]:
+    """Load and lint files and directories: every problem, sorted (empty when all is well).
+
+    With ``warnings``, the warnings too, in the same order (by file and line).
+    """
     loaded, problems = load_paths(paths)
-    return sorted(set(problems) | set(lint_loaded(loaded)))
+    return sorted(set(problems) | set(lint_loaded(loaded, warnings=warnings)))
 
 
 def load_journeys(paths: Iterable[str | os.PathLike[str]]) -> list[Journey]:
-    """Every journey (all versions) in the files, or InvalidJourney with every problem."""
+    """Every journey (all versions) in the files, or InvalidJourney with every problem.
+
+    Warnings don't stop the loading: ``journeys validate`` shows them.
+    """
     loaded, problems = load_paths(paths)
     problems = problems + lint_loaded(loaded)
     if problems:

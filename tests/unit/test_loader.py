@@ -183,8 +183,7 @@ nodes:
         (2, "journey", "version: Input should be a valid integer, unable to parse string as an "
                        "integer"),
         (6, "hello", "missing required field 'next'"),
-        (10, "hello", "unknown field 'nxet' (check the spelling; `journeys schema` lists the "
-                      "fields)"),
+        (10, "hello", "unknown field 'nxet': did you mean 'next'?"),
         (13, "wait", "duration: '10 minutes' is not a duration: write a number and a unit, like "
                      "30s, 15m, 1h, 2d, 1w"),
         (15, "odd", "unknown node type 'teleport': use one of send, wait, wait_for, branch, "
