@@ -36,11 +36,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import ConfigError
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
 from engine.stream.common.logs import event, setup
 from engine.stream.common.settings import Settings
+
+#: A setting the service can't work with (bad credentials, an unreachable broker, topics
+#: of another size): no restart helps, so not the fail-stop code a supervisor restarts on.
+EXIT_CONFIG = 2
 
 if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import time
     from engine.stream.common.faust_glue import FaustBackend
@@ -249,6 +254,7 @@ def run_service(
     ``settings.partitions`` is a :class:`~engine.errors.ConfigError`)."""
     import faust
 
+    from engine.stream.common.preflight import check_brokers
     from engine.stream.common.topics import ensure_topics
 
     setup(settings.log_level, app_id)
@@ -256,7 +262,13 @@ def run_service(
     # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
+    try:
+        # One clear error for a broker that refuses the settings (faust would retry forever).
+        loop.run_until_complete(check_brokers(settings, f"{app_id}-preflight"))
+        loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
+    except ConfigError as exc:
+        event(log, "config_error", logging.ERROR, error=str(exc))
+        return EXIT_CONFIG
     app = build()
     worker = faust.Worker(
         app,
