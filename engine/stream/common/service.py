@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
+from engine.stream.common.crashes import CrashGuard
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
 from engine.stream.common.logs import event, setup
@@ -142,7 +143,9 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         checkpoint,
         config.handle,
         parts.backend.assigned,
+        parts.dead_letters,
     )
+    crashes = CrashGuard(config.agent, settings.agent_max_crashes)
     ready = {"logged": False}
 
     def owned(tps: Any) -> Partitions:
@@ -151,6 +154,13 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     # ------------------------------------------------------------------ the inputs
 
     async def process(stream: Any) -> None:
+        try:
+            await consume(stream)
+        except Exception as exc:  # faust restarts the agent; a repeated crash stops us
+            crashes.crashed(exc)
+            raise
+
+    async def consume(stream: Any) -> None:
         async for ev in stream.events():
             m = ev.message
             if config.trace_inputs:
@@ -238,17 +248,21 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         app.timer(settings.stats_interval_s, name=f"{config.timer_prefix}-stats")(stats)
 
     app.journeys_runtime = config.runtime
+    app.journeys_inputs = config.inputs  # what run_service checks the group's offsets against
     return app
 
 
 def run_service(
     settings: Settings, app_id: str, log: logging.Logger, events: Events, build: Callable[[], Any]
 ) -> int:
-    """Create the topics, build the app and run it as a faust worker until SIGINT/SIGTERM.
-    Returns the process exit code (a topic with another partition count than
-    ``settings.partitions`` is a :class:`~engine.errors.ConfigError`)."""
+    """Build the app (a bad journey stops here, before anything touches Kafka), check that
+    the consumer group is this run's (:mod:`~engine.stream.common.namespace`), create the
+    topics and run the app as a faust worker until SIGINT/SIGTERM. Returns the process exit
+    code; raises :class:`~engine.errors.ConfigError` for a group of another run or a topic
+    with another partition count than ``settings.partitions``."""
     import faust
 
+    from engine.stream.common.namespace import check_namespace
     from engine.stream.common.topics import ensure_topics
 
     setup(settings.log_level, app_id)
@@ -256,8 +270,9 @@ def run_service(
     # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
     app = build()
+    loop.run_until_complete(check_namespace(settings, app_id, app.journeys_inputs))
+    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
     worker = faust.Worker(
         app,
         loop=loop,
