@@ -40,7 +40,7 @@ from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.crashes import CrashGuard
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
-from engine.stream.common.logs import event, setup
+from engine.stream.common.logs import event, flush_repeats, setup
 from engine.stream.common.settings import Settings
 
 if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import time
@@ -235,6 +235,7 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         await checkpoint.commit("shutdown")
         await feed.reader.close()
         event(log, config.events.stopped, **config.report())
+        flush_repeats()
 
     app.on_before_shutdown.connect(on_shutdown)
 

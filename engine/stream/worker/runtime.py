@@ -101,10 +101,10 @@ class Stats:
 MAX_RECORD_BYTES = 900 * 1024
 
 
-def _check_size(what: str, value: bytes) -> None:
+def _check_size(what: str, value: bytes, reason: str = "effect_too_large") -> None:
     if len(value) > MAX_RECORD_BYTES:
         raise InputError(
-            "effect_too_large",
+            reason,
             f"{what}: {len(value)} bytes; the worker writes records of up to {MAX_RECORD_BYTES}",
         )
 
@@ -246,7 +246,7 @@ class EngineRuntime:
         for eff in effects:
             self._encode(eff, step)
         new_raw = wire.state_record(partition, state)
-        _check_size("state", new_raw)
+        _check_size("the user's new state", new_raw, "state_too_large")
         if new_raw != raw:
             step.state = new_raw
         # Counted once the input is sure to go through.
