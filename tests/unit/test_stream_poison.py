@@ -396,3 +396,22 @@ def test_produce_retries_only_transient_errors_and_draws_a_bar_on_terminals() ->
     quiet = io.StringIO()
     Progress(10, quiet).advance(10)  # StringIO is no terminal
     assert quiet.getvalue() == ""
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+async def test_every_kind_of_the_broker_corpus_gets_its_reason_in_memory(
+    settings: Settings,
+) -> None:
+    """The corpus the real-broker test produces, through the same handler without a
+    broker: each kind is dead-lettered with the reason the corpus says."""
+    from engine.stream.devtools.corpus import bad_records
+
+    runtime, backend = memory_runtime(journeys(), settings, clock=lambda: NOW)
+    corpus = bad_records(settings.topics, 60, NOW, oversized_every=30)
+    assert len({r.kind for r in corpus}) >= 15
+    for offset, r in enumerate(corpus):
+        await runtime.handle(r.topic, 0, offset, r.key, r.value, r.timestamp_ms)
+    got = [(d["offset"], d["reason"]) for d in letters(backend, settings)]
+    assert got == [(i, r.reason) for i, r in enumerate(corpus)]

@@ -125,12 +125,12 @@ class RateLimitedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._next_sweep = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
+        now = self.clock()
+        if now >= self._next_sweep:
+            self._sweep(now)  # any line, so counts are told soon after a burst ends
         if record.levelno < logging.WARNING:
             super().emit(record)
             return
-        now = self.clock()
-        if now >= self._next_sweep:
-            self._sweep(now)
         key = repeat_key(record)
         rep = self.repeats.get(key)
         if rep is None or now - rep.started >= self.window_s:
