@@ -140,8 +140,10 @@ class Settings:
     # for this long, so a backlog and its receipts are handled before timers that are
     # already due on the wall clock (a file replayed from the past). See docs/streaming.md.
     timer_settle_ms: int = 0
-    session_timeout_ms: int = 30_000
-    heartbeat_interval_ms: int = 3_000
+    # A dead worker's partitions wait this long for it (without static membership, a
+    # restarted one too): 10 s, not Kafka's 30-45 s (docs/operations.md, recovery).
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
     # gateway: forget a message's dedupe record this long after its claim (0: never). Keep
     # it above the retention of journey.send-requests, so no replay can outlive it.
