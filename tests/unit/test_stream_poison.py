@@ -26,7 +26,7 @@ from engine.errors import ConfigError, InputError
 from engine.journey.model import Journey
 from engine.stream.common.crashes import EXIT_CRASH_LOOP, CrashGuard
 from engine.stream.common.logs import JsonFormatter, RateLimitedHandler
-from engine.stream.common.namespace import foreign_topics
+from engine.stream.common.namespace import foreign_topics, legacy_group
 from engine.stream.common.settings import Settings
 from engine.stream.devtools.memory import MemoryBackend, memory_feed, memory_runtime, message
 from engine.stream.devtools.produce import Progress, transient
@@ -335,9 +335,12 @@ def test_groups_and_changelogs_derive_from_the_topic_prefix() -> None:
     assert a.app_id != b.app_id and a.topics.user_events != b.topics.user_events
     assert Settings.from_env_and_args(env={}).app_id == "journeys-engine"  # no prefix: as before
     given = Settings.from_env_and_args(
-        env={"JOURNEYS_TOPIC_PREFIX": "run1.", "JOURNEYS_APP_ID": "run1.mine"}
+        env={"JOURNEYS_TOPIC_PREFIX": "run1.", "JOURNEYS_APP_ID": "g"}
     )
-    assert given.app_id == "run1.mine"  # already in the namespace: not prefixed twice
+    assert given.app_id == "g"  # named explicitly: as given (a collision is refused at start)
+    assert legacy_group(a, a.app_id) == "journeys-engine"
+    assert legacy_group(a, a.gateway_app_id) == "journeys-gateway"
+    assert legacy_group(given, "g") is None
 
 
 def test_a_group_with_offsets_on_other_topics_is_foreign() -> None:

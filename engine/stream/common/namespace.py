@@ -35,16 +35,35 @@ def foreign_topics(group: str, inputs: Iterable[str], committed: Iterable[str]) 
     return sorted({t for t in committed if t not in own and not t.startswith(f"{group}-")})
 
 
+def legacy_group(settings: Settings, group: str) -> str | None:
+    """The name ``group`` had before default groups took the topic prefix (None: the
+    group is not a default one, or there is no prefix)."""
+    ns = settings.namespace
+    bare = group[len(ns) :] if ns and group.startswith(ns) else None
+    return bare if bare in (Settings.app_id, Settings.gateway_app_id) else None
+
+
 async def check_namespace(settings: Settings, group: str, inputs: Iterable[str]) -> None:
     """Refuse (ConfigError) a consumer group whose committed offsets are on another run's
-    topics. A group with no offsets (a new run) passes."""
+    topics; and a new default group when the group of the same name without the prefix
+    (before groups took it) holds this run's offsets. A new run passes."""
     inputs = tuple(inputs)
+    legacy = legacy_group(settings, group)
     admin = admin_client(settings, f"{group}-namespace")
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
+        old = await admin.list_consumer_group_offsets(legacy) if legacy and not committed else {}
     finally:
         await admin.close()
+    if set(inputs) & {tp.topic for tp in old}:
+        raise ConfigError(
+            f"this run's state is in consumer group {legacy!r}, named before the groups took "
+            f"the topic prefix {settings.namespace!r}; the new group {group!r} would start "
+            f"over from the beginning of the topics. Keep the old group: set "
+            f"{'JOURNEYS_APP_ID' if legacy == Settings.app_id else 'JOURNEYS_GATEWAY_APP_ID'}"
+            f"={legacy}."
+        )
     foreign = foreign_topics(group, inputs, {tp.topic for tp in committed})
     if foreign:
         raise ConfigError(

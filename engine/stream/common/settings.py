@@ -121,8 +121,8 @@ class Settings:
     partitions: int = 8
     replication_factor: int = 1
     store: str = "memory://"  # or rocksdb:// (needs the rocksdict package)
-    # Consumer group and table namespace of `journeys run` / `journeys gateway`. Built from
-    # the environment, both start with the topic prefix (``namespace``): everything a run
+    # Consumer group and table namespace of `journeys run` / `journeys gateway`. Unless set
+    # explicitly, both start with the topic prefix (``namespace``): everything a run
     # creates -- topics, groups, changelogs (``{app_id}-<table>-changelog``) -- derives
     # from that one namespace, so runs with different prefixes never share state.
     app_id: str = "journeys-engine"
@@ -201,8 +201,10 @@ class Settings:
     def _assemble(cls, values: dict[str, Any]) -> Settings:
         prefix = values.pop("topic_prefix", "") or ""
         for name in ("app_id", "gateway_app_id"):
-            group = values.get(name) or getattr(cls, name)
-            values[name] = group if group.startswith(prefix) else prefix + group
+            # The default groups derive from the prefix; a group named explicitly is used
+            # as given (a collision with another run is refused at start: namespace.py).
+            if not values.get(name):
+                values[name] = prefix + getattr(cls, name)
         values["namespace"] = prefix
         topic_kw = {
             key: values.pop(f"topic_{key}", None) or prefix + default

@@ -129,7 +129,8 @@ async def recovery(
             "JOURNEYS_HEARTBEAT_INTERVAL_MS": str(config.heartbeat_interval_ms),
         },
     )
-    member = {"JOURNEYS_GROUP_INSTANCE_ID": f"bench-{env.run_id}-1"} if config.static else {}
+    # The harness makes every service static; "" turns that off (dynamic membership).
+    member = {"JOURNEYS_GROUP_INSTANCE_ID": f"bench-{env.run_id}-1" if config.static else ""}
     try:
         worker = env.start_worker(**member)
         await worker.wait_for("worker_ready", 90)
