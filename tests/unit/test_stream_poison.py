@@ -418,3 +418,73 @@ async def test_every_kind_of_the_broker_corpus_gets_its_reason_in_memory(
         await runtime.handle(r.topic, 0, offset, r.key, r.value, r.timestamp_ms)
     got = [(d["offset"], d["reason"]) for d in letters(backend, settings)]
     assert got == [(i, r.reason) for i, r in enumerate(corpus)]
+
+
+class FlakyProducer:
+    """A producer whose ``send`` fails with LeaderNotAvailable at the sends listed."""
+
+    def __init__(self, sent: list[bytes], fail_at: set[int], counter: list[int]) -> None:
+        self.sent, self.fail_at, self.counter = sent, fail_at, counter
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        from aiokafka.errors import LeaderNotAvailableError
+
+        self.counter[0] += 1
+        if self.counter[0] in self.fail_at:
+            raise LeaderNotAvailableError()
+        self.sent.append(value)
+        return MemoryBackend._done()
+
+
+def _lines(settings: Settings, n: int) -> list[Any]:
+    from engine.stream.devtools.produce import Line
+
+    return [
+        Line(i + 1, f"line {i + 1}".encode(), settings.topics.user_events, b"u", NOW + i, {})
+        for i in range(n)
+    ]
+
+
+async def test_produce_goes_on_after_a_leader_election_from_the_first_line_not_acknowledged(
+    settings: Settings,
+) -> None:
+    from engine.stream.devtools.produce import Retry, produce_lines
+
+    sent: list[bytes] = []
+    counter = [0]
+    lines = _lines(settings, 450)  # three windows of 200
+    counts = await produce_lines(
+        settings,
+        lines,
+        False,
+        retry=Retry(attempts=3, first_s=0.0),
+        producer=lambda: FlakyProducer(sent, {250, 251}, counter),
+    )
+    assert counts == {settings.topics.user_events: 450}
+    # The second window failed twice in its middle and was produced again, whole.
+    assert sent[:200] == [ln.raw for ln in lines[:200]]
+    assert sorted(set(sent)) == sorted(ln.raw for ln in lines)
+    assert len(sent) == 450 + 49  # 49 lines of the broken window went out twice
+
+
+async def test_produce_gives_up_with_the_line_to_resume_from(settings: Settings) -> None:
+    from engine.errors import ProduceError
+    from engine.stream.devtools.produce import Retry, produce_lines
+
+    sent: list[bytes] = []
+    counter = [0]  # every send after the 200th fails, whatever the producer
+    with pytest.raises(ProduceError, match="--from-line 201"):
+        await produce_lines(
+            settings,
+            _lines(settings, 450),
+            False,
+            retry=Retry(attempts=3, first_s=0.0),
+            producer=lambda: FlakyProducer(sent, set(range(201, 10_000)), counter),
+        )
+    assert len(sent) == 200

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -151,6 +152,7 @@ async def produce_lines(
     *,
     retry: Retry | None = None,
     progress: Progress | None = None,
+    producer: Callable[[], Any] | None = None,
 ) -> dict[str, int]:
     """Produce in time order. ``pace_ms`` (replays from the past): pause that long between
     lines so the engine and the gateway keep up, as they would in real time; without it a
@@ -166,14 +168,24 @@ async def produce_lines(
         retime(order, int(time.time() * 1000) + 200)
         order.sort(key=lambda ln: (ln.ts is None, ln.ts or 0, ln.no))
     counts: dict[str, int] = {}
-    done, failures = 0, 0  # order[:done] are acknowledged
-    while done < len(order):
-        before = done
+    acked = [0]  # order[:acked[0]] are acknowledged (moved on by _produce_from)
+    failures = 0
+    while acked[0] < len(order):
+        before = acked[0]
         try:
-            done = await _produce_from(settings, order, done, realtime, pace_ms, counts, progress)
+            await _produce_from(
+                producer or (lambda: _producer(settings)),
+                order,
+                acked,
+                realtime,
+                pace_ms,
+                counts,
+                progress,
+            )
         except Exception as exc:
             if not transient(exc):
                 raise
+            done = acked[0]
             failures = 0 if done > before else failures + 1
             if failures >= retry.attempts:
                 resume = min(ln.no for ln in order[done:])
@@ -189,29 +201,32 @@ async def produce_lines(
     return counts
 
 
-async def _produce_from(
-    settings: Settings,
-    order: list[Line],
-    start: int,
-    realtime: bool,
-    pace_ms: int,
-    counts: dict[str, int],
-    progress: Progress | None,
-) -> int:
-    """Produce ``order[start:]`` with a fresh producer; returns how many lines of
-    ``order`` are acknowledged (all of them, or it raises)."""
-    producer = AIOKafkaProducer(
+def _producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         **settings.security.aiokafka_kwargs(),
     )
+
+
+async def _produce_from(
+    make_producer: Callable[[], Any],
+    order: list[Line],
+    acked: list[int],
+    realtime: bool,
+    pace_ms: int,
+    counts: dict[str, int],
+    progress: Progress | None,
+) -> None:
+    """Produce ``order[acked[0]:]`` with a fresh producer, moving ``acked[0]`` past every
+    window the broker acknowledged (so a retry goes on from there)."""
+    producer = make_producer()
     await producer.start()
     try:
-        done = start
-        while done < len(order):
-            window = order[done : done + (1 if realtime or pace_ms else WINDOW)]
+        while acked[0] < len(order):
+            window = order[acked[0] : acked[0] + (1 if realtime or pace_ms else WINDOW)]
             futures = []
             for ln in window:
                 if realtime and ln.ts is not None:
@@ -222,12 +237,11 @@ async def _produce_from(
             await asyncio.gather(*futures)
             for ln in window:
                 counts[ln.topic] = counts.get(ln.topic, 0) + 1
-            done += len(window)
+            acked[0] += len(window)
             if progress is not None:
                 progress.advance(len(window))
             if pace_ms and not realtime:
                 await asyncio.sleep(pace_ms / 1000)
-        return done
     finally:
         await producer.stop()
 
