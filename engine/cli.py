@@ -280,10 +280,15 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from engine.stream.devtools.produce import produce_file
+    from engine.stream.devtools.produce import Retry, produce_file
 
     return produce_file(
-        Settings.from_env_and_args(args), args.file, realtime=args.now, pace_ms=args.pace
+        Settings.from_env_and_args(args),
+        args.file,
+        realtime=args.now,
+        pace_ms=args.pace,
+        from_line=args.from_line,
+        retry=Retry(attempts=args.retries),
     )
 
 
@@ -527,6 +532,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="MS",
         help="pause between lines (replays from the past: lets provider receipts keep up)",
+    )
+    p.add_argument(
+        "--from-line",
+        type=int,
+        default=1,
+        metavar="N",
+        help="skip the lines before line N of the file (to resume a run that stopped)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=8,
+        metavar="N",
+        help="tries in a row when the broker fails (leader elections, lost connections)",
     )
     add_arguments(p)
     p = add("outcomes", _outcomes, "print the outcomes so far as JSON lines")

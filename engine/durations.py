@@ -12,6 +12,17 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The instants the wire can write (ISO-8601 has four-digit years): 0001-01-01T00:00:00Z
+#: to 9999-12-31T23:59:59.999Z. Anything the engine computes (a timer, a receipt, a
+#: deferral) is kept inside this range (:func:`clamp_instant`), so writing it never fails.
+MIN_INSTANT_MS = -62_135_596_800_000
+MAX_INSTANT_MS = 253_402_300_799_999
+
+#: The one timestamp form inputs may carry (docs/schemas: ``Timestamp``): ISO-8601 with a
+#: date, a time, optional fractional seconds and a zone (``Z`` or ``+hh:mm``).
+ISO_INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+_ISO_INSTANT = re.compile(ISO_INSTANT_PATTERN)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION_RE = re.compile(r"^\s*([+-]?)((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w)\s*)+)$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -69,8 +80,27 @@ def parse_ts_ms(text: str) -> int:
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
+def parse_iso_instant(text: str) -> int:
+    """A timestamp in the documented form (:data:`ISO_INSTANT_PATTERN`) -> epoch ms.
+    Stricter than :func:`parse_ts_ms`: no date-only text, no week dates, no spaces.
+    Raises ValueError."""
+    if not _ISO_INSTANT.match(text):
+        raise ValueError(f"{text[:80]!r} is not an ISO-8601 instant like 2026-11-29T10:00:00Z")
+    return parse_ts_ms(text)
+
+
+def clamp_instant(ms: int) -> int:
+    """``ms`` kept inside the instants the wire can write (:data:`MAX_INSTANT_MS`): a
+    computed time past the year 9999 (a wait until a property far in the future plus an
+    offset) becomes the last writable instant, i.e. never in practice."""
+    return MIN_INSTANT_MS if ms < MIN_INSTANT_MS else MAX_INSTANT_MS if ms > MAX_INSTANT_MS else ms
+
+
 def format_ts(ms: int) -> str:
-    """Epoch ms -> ``2026-11-29T10:00:00Z`` (milliseconds shown only when not zero)."""
+    """Epoch ms -> ``2026-11-29T10:00:00Z`` (milliseconds shown only when not zero).
+    ValueError outside the years 1 to 9999 (see :func:`clamp_instant`)."""
+    if not MIN_INSTANT_MS <= ms <= MAX_INSTANT_MS:
+        raise ValueError(f"{ms} ms since 1970 is outside the years 1 to 9999: not writable")
     secs, rem = divmod(ms, 1000)
     days, sec = divmod(secs, 86_400)
     h, sec = divmod(sec, 3600)
@@ -81,4 +111,5 @@ def format_ts(ms: int) -> str:
 
 @lru_cache(maxsize=1024)
 def _date(days: int) -> str:
-    return (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
+    d = _EPOCH + timedelta(days=days)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"  # strftime drops the zeros of year 999

@@ -128,3 +128,7 @@ class PermanentProviderError(ProviderError):
 
 class ConfigError(EngineError):
     """Settings or command-line options are wrong."""
+
+
+class ProduceError(EngineError):
+    """Producing to Kafka failed for good (after retries); the message says how to resume."""

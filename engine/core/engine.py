@@ -36,6 +36,8 @@ from engine.core.paths import route
 from engine.core.state import UserState
 from engine.core.timers import fire_due, is_stale, reschedule
 from engine.core.user_actions import UserAction
+from engine.durations import MAX_INSTANT_MS, MIN_INSTANT_MS
+from engine.errors import InputError
 from engine.journey.model import Journey
 
 __all__ = ["DAY_MS", "Engine", "EngineConfig"]
@@ -45,6 +47,26 @@ Handler = Callable[[Step, Any], UserAction | None]
 
 def _on_wake(step: Step, wake: Wake) -> None:
     return None  # due timers already fired before dispatch
+
+
+def _refuse_unwritable_timers(state: UserState) -> None:
+    """Issue 11: no computed time may overflow. Waits clamp their own times
+    (:func:`engine.durations.clamp_instant`); anything else past the writable range (a
+    journey with an absurd duration) refuses the input: the worker dead-letters it and
+    keeps the state it had (it decodes a fresh state for every input)."""
+    for at in (state.wake_at, *(i.wake_at for i in state.instances.values())):
+        if at is not None and not MIN_INSTANT_MS <= at <= MAX_INSTANT_MS:
+            raise InputError(
+                "bad_timestamp",
+                f"a timer computed for this input is at {at} ms, past the years 1 to 9999",
+            )
+    for m in state.messages.values():
+        if m.timer_at is not None and not MIN_INSTANT_MS <= m.timer_at <= MAX_INSTANT_MS:
+            raise InputError(
+                "bad_timestamp",
+                f"a message timer computed for this input is at "
+                f"{m.timer_at} ms, past the years 1 to 9999",
+            )
 
 
 class Engine:
@@ -88,6 +110,7 @@ class Engine:
             route(step, action)
         self._tidy(step)
         reschedule(step)
+        _refuse_unwritable_timers(state)
         return state, step.effects
 
     def wake_token(self, state: UserState) -> str:

@@ -16,6 +16,7 @@ from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
+from engine.durations import clamp_instant
 from engine.journey.expressions import compile_expression
 from engine.journey.model import (
     BranchNode,
@@ -77,7 +78,7 @@ def _enter_send(step: Step, inst: Instance, node: SendNode) -> str | None:
 def wait_target(step: Step, inst: Instance, node: WaitNode) -> int:
     """When a ``wait`` ends. A missing or unreadable property ends it at once."""
     if node.duration is not None:
-        return step.now + (node.duration_ms or 0)
+        return clamp_instant(step.now + (node.duration_ms or 0))
     journey = step.journey(inst)
     if node.until is not None:
         tz = zone(step.state.attrs.get("timezone"), journey.settings.default_timezone)
@@ -88,7 +89,9 @@ def wait_target(step: Step, inst: Instance, node: WaitNode) -> int:
     for part in path:
         value = value.get(part) if isinstance(value, dict) else None
     at = parse_instant(value)
-    return step.now if at is None else at + node.offset_ms
+    # Clamped (issue 11): a property far in the future plus an offset must not make a timer
+    # the wire can't write (year > 9999) or a state too big to encode.
+    return step.now if at is None else clamp_instant(at + node.offset_ms)
 
 
 def _enter_wait(step: Step, inst: Instance, node: WaitNode) -> str | None:
@@ -101,7 +104,7 @@ def _enter_wait(step: Step, inst: Instance, node: WaitNode) -> str | None:
 
 def _enter_wait_for(step: Step, inst: Instance, node: WaitForNode) -> str | None:
     if node.timeout_ms is not None:
-        inst.wake_at = step.now + node.timeout_ms
+        inst.wake_at = clamp_instant(step.now + node.timeout_ms)
     return None
 
 

@@ -35,9 +35,11 @@ Timestamp = Annotated[
         examples=["2026-11-29T10:00:00Z"],
     ),
 ]
+# Inputs carry ISO-8601 text only (an epoch number is dead-lettered as bad_timestamp),
+# inside the window the worker is configured with (docs/operations.md).
 InputTimestamp = Annotated[
-    Timestamp | float,
-    Field(description="ISO-8601 (preferred), or epoch seconds / epoch milliseconds"),
+    Timestamp,
+    Field(description="ISO-8601 instant (epoch numbers are refused), inside the accepted window"),
 ]
 Base64 = Annotated[
     str, Field(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")

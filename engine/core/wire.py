@@ -22,7 +22,10 @@ Records, where they travel, and the functions that write / read them:
 * dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`.
 
 Timestamps are written as ISO-8601 UTC with milliseconds when not zero
-(:func:`engine.durations.format_ts`); inputs may also carry epoch seconds or milliseconds.
+(:func:`engine.durations.format_ts`), and read only in the documented ISO-8601 form
+(:data:`engine.durations.ISO_INSTANT_PATTERN`): an epoch number, a date without a time or
+anything else is ``bad_timestamp``. Adapters also check every input's ``ts`` against a
+:class:`TimeWindow` (``bad_timestamp`` outside it).
 
 Pure like the rest of the core: no clock (a dead letter's time is the caller's argument),
 no I/O. Every way a message can be unusable maps to an :class:`~engine.errors.InputError`
@@ -54,7 +57,13 @@ from engine.core.inputs import (
     Wake,
 )
 from engine.core.state import UserState
-from engine.durations import format_ts, parse_ts_ms
+from engine.durations import (
+    MAX_INSTANT_MS,
+    MIN_INSTANT_MS,
+    clamp_instant,
+    format_ts,
+    parse_iso_instant,
+)
 from engine.errors import InputError
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -120,17 +129,37 @@ def _ts(d: dict[str, Any], key: str = "ts") -> int:
         raise InputError(
             "missing_field", f"'{key}' is required (ISO-8601, e.g. 2026-11-29T10:00:00Z)"
         )
-    if isinstance(v, bool):
-        raise InputError("bad_timestamp", f"'{key}' must be an ISO-8601 string")
-    if isinstance(v, int | float):
-        # epoch seconds, or epoch milliseconds (anything past the year 5138 in seconds)
-        return int(v * 1000) if v < 1e11 else int(v)
     if not isinstance(v, str):
-        raise InputError("bad_timestamp", f"'{key}' must be an ISO-8601 string")
+        # Epoch numbers are refused: 1e17 or -5 would pass as "seconds or milliseconds"
+        # and put a user decades away (docs/schemas: a timestamp is ISO-8601 text).
+        raise InputError(
+            "bad_timestamp",
+            f"'{key}' must be ISO-8601 text like 2026-11-29T10:00:00Z, not {type(v).__name__}",
+        )
     try:
-        return parse_ts_ms(v)
+        return parse_iso_instant(v)
     except ValueError as exc:
-        raise InputError("bad_timestamp", f"{v!r} is not ISO-8601") from exc
+        raise InputError("bad_timestamp", f"'{key}': {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The instants an input may carry: ``earliest <= ts <= latest``. The adapter builds
+    it from its settings and its wall clock (``latest`` = the configured bound or now plus
+    the allowed skew, whichever is earlier): the core never reads a clock."""
+
+    earliest: int
+    latest: int
+
+    def check(self, ts: int, what: str = "ts") -> int:
+        """``ts``, or :class:`InputError` ``bad_timestamp`` when it is outside."""
+        if not self.earliest <= ts <= self.latest:
+            raise InputError(
+                "bad_timestamp",
+                f"'{what}' {format_ts(clamp_instant(ts))} is outside the accepted window "
+                f"{format_ts(self.earliest)} .. {format_ts(self.latest)}",
+            )
+        return ts
 
 
 def _obj(d: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -484,7 +513,11 @@ def dead_letter_wire(dl: DeadLetter) -> dict[str, Any]:
         "topic": dl.topic,
         "partition": dl.partition,
         "offset": dl.offset,
-        "timestamp": format_ts(dl.timestamp) if dl.timestamp else None,
+        # A producer may stamp a record with any Kafka timestamp: unwritable ones are left
+        # out rather than failing the dead letter itself.
+        "timestamp": format_ts(dl.timestamp)
+        if dl.timestamp and MIN_INSTANT_MS <= dl.timestamp <= MAX_INSTANT_MS
+        else None,
         "key": key_text,
         "key_b64": base64.b64encode(dl.key).decode() if dl.key is not None else None,
         "value_b64": base64.b64encode(dl.value).decode() if dl.value is not None else None,

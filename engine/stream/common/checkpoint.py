@@ -74,13 +74,13 @@ class Backend(Protocol):
     def assigned(self) -> set[tuple[str, int]]: ...
 
 
-def fail_stop(reason: str, **fields: Any) -> None:
+def fail_stop(reason: str, code: int = EXIT_FAIL_STOP, **fields: Any) -> None:
     """Exit now, without committing: a restart resumes from the last checkpoint."""
-    event(log, "fail_stop", logging.CRITICAL, reason=reason, **fields)
+    event(log, "fail_stop", logging.CRITICAL, reason=reason, exit_code=code, **fields)
     for h in logging.getLogger().handlers:
         with contextlib.suppress(Exception):  # exiting anyway
             h.flush()
-    os._exit(EXIT_FAIL_STOP)
+    os._exit(code)
 
 
 @dataclass

@@ -55,6 +55,7 @@ def make_app(settings: Settings, app_id: str) -> faust.App:
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=max(settings.session_timeout_ms / 1000, 10.0),
+        consumer_group_instance_id=settings.group_instance_id,
         # Not used for the inputs (acks disabled), only for faust-internal topics.
         broker_commit_interval=settings.commit_interval_ms / 1000,
         producer_acks=-1,

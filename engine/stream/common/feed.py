@@ -11,10 +11,12 @@ and only its consumer's assignment is read.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from engine.stream.common.checkpoint import Checkpoint
+from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
 from engine.stream.common.positions import (
     DUPLICATE,
@@ -28,6 +30,9 @@ from engine.stream.common.settings import Settings
 
 # The logger these lines have always had (they were written by faust_glue).
 log = logging.getLogger("engine.stream.faust")
+
+#: How often the handler is tried on one record before it is dead-lettered.
+MAX_ATTEMPTS = 2
 
 #: What a service does with one input: (topic, partition, offset, key, value, timestamp_ms).
 Handler = Callable[[str, int, int, bytes | None, bytes | None, int | None], Awaitable[None]]
@@ -45,6 +50,7 @@ class InputFeed:
         checkpoint: Checkpoint,
         handle: Handler,
         assigned: Callable[[], set[tuple[str, int]]],
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
@@ -54,6 +60,10 @@ class InputFeed:
         self.assigned = assigned  # () -> {(topic, partition)} currently assigned
         self.positions = Positions()
         self.reader = GapReader(settings, f"{group_id}-gaps")
+        # A record the handler raised on, twice, is dead-lettered instead of retried again
+        # (without a dead-letter producer, the error propagates: the agent crashes).
+        self.dead_letters = dead_letters
+        self.failures: dict[tuple[str, int, int], tuple[int, str]] = {}
 
     async def on_assigned(self, app: Any) -> None:
         """After recovery: where each assigned input partition resumes."""
@@ -108,6 +118,50 @@ class InputFeed:
         self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
     ) -> None:
         async with self.checkpoint.lock:
-            await self.handle(topic, partition, offset, key, value, ts)
+            await self._handle(topic, partition, offset, key, value, ts)
             self.checkpoint.processed(topic, partition, offset)
             self.positions.advance(topic, partition, offset)
+
+    async def _handle(
+        self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
+    ) -> None:
+        """The handler, tried at most twice for one record (a handler dead-letters what it
+        knows is wrong with a record itself; what escapes it may be a passing hiccup). A
+        record that failed twice -- here, or before an agent crash -- is dead-lettered as
+        ``processing_error``, so no record is ever retried forever."""
+        where = (topic, partition, offset)
+        while self.failures.get(where, (0, ""))[0] < MAX_ATTEMPTS:
+            try:
+                await self.handle(topic, partition, offset, key, value, ts)
+            except Exception as exc:
+                n = self.failures.get(where, (0, ""))[0] + 1
+                detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+                self.failures[where] = (n, detail)
+                event(
+                    log,
+                    "input_failed",
+                    logging.ERROR,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    attempt=n,
+                    error=repr(exc)[:300],
+                )
+                if self.dead_letters is None:
+                    raise
+                continue
+            self.failures.pop(where, None)
+            return
+        assert self.dead_letters is not None  # else the handler's error was raised
+        detail = self.failures[where][1]
+        await self.dead_letters.produce(
+            "processing_error",
+            f"failed {MAX_ATTEMPTS} times: {detail}",
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            ts,
+        )
+        del self.failures[where]

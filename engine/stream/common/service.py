@@ -36,16 +36,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConfigError
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
+from engine.stream.common.crashes import CrashGuard
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
-from engine.stream.common.logs import event, setup
+from engine.stream.common.logs import event, flush_repeats, setup
 from engine.stream.common.settings import Settings
-
-#: A setting the service can't work with (bad credentials, an unreachable broker, topics
-#: of another size): no restart helps, so not the fail-stop code a supervisor restarts on.
-EXIT_CONFIG = 2
 
 if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import time
     from engine.stream.common.faust_glue import FaustBackend
@@ -147,7 +143,9 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         checkpoint,
         config.handle,
         parts.backend.assigned,
+        parts.dead_letters,
     )
+    crashes = CrashGuard(config.agent, settings.agent_max_crashes)
     ready = {"logged": False}
 
     def owned(tps: Any) -> Partitions:
@@ -156,6 +154,13 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     # ------------------------------------------------------------------ the inputs
 
     async def process(stream: Any) -> None:
+        try:
+            await consume(stream)
+        except Exception as exc:  # faust restarts the agent; a repeated crash stops us
+            crashes.crashed(exc)
+            raise
+
+    async def consume(stream: Any) -> None:
         async for ev in stream.events():
             m = ev.message
             if config.trace_inputs:
@@ -230,6 +235,7 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         await checkpoint.commit("shutdown")
         await feed.reader.close()
         event(log, config.events.stopped, **config.report())
+        flush_repeats()
 
     app.on_before_shutdown.connect(on_shutdown)
 
@@ -243,17 +249,21 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         app.timer(settings.stats_interval_s, name=f"{config.timer_prefix}-stats")(stats)
 
     app.journeys_runtime = config.runtime
+    app.journeys_inputs = config.inputs  # what run_service checks the group's offsets against
     return app
 
 
 def run_service(
     settings: Settings, app_id: str, log: logging.Logger, events: Events, build: Callable[[], Any]
 ) -> int:
-    """Create the topics, build the app and run it as a faust worker until SIGINT/SIGTERM.
-    Returns the process exit code (a topic with another partition count than
-    ``settings.partitions`` is a :class:`~engine.errors.ConfigError`)."""
+    """Build the app (a bad journey stops here, before anything touches Kafka), check that
+    the consumer group is this run's (:mod:`~engine.stream.common.namespace`), create the
+    topics and run the app as a faust worker until SIGINT/SIGTERM. Returns the process exit
+    code; raises :class:`~engine.errors.ConfigError` for a group of another run or a topic
+    with another partition count than ``settings.partitions``."""
     import faust
 
+    from engine.stream.common.namespace import check_namespace
     from engine.stream.common.preflight import check_brokers
     from engine.stream.common.topics import ensure_topics
 
@@ -262,14 +272,11 @@ def run_service(
     # One event loop for everything: faust binds its services to the loop they are made on.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    try:
-        # One clear error for a broker that refuses the settings (faust would retry forever).
-        loop.run_until_complete(check_brokers(settings, f"{app_id}-preflight"))
-        loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
-    except ConfigError as exc:
-        event(log, "config_error", logging.ERROR, error=str(exc))
-        return EXIT_CONFIG
     app = build()
+    # One clear error for a broker that refuses the settings (faust would retry forever).
+    loop.run_until_complete(check_brokers(settings, f"{app_id}-preflight"))
+    loop.run_until_complete(check_namespace(settings, app_id, app.journeys_inputs))
+    loop.run_until_complete(ensure_topics(settings, settings.topics.all()))
     worker = faust.Worker(
         app,
         loop=loop,

@@ -16,9 +16,12 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.core.wire import TimeWindow
+from engine.durations import format_duration, parse_duration_ms, parse_iso_instant
 from engine.errors import ConfigError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -118,8 +121,13 @@ class Settings:
     partitions: int = 8
     replication_factor: int = 1
     store: str = "memory://"  # or rocksdb:// (needs the rocksdict package)
-    app_id: str = "journeys-engine"  # consumer group and table namespace of `journeys run`
-    gateway_app_id: str = "journeys-gateway"  # the same for `journeys gateway`
+    # Consumer group and table namespace of `journeys run` / `journeys gateway`. Unless set
+    # explicitly, both start with the topic prefix (``namespace``): everything a run
+    # creates -- topics, groups, changelogs (``{app_id}-<table>-changelog``) -- derives
+    # from that one namespace, so runs with different prefixes never share state.
+    app_id: str = "journeys-engine"
+    gateway_app_id: str = "journeys-gateway"
+    namespace: str = ""  # JOURNEYS_TOPIC_PREFIX
     topics: Topics = field(default_factory=Topics)
     security: Security = field(default_factory=Security)
     journeys: str | None = None  # directory or file of journeys (worker only)
@@ -132,8 +140,10 @@ class Settings:
     # for this long, so a backlog and its receipts are handled before timers that are
     # already due on the wall clock (a file replayed from the past). See docs/streaming.md.
     timer_settle_ms: int = 0
-    session_timeout_ms: int = 30_000
-    heartbeat_interval_ms: int = 3_000
+    # A dead worker's partitions wait this long for it (without static membership, a
+    # restarted one too): 10 s, not Kafka's 30-45 s (docs/operations.md, recovery).
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
     # gateway: forget a message's dedupe record this long after its claim (0: never). Keep
     # it above the retention of journey.send-requests, so no replay can outlive it.
@@ -142,6 +152,16 @@ class Settings:
     stats_interval_s: float = 10.0  # a `stats` log line this often (0: never)
     trace_inputs: bool = False  # an `input` log line per consumed message (debugging)
     recovery_stall_s: float = 60.0  # fail-stop when table recovery stalls this long (0: never)
+    # Input timestamps outside [ts_earliest, min(ts_latest, wall clock + ts_max_future_ms)]
+    # are dead-lettered as bad_timestamp (docs/operations.md).
+    ts_earliest: str = "2000-01-01T00:00:00Z"
+    ts_latest: str = "2100-01-01T00:00:00Z"
+    ts_max_future_ms: int = 3_600_000
+    # An agent that crashes this many times within 5 minutes stops the process (exit 70).
+    agent_max_crashes: int = 2
+    # Static group membership (KIP-345): a stable id per worker instance lets a restarted
+    # worker take its partitions back without a rebalance (unset: dynamic membership).
+    group_instance_id: str | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -180,6 +200,12 @@ class Settings:
     @classmethod
     def _assemble(cls, values: dict[str, Any]) -> Settings:
         prefix = values.pop("topic_prefix", "") or ""
+        for name in ("app_id", "gateway_app_id"):
+            # The default groups derive from the prefix; a group named explicitly is used
+            # as given (a collision with another run is refused at start: namespace.py).
+            if not values.get(name):
+                values[name] = prefix + getattr(cls, name)
+        values["namespace"] = prefix
         topic_kw = {
             key: values.pop(f"topic_{key}", None) or prefix + default
             for key, default in DEFAULT_TOPICS.items()
@@ -223,6 +249,28 @@ class Settings:
             raise ConfigError(f"topic names must differ: {names}")
         if self.session_timeout_ms < 3 * self.heartbeat_interval_ms:
             raise ConfigError("session timeout must be at least 3 heartbeat intervals")
+        try:
+            earliest = parse_iso_instant(self.ts_earliest)
+            latest = parse_iso_instant(self.ts_latest)
+        except ValueError as exc:
+            raise ConfigError(f"JOURNEYS_TS_EARLIEST / JOURNEYS_TS_LATEST: {exc}") from exc
+        if earliest >= latest:
+            raise ConfigError(
+                f"JOURNEYS_TS_EARLIEST ({self.ts_earliest}) must be before "
+                f"JOURNEYS_TS_LATEST ({self.ts_latest})"
+            )
+        if self.agent_max_crashes < 1:
+            raise ConfigError("JOURNEYS_AGENT_MAX_CRASHES must be >= 1")
+
+    @cached_property
+    def _ts_bounds(self) -> tuple[int, int]:
+        return parse_iso_instant(self.ts_earliest), parse_iso_instant(self.ts_latest)
+
+    def ts_window(self, now_ms: int) -> TimeWindow:
+        """The timestamps an input may carry when the wall clock says ``now_ms``: the
+        configured window, cut at ``now_ms`` plus the allowed skew into the future."""
+        earliest, latest = self._ts_bounds
+        return TimeWindow(earliest, min(latest, now_ms + self.ts_max_future_ms))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -246,12 +294,17 @@ class Settings:
             "partitions": self.partitions,
             "replication_factor": self.replication_factor,
             "store": self.store,
+            "namespace": self.namespace,
             "app_id": self.app_id,
             "gateway_app_id": self.gateway_app_id,
+            "group_instance_id": self.group_instance_id,
             "topics": dict(zip(DEFAULT_TOPICS, self.topics.all(), strict=True)),
             "security_protocol": self.security.protocol,
             "commit_interval_ms": self.commit_interval_ms,
             "tick_ms": self.tick_ms,
+            "session_timeout_ms": self.session_timeout_ms,
+            "ts_window": [self.ts_earliest, self.ts_latest],
+            "ts_max_future": format_duration(self.ts_max_future_ms),
         }
 
 
@@ -300,6 +353,11 @@ _ENV: list[tuple[str, str, Any]] = [
     ("stats_interval_s", "JOURNEYS_STATS_INTERVAL_S", float),
     ("trace_inputs", "JOURNEYS_TRACE_INPUTS", _bool),
     ("recovery_stall_s", "JOURNEYS_RECOVERY_STALL_S", float),
+    ("ts_earliest", "JOURNEYS_TS_EARLIEST", str),
+    ("ts_latest", "JOURNEYS_TS_LATEST", str),
+    ("ts_max_future_ms", "JOURNEYS_TS_MAX_FUTURE", parse_duration_ms),
+    ("agent_max_crashes", "JOURNEYS_AGENT_MAX_CRASHES", int),
+    ("group_instance_id", "JOURNEYS_GROUP_INSTANCE_ID", str),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

@@ -2,6 +2,8 @@
 
     python -m engine.stream.devtools.bench throughput --users 20000
     python -m engine.stream.devtools.bench timers --users 2000 --wait 5s --spread 20
+    python -m engine.stream.devtools.bench recovery      (kill -9 and restart; see recovery.py)
+    python -m engine.stream.devtools.bench dead-letters --records 20000
 
 ``throughput``: the events of ``--users`` users (one entry each, historic timestamps, a
 journey of two SMS sends around a 1 h wait, so every wait is already due) are put on
@@ -222,21 +224,75 @@ async def timers(
         await env.aclose()
 
 
+async def dead_letters(
+    bootstrap: str, records: int, partitions: int, workdir: Path
+) -> dict[str, Any]:
+    """Dead-letter throughput: the poison corpus (``engine.stream.devtools.corpus``) put on
+    the input topics first, then a worker started; until every record is dead-lettered."""
+    from engine.stream.common.topics import ensure_topics
+    from engine.stream.devtools.corpus import bad_records, produce_fast
+
+    jdir = workdir / "journeys"
+    jdir.mkdir(parents=True)
+    (jdir / "bench.yaml").write_text(THROUGHPUT_JOURNEY)
+    env = StreamEnv(bootstrap, workdir, jdir, partitions=partitions)
+    try:
+        s = env.settings()
+        await ensure_topics(s, s.topics.all())
+        bad = bad_records(s.topics, records, int(time.time() * 1000), oversized_every=0)
+        await produce_fast(s, bad)
+        worker = env.start_worker()
+        await worker.wait_for("worker_ready", 60)
+        start = time.monotonic()
+        first: float | None = None
+        while time.monotonic() - start < 600:
+            n = await _count(env, s.topics.dead_letters)
+            if n and first is None:
+                first = time.monotonic()
+            if n >= records:
+                break
+            await asyncio.sleep(0.25)
+        elapsed = time.monotonic() - (first or start)
+        return {
+            "records": records,
+            "kinds": len({r.kind for r in bad}),
+            "dead_letters": n,
+            "seconds": round(elapsed, 1),
+            "dead_letters_per_s": round(n / elapsed),
+            "worker_log_lines": sum(1 for _ in worker.events()),
+        }
+    finally:
+        await env.aclose()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.stream.devtools.bench")
-    p.add_argument("what", choices=["throughput", "timers"])
+    p.add_argument("what", choices=["throughput", "timers", "recovery", "dead-letters"])
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--wait", default="5s")
     p.add_argument("--spread", type=float, default=20.0)
     p.add_argument("--no-gateway", action="store_true", help="throughput of the worker alone")
+    p.add_argument("--rate", type=float, default=20.0, help="recovery: users entering per second")
+    p.add_argument("--records", type=int, default=20_000, help="dead-letters: bad records")
     p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="journeys-bench-") as tmp:
+        res: Any
         if a.what == "throughput":
             res = asyncio.run(
                 throughput(a.bootstrap, a.users, a.partitions, Path(tmp), not a.no_gateway)
             )
+        elif a.what == "recovery":
+            from engine.stream.devtools.recovery import recovery_table
+
+            res = asyncio.run(
+                recovery_table(
+                    a.bootstrap, Path(tmp), partitions=a.partitions, rate=a.rate, wait=a.wait
+                )
+            )
+        elif a.what == "dead-letters":
+            res = asyncio.run(dead_letters(a.bootstrap, a.records, a.partitions, Path(tmp)))
         else:
             res = asyncio.run(
                 timers(a.bootstrap, a.users, a.wait, a.spread, a.partitions, Path(tmp))

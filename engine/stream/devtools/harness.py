@@ -163,7 +163,14 @@ class StreamEnv:
             argv=[sys.executable, "-m", module],
             # One data directory per service, as if each ran on its own host (RocksDB
             # locks its files); a restart passes the old one to get its local state back.
-            env={**self.env(), "JOURNEYS_DATA_DIR": str(self.workdir / f"data-{name}"), **env},
+            # Static group membership, as in production: one instance id per service
+            # name, so a service restarted under its name takes its partitions back.
+            env={
+                **self.env(),
+                "JOURNEYS_DATA_DIR": str(self.workdir / f"data-{name}"),
+                "JOURNEYS_GROUP_INSTANCE_ID": f"it-{self.run_id}-{name}",
+                **env,
+            },
             cwd=self.workdir,
         )
         svc.spawn()

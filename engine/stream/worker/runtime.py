@@ -25,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.core import wire
 from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
@@ -95,6 +95,43 @@ class Stats:
         }
 
 
+#: The largest record the worker produces (an effect or a user state). The topics keep the
+#: broker's default limit (1 MiB); a bigger record would fail at the checkpoint, stop the
+#: worker, and fail again after every restart: it is refused here instead (dead letter).
+MAX_RECORD_BYTES = 900 * 1024
+
+
+def _check_size(what: str, value: bytes, reason: str = "effect_too_large") -> None:
+    if len(value) > MAX_RECORD_BYTES:
+        raise InputError(
+            reason,
+            f"{what}: {len(value)} bytes; the worker writes records of up to {MAX_RECORD_BYTES}",
+        )
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Record(NamedTuple):
+    """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
+
+    topic: str
+    effect: Outcome | SendRequest | Revoke
+    value: bytes
+    label: str
+
+
+@dataclass
+class Prepared:
+    """One input's result, encoded and checked, not yet produced."""
+
+    user_key: bytes
+    records: list[Record] = field(default_factory=list)
+    wakes: list[ScheduleWake] = field(default_factory=list)
+    state: bytes | None = None  # the new table value; None: unchanged
+
+
 class EngineRuntime:
     def __init__(
         self,
@@ -105,7 +142,9 @@ class EngineRuntime:
         send: Send,
         get_state: GetState,
         dead_letters: DeadLetters,
+        clock: Callable[[], int] = _wall_clock_ms,
     ) -> None:
+        self.clock = clock  # wall clock, epoch ms: the timestamp window and wake lateness
         self.engine = engine
         self.settings = settings
         self.topics = settings.topics
@@ -135,19 +174,33 @@ class EngineRuntime:
         value: bytes | None,
         timestamp_ms: int | None = None,
     ) -> None:
-        """Process one input message. Never raises for bad input or a core error
-        (both are dead-lettered); produce failures surface at the checkpoint."""
+        """Process one input message. Never raises for anything the message itself does:
+        bad input, a core error, an effect or a state that can't be written -- all are
+        dead-lettered with their reason and the user's state stays as it was. What can
+        still raise is producing (the broker), which the input feed retries once."""
         self.stats.inputs += 1
         self.last_input[partition] = time.monotonic()
         try:
             inp = self._decode(topic, key, value)
+            step = self._prepare(inp, partition)
         except InputError as exc:
             await self._dead_letter(
                 exc.reason, exc.detail, topic, partition, offset, key, value, timestamp_ms
             )
             return
-        assert key is not None and value is not None  # checked by _decode
-        await self._step(inp, topic, partition, offset, key, value, timestamp_ms)
+        except Exception as exc:  # a bug in the core or a journey: keep the old state
+            await self._dead_letter(
+                "processing_error",
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+                topic,
+                partition,
+                offset,
+                key,
+                value,
+                timestamp_ms,
+            )
+            return
+        await self._carry_out(step, partition)
 
     def _decode(self, topic: str, key: bytes | None, value: bytes | None) -> Input:
         kind = self.kind_of.get(topic)
@@ -166,18 +219,14 @@ class EngineRuntime:
                 f"the key {key[:100]!r} is not the user_id {inp.user_id[:100]!r}: the message "
                 "may sit on another user's partition",
             )
+        # The window is the adapter's: the core never reads the clock.
+        self.settings.ts_window(self.clock()).check(inp.ts)
         return inp
 
-    async def _step(
-        self,
-        inp: Input,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes,
-        value: bytes,
-        timestamp_ms: int | None,
-    ) -> None:
+    def _prepare(self, inp: Input, partition: int) -> Prepared:
+        """Everything about one input that can fail because of the input, done before
+        anything is produced: read the state, run the core, encode every effect and the new
+        state, check their sizes. Raises (InputError or anything else) to dead-letter."""
         user = inp.user_id
         ukey = user.encode()
         buffered = self.checkpoint.get_dirty(ukey)
@@ -188,68 +237,77 @@ class EngineRuntime:
             state = self.engine.new_state(user)
             # A user without a stored state is written only if the step changed the state.
             raw = wire.state_record(partition, state)
+        wake_late: int | None = None
+        stale = isinstance(inp, Wake) and is_stale(state, inp)
+        if isinstance(inp, Wake) and not stale:
+            wake_late = self.clock() - inp.ts
+        _, effects = self.engine.advance(state, inp, inp.ts)
+        step = Prepared(ukey)
+        for eff in effects:
+            self._encode(eff, step)
+        new_raw = wire.state_record(partition, state)
+        _check_size("the user's new state", new_raw, "state_too_large")
+        if new_raw != raw:
+            step.state = new_raw
+        # Counted once the input is sure to go through.
         if isinstance(inp, Wake):
-            # The core drops stale wake-ups itself; asked here only to count them.
-            if is_stale(state, inp):
+            if stale:
                 self.stats.stale_wakes += 1
             else:
                 self.stats.wakes += 1
-                self.stats.lateness.append(int(time.time() * 1000) - inp.ts)
-        try:
-            _, effects = self.engine.advance(state, inp, inp.ts)
-        except Exception as exc:  # a bug in the core or a journey: keep the old state
-            await self._dead_letter(
-                "processing_error",
-                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-                topic,
-                partition,
-                offset,
-                key,
-                value,
-                timestamp_ms,
-            )
-            return
-        for eff in effects:
-            await self._effect(eff, partition)
-        new_raw = wire.state_record(partition, state)
-        if new_raw != raw:
-            self.checkpoint.put_state(ukey, partition, new_raw)
-        else:
-            self.stats.unchanged += 1
+                self.stats.lateness.append(wake_late or 0)
+        return step
 
-    async def _effect(self, eff: Any, partition: int) -> None:
+    def _encode(self, eff: Any, step: Prepared) -> None:
         t = self.topics
         match eff:
             case Outcome():
-                self.stats.outcomes += 1
-                fut = await self.send(
-                    t.outcomes, eff.user_id.encode(), wire.outcome_value(eff), partition
-                )
-                self.checkpoint.add_effect(f"outcome {eff.outcome_id}", fut)
+                rec = Record(t.outcomes, eff, wire.outcome_value(eff), f"outcome {eff.outcome_id}")
             case SendRequest():
-                self.stats.sends += 1
-                fut = await self.send(
-                    t.send_requests, eff.user_id.encode(), wire.send_request_value(eff), partition
-                )
-                self.checkpoint.add_effect(f"send {eff.message_id}", fut)
-                event(
-                    log,
-                    "send_requested",
-                    logging.DEBUG,
-                    message_id=eff.message_id,
-                    user_id=eff.user_id,
-                    channel=eff.channel,
-                    to=eff.to,
-                    node=eff.node_id,
+                rec = Record(
+                    t.send_requests, eff, wire.send_request_value(eff), f"send {eff.message_id}"
                 )
             case Revoke():
-                self.stats.revokes += 1
-                fut = await self.send(
-                    t.send_requests, eff.user_id.encode(), wire.revoke_value(eff), partition
+                rec = Record(
+                    t.send_requests, eff, wire.revoke_value(eff), f"revoke {eff.message_id}"
                 )
-                self.checkpoint.add_effect(f"revoke {eff.message_id}", fut)
             case ScheduleWake():
-                self.timers.schedule(eff.user_id, partition, eff.at, eff.token)
+                if eff.at is not None:
+                    wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
+                step.wakes.append(eff)
+                return
+            case _:
+                return
+        _check_size(rec.label, rec.value)
+        step.records.append(rec)
+
+    async def _carry_out(self, step: Prepared, partition: int) -> None:
+        for topic, eff, value, label in step.records:
+            fut = await self.send(topic, step.user_key, value, partition)
+            self.checkpoint.add_effect(label, fut)
+            match eff:
+                case Outcome():
+                    self.stats.outcomes += 1
+                case SendRequest():
+                    self.stats.sends += 1
+                    event(
+                        log,
+                        "send_requested",
+                        logging.DEBUG,
+                        message_id=eff.message_id,
+                        user_id=eff.user_id,
+                        channel=eff.channel,
+                        to=eff.to,
+                        node=eff.node_id,
+                    )
+                case Revoke():
+                    self.stats.revokes += 1
+        for wake_eff in step.wakes:
+            self.timers.schedule(wake_eff.user_id, partition, wake_eff.at, wake_eff.token)
+        if step.state is not None:
+            self.checkpoint.put_state(step.user_key, partition, step.state)
+        else:
+            self.stats.unchanged += 1
 
     async def _dead_letter(
         self,

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine.errors import ConfigError, EngineError, InvalidJourney
 from engine.stream.common.logs import event
 from engine.stream.common.service import (
     Events,
@@ -32,6 +34,8 @@ from engine.stream.common.timers import TimerIndex
 log = logging.getLogger("engine.stream.worker")
 
 STATE_TABLE = "user-states"
+# Exit codes of `python -m engine.stream.worker` (as `journeys run`'s).
+EXIT_INVALID_JOURNEYS, EXIT_CONFIG = 1, 2
 EVENTS = Events(
     starting="worker_starting", ready="worker_ready", stats="stats", stopped="worker_stopped"
 )
@@ -44,7 +48,14 @@ def build_worker(settings: Settings) -> Any:
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
 
-    journeys = load_journeys([settings.journeys_path()])  # a bad journey stops us here
+    path = settings.journeys_path()
+    journeys = load_journeys([path])  # a bad journey stops us here, before Kafka
+    if not journeys:
+        # A worker without journeys would consume every event and drop it, silently.
+        raise ConfigError(
+            f"{path}: no journeys found (.yaml, .yml, .json); the worker would drop every event. "
+            "Point --journeys / JOURNEYS_DIR at a directory of journey files."
+        )
     topics = settings.topics
     parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
     backend, checkpoint = parts.backend, parts.checkpoint
@@ -102,5 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m engine.stream.worker", description="journey engine worker on Kafka"
     )
     add_arguments(parser, journeys=True)
-    settings = Settings.from_env_and_args(parser.parse_args(argv))
-    return run_worker(settings)
+    try:
+        return run_worker(Settings.from_env_and_args(parser.parse_args(argv)))
+    except InvalidJourney as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID_JOURNEYS
+    except EngineError as exc:
+        print(f"journeys worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
