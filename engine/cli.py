@@ -6,7 +6,7 @@ Exit codes (docs/journeys.md, "Command line"):
 
 * 0: done, nothing wrong.
 * 1: done, and problems were found: ``validate`` problems, files ``schema --check``
-  finds out of date, input lines ``simulate`` rejected.
+  finds out of date, input lines ``simulate`` rejected, what ``diff`` flags.
 * 2: the command could not do its job: bad flags, a missing or unreadable file, journeys
   that don't load (outside ``validate``), bad settings, a broker that can't be reached.
 * 70: an internal error, i.e. a bug: please report it. 130: interrupted (Ctrl-C).
@@ -23,7 +23,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
@@ -31,6 +31,10 @@ from engine.errors import ConfigError, EngineError, InvalidJourney
 
 # The stream settings import neither faust nor aiokafka: cheap enough for every command.
 from engine.stream.common.settings import DEFAULT_BOOTSTRAP, DEFAULT_TOPICS, Settings, add_arguments
+
+if TYPE_CHECKING:
+    from engine.core.state import UserState
+    from engine.lint.inflight import InFlight
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 70, 130, 141
@@ -192,6 +196,8 @@ def _simulate(args: argparse.Namespace) -> int:
         why = f"{b.reason}: {b.detail}" if b.detail else b.reason
         print(f"{args.events}:{b.line}: rejected: {why}", file=sys.stderr)
     result = Simulator(journeys).run(inputs, until=args.until, trace=args.trace)
+    if args.states_out:
+        _write_states(args.states_out, result.states.values())
     out = sys.stdout.buffer
     for o in result.outcomes:
         out.write(orjson.dumps(o.to_wire()) + b"\n")
@@ -211,6 +217,49 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def _write_states(path: str, states: Iterable[UserState]) -> None:
+    """Every user's final state as JSON lines, by user id (``journeys diff --state``)."""
+    from engine.core.wire import state_line
+
+    by_user = sorted(states, key=lambda s: s.user_id)
+    with open(path, "wb") as fh:
+        for state in by_user:
+            fh.write(state_line(state) + b"\n")
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from engine.lint.diff_report import diff_report, load_side
+    from engine.lint.diff_text import format_report
+
+    old, new = load_side(args.old, "OLD"), load_side(args.new, "NEW")
+    inflight = _read_states(args) if args.state is not None else None
+    report = diff_report(old, new, inflight)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(format_report(report))
+    return EXIT_PROBLEMS if report["summary"]["flagged"] else EXIT_OK
+
+
+def _read_states(args: argparse.Namespace) -> InFlight:
+    """--state: a file of states, ``kafka`` (the worker's state changelog) or ``kafka:TOPIC``."""
+    import asyncio
+
+    from engine.stats.state_source import changelog_topic, read_changelog, read_states_file
+    from engine.stream.common.preflight import check_brokers
+
+    source: str = args.state
+    if source != "kafka" and not source.startswith("kafka:"):
+        if not Path(source).is_file():
+            raise ConfigError(f"--state {source}: no such file (or write kafka, or kafka:TOPIC)")
+        return read_states_file(source)
+    settings = Settings.from_env_and_args(args)
+    topic = source.removeprefix("kafka").removeprefix(":") or changelog_topic(settings)
+    print(f"reading {topic} from {settings.bootstrap}", file=sys.stderr, flush=True)
+    asyncio.run(check_brokers(settings))
+    return read_changelog(settings, topic)
 
 
 def _summary(outcomes: Sequence[object]) -> None:
@@ -407,9 +456,10 @@ def _version() -> str:
 
 
 EPILOG = """\
-exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate rejected);
-2 usage or input error (bad flags, missing or unreadable files, bad settings, no broker);
-70 internal error (please report it); 130 interrupted. Details: docs/journeys.md.
+exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate rejected,
+what diff flags); 2 usage or input error (bad flags, missing or unreadable files, bad
+settings, no broker); 70 internal error (please report it); 130 interrupted. Details:
+docs/journeys.md.
 --debug or JOURNEYS_DEBUG=1 shows the traceback of an error."""
 
 
@@ -512,6 +562,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-rejects",
         action="store_true",
         help="exit 0 even when input lines were rejected (they are still listed on stderr)",
+    )
+    p.add_argument(
+        "--states-out",
+        metavar="FILE",
+        help="write every user's final state here, as JSON lines, for journeys diff --state "
+        "(default: none)",
+    )
+    p = add(
+        "diff",
+        _diff,
+        "what changed between two versions of journeys, and what it does to users in flight",
+    )
+    p.add_argument("old", metavar="OLD", help="journey file or directory: what runs now")
+    p.add_argument("new", metavar="NEW", help="journey file or directory: what will run")
+    p.add_argument(
+        "--state",
+        metavar="SOURCE",
+        help="count the runs in flight: a file of states (journeys simulate --states-out), "
+        "kafka (the worker's state changelog, {app id}-user-states-changelog) or "
+        "kafka:TOPIC (default: none, no counts)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help=f"--state kafka: broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
+    )
+    p.add_argument(
+        "--app-id",
+        dest="app_id",
+        metavar="ID",
+        help="--state kafka: the worker's app id, which names its changelog (default: "
+        "journeys-engine; JOURNEYS_APP_ID)",
     )
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")

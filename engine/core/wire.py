@@ -19,6 +19,7 @@ Records, where they travel, and the functions that write / read them:
 * outcome (``journey.outcomes``): :func:`outcome_value` / :func:`outcome`, or
   :func:`outcome_record` for a plain dict (stats);
 * user state (the engine's table value): :func:`state_record` / :func:`parse_state_record`;
+  a line of a states file: :func:`state_line` / :func:`state_wire` (reads both);
 * dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`.
 
 Timestamps are written as ISO-8601 UTC with milliseconds when not zero
@@ -467,6 +468,23 @@ def parse_state_record(raw: bytes) -> tuple[int, dict[str, Any]]:
 def state_from_record(raw: bytes) -> tuple[int, UserState]:
     partition, wire = parse_state_record(raw)
     return partition, UserState.from_wire(wire)
+
+
+def state_line(state: UserState) -> bytes:
+    """One line of a states file (``journeys simulate --states-out``): the state's wire
+    form, as in the table value's ``s``."""
+    return orjson.dumps(state.to_wire())
+
+
+def state_wire(raw: bytes | str) -> dict[str, Any]:
+    """A state's wire form from a states-file line or a table value (``{"p": .., "s": ..}``);
+    an :class:`~engine.errors.InputError` when it is neither."""
+    d = _object(raw)
+    if isinstance(d.get("s"), dict) and "p" in d:
+        d = d["s"]
+    if not isinstance(d.get("u"), str):
+        raise InputError("missing_field", "a user state has its user id in 'u'")
+    return d
 
 
 def state_wake_at(raw: bytes) -> tuple[int, int | None]:
