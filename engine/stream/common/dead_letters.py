@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from engine.core import wire
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.logs import event
+from engine.stream.common.metrics import Metrics
 
 # The logger these lines have always had (they were written by the engine's runtime).
 log = logging.getLogger("engine.stream.runtime")
@@ -28,6 +29,7 @@ class DeadLetters:
     checkpoint: Checkpoint
     topic: str  # journey.dead-letters
     stage: str  # "engine" or "gateway"
+    metrics: Metrics | None = None
 
     async def produce(
         self,
@@ -42,6 +44,8 @@ class DeadLetters:
     ) -> None:
         """Produce the input at ``topic:partition:offset`` as a dead letter (keyed and
         partitioned as the input was) and log it."""
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(reason).inc()
         record = wire.dead_letter(
             reason=reason,
             detail=detail,

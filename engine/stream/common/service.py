@@ -41,6 +41,8 @@ from engine.stream.common.crashes import CrashGuard
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.feed import Handler, InputFeed
 from engine.stream.common.logs import event, flush_repeats, setup
+from engine.stream.common.metrics import Metrics
+from engine.stream.common.ops import Health, OpsServer
 from engine.stream.common.settings import Settings
 
 if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import time
@@ -86,6 +88,7 @@ class Parts:
     backend: FaustBackend
     checkpoint: Checkpoint
     dead_letters: DeadLetters
+    metrics: Metrics
 
 
 def open_parts(settings: Settings, *, app_id: str, table: str, stage: str) -> Parts:
@@ -96,9 +99,12 @@ def open_parts(settings: Settings, *, app_id: str, table: str, stage: str) -> Pa
     app = make_app(settings, app_id)
     tbl = state_table(app, table, settings)
     backend = FaustBackend(app, tbl)
-    checkpoint = Checkpoint(backend=backend)
-    dead_letters = DeadLetters(backend.send, checkpoint, settings.topics.dead_letters, stage)
-    return Parts(settings, app_id, app, tbl, backend, checkpoint, dead_letters)
+    metrics = Metrics()
+    checkpoint = Checkpoint(backend=backend, observe=metrics.checkpoint_duration.observe)
+    dead_letters = DeadLetters(
+        backend.send, checkpoint, settings.topics.dead_letters, stage, metrics=metrics
+    )
+    return Parts(settings, app_id, app, tbl, backend, checkpoint, dead_letters, metrics)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class ServiceConfig:
     ready_fields: Mapping[str, Any] = field(default_factory=dict)  # extra fields of `ready`
     trace_inputs: bool = False  # an `input` line per message
     runtime: Any = None  # kept as app.journeys_runtime, for introspection
+    metrics_port: int = 9464  # the operations endpoint's default port (JOURNEYS_METRICS_PORT)
+    pending_timers: Callable[[], int] | None = None  # for the journeys_pending_timers gauge
 
 
 def serve(parts: Parts, config: ServiceConfig) -> Any:
@@ -146,6 +154,11 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         parts.dead_letters,
     )
     crashes = CrashGuard(config.agent, settings.agent_max_crashes)
+    metrics = parts.metrics
+    health = Health(
+        details=lambda: {"partitions": sorted(parts.backend.active_partitions(config.owner))}
+    )
+    ops = OpsServer(metrics, health)
     ready = {"logged": False}
 
     def owned(tps: Any) -> Partitions:
@@ -172,6 +185,7 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
                     offset=m.offset,
                     key=m.key.decode(errors="replace") if m.key else None,
                 )
+            metrics.inputs.labels(m.topic).inc()
             await feed.feed(m)
             if config.after_input is not None:
                 await config.after_input(stream.channel.empty())
@@ -192,6 +206,32 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     for ticker in config.tickers:
         app.timer(ticker.interval_s, name=ticker.name)(ticker.run)
 
+    # ------------------------------------------------------------------ operations
+
+    bind = settings.metrics_bind(config.metrics_port)
+
+    async def start_ops() -> None:
+        if bind is not None:
+            port = await ops.start(*bind)
+            event(log, "metrics_listening", url=f"http://{bind[0]}:{port}/metrics")
+
+    app.task(start_ops)
+
+    async def gauges() -> None:
+        """Consumer lag per owned input partition (high watermark - next offset to
+        process) and the timer index size: cheap, so every few seconds."""
+        consumer: Any = app.consumer
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        for key, offset in list(feed.positions.expected.items()):
+            tp = assigned.get(key)
+            high = consumer.highwater(tp) if tp is not None else None
+            if high is not None:
+                metrics.consumer_lag.labels(key[0], str(key[1])).set(max(0, high - offset))
+        if config.pending_timers is not None:
+            metrics.pending_timers.set(config.pending_timers())
+
+    app.timer(5.0, name=f"{config.timer_prefix}-gauges")(gauges)
+
     # ------------------------------------------------------------------ partitions
 
     async def on_recovered() -> None:
@@ -201,6 +241,7 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
             fail_stop("positions_unavailable", error=repr(exc))
         partitions = parts.backend.active_partitions(config.owner)
         config.on_recovered(partitions)
+        health.ready = True
         if not ready["logged"]:
             ready["logged"] = True
             event(
@@ -214,6 +255,8 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     parts.table.on_recover(on_recovered)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        health.ready = False  # until the partitions' tables are recovered again
+        metrics.consumer_lag.clear()
         start_recovery_watchdog(app, settings.recovery_stall_s)
         # Commit what was processed while the partitions were ours: their next owner
         # resumes from these offsets.
@@ -235,6 +278,7 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
         await checkpoint.commit("shutdown")
         await feed.reader.close()
         event(log, config.events.stopped, **config.report())
+        await ops.stop()
         flush_repeats()
 
     app.on_before_shutdown.connect(on_shutdown)

@@ -162,6 +162,10 @@ class Settings:
     # Static group membership (KIP-345): a stable id per worker instance lets a restarted
     # worker take its partitions back without a rebalance (unset: dynamic membership).
     group_instance_id: str | None = None
+    # /metrics, /healthz, /readyz (engine/stream/common/ops.py): "" is the service's own
+    # default port (worker 9464, gateway 9465), "0" any free port, "off" none.
+    metrics_port: str = ""
+    metrics_host: str = "127.0.0.1"
 
     # ------------------------------------------------------------------ building
 
@@ -261,6 +265,19 @@ class Settings:
             )
         if self.agent_max_crashes < 1:
             raise ConfigError("JOURNEYS_AGENT_MAX_CRASHES must be >= 1")
+        if self.metrics_port not in ("", "off") and not (
+            self.metrics_port.isdigit() and int(self.metrics_port) <= 65535
+        ):
+            raise ConfigError(
+                f"JOURNEYS_METRICS_PORT must be a port number, 0 (any free port) or off; "
+                f"got {self.metrics_port!r}"
+            )
+
+    def metrics_bind(self, default_port: int) -> tuple[str, int] | None:
+        """Where the operations endpoint listens, or None when it is off."""
+        if self.metrics_port == "off":
+            return None
+        return self.metrics_host, int(self.metrics_port) if self.metrics_port else default_port
 
     @cached_property
     def _ts_bounds(self) -> tuple[int, int]:
@@ -358,6 +375,8 @@ _ENV: list[tuple[str, str, Any]] = [
     ("ts_max_future_ms", "JOURNEYS_TS_MAX_FUTURE", parse_duration_ms),
     ("agent_max_crashes", "JOURNEYS_AGENT_MAX_CRASHES", int),
     ("group_instance_id", "JOURNEYS_GROUP_INSTANCE_ID", str),
+    ("metrics_port", "JOURNEYS_METRICS_PORT", str),
+    ("metrics_host", "JOURNEYS_METRICS_HOST", str),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

@@ -147,6 +147,8 @@ class StreamEnv:
                 "JOURNEYS_STATS_INTERVAL_S": "2",
                 "JOURNEYS_RECOVERY_STALL_S": "15",
                 "PYTHONUNBUFFERED": "1",
+                # Several services on one host: each takes any free port for /metrics.
+                "JOURNEYS_METRICS_PORT": "0",
             }
         )
         env.update(self.extra_env)

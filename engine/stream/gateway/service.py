@@ -88,6 +88,8 @@ def build_gateway(settings: Settings, provider: Provider | None = None) -> Any:
             on_recovered=rebuild,
             on_revoked=timers.drop_partitions,
             gauges=lambda: {"scheduled": len(timers)},
+            metrics_port=9465,
+            pending_timers=lambda: len(timers),
             report=runtime.stats.report,
             runtime=runtime,
         ),

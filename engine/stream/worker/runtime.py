@@ -37,6 +37,7 @@ from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
+from engine.stream.common.metrics import Metrics
 from engine.stream.common.settings import Settings
 from engine.stream.common.timers import TimerIndex
 
@@ -154,6 +155,7 @@ class EngineRuntime:
         self.get_state = get_state
         self.dead_letters = dead_letters
         self.stats = Stats()
+        self.metrics: Metrics | None = None  # Prometheus (set by the service; off in tools)
         self.last_input: dict[int, float] = {}  # partition -> monotonic time of its last input
         t = settings.topics
         self.kind_of = {
@@ -256,6 +258,8 @@ class EngineRuntime:
             else:
                 self.stats.wakes += 1
                 self.stats.lateness.append(wake_late or 0)
+                if self.metrics is not None:
+                    self.metrics.wake_lateness.observe((wake_late or 0) / 1000)
         return step
 
     def _encode(self, eff: Any, step: Prepared) -> None:
@@ -288,6 +292,8 @@ class EngineRuntime:
             match eff:
                 case Outcome():
                     self.stats.outcomes += 1
+                    if self.metrics is not None:
+                        self.metrics.outcomes.labels(eff.type).inc()
                 case SendRequest():
                     self.stats.sends += 1
                     event(

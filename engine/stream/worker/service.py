@@ -69,6 +69,7 @@ def build_worker(settings: Settings) -> Any:
         backend.get,
         parts.dead_letters,
     )
+    runtime.metrics = parts.metrics
     wakes = WakeTicker(settings, timers, runtime.last_input, backend.send)
 
     def revoked(partitions: set[int]) -> None:
@@ -99,6 +100,8 @@ def build_worker(settings: Settings) -> Any:
             report=runtime.stats.report,
             ready_fields={"journeys": len(journeys)},
             runtime=runtime,
+            metrics_port=9464,
+            pending_timers=lambda: len(timers),
         ),
     )
 
