@@ -347,6 +347,47 @@ def _outcomes(args: argparse.Namespace) -> int:
     return print_outcomes(_kafka_reader(args, "outcomes"), follow=args.follow)
 
 
+def _forget(args: argparse.Namespace) -> int:
+    """Queue the erasure of a user: a ``forget`` record on journey.user-events, keyed by
+    the user, acknowledged by the broker before this returns (docs/operations.md)."""
+    import asyncio
+    import time
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from engine.core import wire
+    from engine.core.inputs import Forget
+    from engine.stream.common.preflight import check_brokers
+
+    settings = Settings.from_env_and_args(args)
+    topic = settings.topics.user_events
+    request = Forget(args.user_id, int(time.time() * 1000), args.request_id or uuid.uuid4().hex)
+
+    async def send() -> None:
+        await check_brokers(settings)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            **settings.security.aiokafka_kwargs(),
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic, wire.input_value(request), key=args.user_id.encode()
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    print(
+        f"forget request {request.request_id} for user {args.user_id} written to {topic} "
+        f"on {settings.bootstrap}; the engine answers with a user_forgotten outcome",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def _stats_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -633,6 +674,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p = add("outcomes", _outcomes, "print the outcomes so far as JSON lines")
     p.add_argument("--follow", action="store_true", help="keep printing new outcomes (Ctrl-C ends)")
+    add_arguments(p)
+    p = add("forget", _forget, "erase a user: their state, runs, profile and gateway records")
+    p.add_argument("user_id", metavar="USER_ID", help="the user to erase")
+    p.add_argument(
+        "--request-id",
+        help="id of this request; a repeat with the same id is one erasure (default: a new one)",
+    )
     add_arguments(p)
     p = add("stats", _stats, "per-journey, per-node counts and rates from outcomes")
     p.add_argument(

@@ -104,4 +104,12 @@ class ScheduleWake:
     token: str
 
 
-Effect = Outcome | SendRequest | Revoke | ScheduleWake
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """The user was forgotten: the adapter deletes the stored state (a tombstone) and asks
+    the gateway to drop its records of the user (message ids, phone mapping)."""
+
+    user_id: str
+
+
+Effect = Outcome | SendRequest | Revoke | ScheduleWake | Erase

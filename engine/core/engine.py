@@ -29,9 +29,10 @@ from engine.core.context import Step
 from engine.core.effects import Effect
 from engine.core.events import handle_event
 from engine.core.fallback import handle_receipt
+from engine.core.forget import handle_forget
 from engine.core.ids import wake_token
 from engine.core.inbound import handle_inbound
-from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.paths import route
 from engine.core.state import UserState
 from engine.core.timers import fire_due, is_stale, reschedule
@@ -91,6 +92,7 @@ class Engine:
             Receipt: handle_receipt,
             Inbound: handle_inbound,
             Wake: _on_wake,
+            Forget: handle_forget,
         }
 
     # ------------------------------------------------------------------ entry point

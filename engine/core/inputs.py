@@ -79,4 +79,14 @@ class Wake:
     token: str = ""
 
 
-Input = UserEvent | Receipt | Inbound | Wake
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """Erase the user (``journeys forget``): see :mod:`engine.core.forget`.
+    ``request_id`` makes the ``user_forgotten`` outcome's id, so a repeat is one outcome."""
+
+    user_id: str
+    ts: int
+    request_id: str = ""
+
+
+Input = UserEvent | Receipt | Inbound | Wake | Forget

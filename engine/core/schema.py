@@ -134,6 +134,11 @@ class InstanceMigratedAttributes(_Open):
 # --------------------------------------------------------------------------- outcomes
 
 
+class UserForgottenAttributes(_Open):
+    runs_ended: int = Field(description="runs the user was in when forgotten")
+    request_id: str = Field(description="the forget request's id")
+
+
 class _Outcome(_Open):
     outcome_id: NonEmpty = Field(description="deterministic id: dedupe on it")
     ts: Timestamp
@@ -227,6 +232,11 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
     ),
     "user_opted_in": (_Outcome, NoAttributes, "START after a STOP."),
     "help_requested": (_Outcome, NoAttributes, "HELP (answered with a message_sent)."),
+    "user_forgotten": (
+        _Outcome,
+        UserForgottenAttributes,
+        "journeys forget: the engine erased the user's state; erase what you derived.",
+    ),
 }
 OUTCOME_TYPES: tuple[str, ...] = tuple(OUTCOME_SPECS)
 OUTCOME_MODELS: dict[str, type[_Outcome]] = {
@@ -381,6 +391,18 @@ class Wake(_Open):
     )
 
 
+class Forget(_Open):
+    """``journeys forget USER_ID`` on ``journey.user-events`` (key: user_id): erase the
+    user's state; the engine answers with a ``user_forgotten`` outcome."""
+
+    type: Literal["forget"]
+    user_id: NonEmpty
+    ts: Timestamp
+    request_id: NonEmpty | None = Field(
+        None, description="makes the outcome's id; a repeat is one"
+    )
+
+
 class DeadLetter(_Open):
     """An unusable input on ``journey.dead-letters`` (key: the input's key)."""
 
@@ -454,6 +476,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "send-request": ("Send request (journey.send-requests)", SendRequest),
     "revoke": ("Revoke (journey.send-requests)", Revoke),
     "wake": ("Wake-up (journey.timers)", Wake),
+    "forget": ("Forget request (journey.user-events)", Forget),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
 }
 

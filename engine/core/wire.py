@@ -50,6 +50,7 @@ from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
 from engine.core.ids import wake_token
 from engine.core.inputs import (
     RECEIPT_STATUSES,
+    Forget,
     Inbound,
     Input,
     Receipt,
@@ -284,11 +285,24 @@ def wake_from(raw: bytes | None) -> Wake:
     return wake(loads(_present(raw)))
 
 
+def forget(d: dict[str, Any]) -> Forget:
+    """``journeys forget``'s request, on journey.user-events (keyed by user_id)."""
+    return Forget(_str(d, "user_id") or "", _ts(d), _str(d, "request_id", required=False) or "")
+
+
+def forget_wire(f: Forget) -> dict[str, Any]:
+    w: dict[str, Any] = {"type": "forget", "user_id": f.user_id, "ts": format_ts(f.ts)}
+    if f.request_id:
+        w["request_id"] = f.request_id
+    return w
+
+
 DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
     "event": user_event,
     "receipt": receipt,
     "inbound": inbound,
     "wake": wake,
+    "forget": forget,
 }
 
 
@@ -310,6 +324,8 @@ def input_wire(inp: Input) -> dict[str, Any]:
             return receipt_wire(inp)
         case Inbound():
             return inbound_wire(inp)
+        case Forget():
+            return forget_wire(inp)
         case Wake():
             return wake_wire(inp)
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from engine.channels.preview import send_summary
 from engine.channels.simulated import ContractProvider
-from engine.core.effects import Effect, Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import Effect, Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
-from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
@@ -86,6 +86,8 @@ def _describe(inp: Input) -> str:
             return f"inbound {inp.postback or repr(inp.text)}"
         case Wake():
             return "timer"
+        case Forget():
+            return "forget"
 
 
 class Simulator:
@@ -146,6 +148,8 @@ class Simulator:
                     yield from self.provider.revoke(eff)
                 case ScheduleWake(at=at) if at is not None:
                     yield Wake(eff.user_id, at, eff.token)
+                case Erase():
+                    result.states.pop(eff.user_id, None)  # forgotten: nothing kept
 
     @staticmethod
     def _trace(result: SimResult, inp: Input, ts: int, effects: list[Effect]) -> None:

@@ -49,6 +49,7 @@ ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "receipt": TypeAdapter(schema.Receipt),
     "inbound": TypeAdapter(schema.Inbound),
     "wake": TypeAdapter(schema.Wake),
+    "forget": TypeAdapter(schema.Forget),
     "send-request": TypeAdapter(schema.SendRequest),
     "revoke": TypeAdapter(schema.Revoke),
     "dead-letter": TypeAdapter(schema.DeadLetter),
@@ -172,6 +173,7 @@ def input_lines() -> list[dict[str, Any]]:
         _event("u7", "account_closed", f"{day}12:00:00Z"),
         _event("u8", "signed_up", f"{day}22:30:00Z", phone=PHONE),  # quiet hours: deferred
         _event("u9", "signed_up", f"{day}12:00:00Z", phone="12"),  # invalid phone
+        {"type": "forget", "user_id": "u3", "ts": f"{day}13:00:00Z", "request_id": "r-1"},
     ]  # fmt: skip
     return lines
 
@@ -267,6 +269,7 @@ def test_real_receipts_and_input_lines_are_described_and_come_back(real: Tour) -
         described("receipt", w)
         assert wire.receipt_from_wire(orjson.loads(orjson.dumps(w))) == r
     kind_of = {"event": "user-event", "receipt": "receipt", "inbound": "inbound"}
+    kind_of["forget"] = "forget"
     for line in real.lines:
         inp = wire.decode_line(line)
         w = wire.input_wire(inp)
@@ -527,6 +530,7 @@ CODECS: dict[str, Codec] = {
     "receipt": (lambda raw: wire.receipt(wire.loads(raw)), wire.input_value),
     "inbound": (lambda raw: wire.inbound(wire.loads(raw)), wire.input_value),
     "wake": (wire.wake_from, wire.input_value),
+    "forget": (lambda raw: wire.decode_line(wire.loads(raw)), wire.input_value),
     "send-request": (wire.decode_gateway_request, wire.send_request_value),
     "revoke": (wire.decode_gateway_request, wire.revoke_value),
     "outcome": (wire.decode_outcome, wire.outcome_value),

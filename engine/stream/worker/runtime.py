@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.core import wire
-from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Input, Wake
 from engine.core.timers import is_stale
@@ -131,6 +131,7 @@ class Prepared:
     records: list[Record] = field(default_factory=list)
     wakes: list[ScheduleWake] = field(default_factory=list)
     state: bytes | None = None  # the new table value; None: unchanged
+    erase: bool = False  # the user was forgotten: a tombstone instead of a state
 
 
 class EngineRuntime:
@@ -275,6 +276,9 @@ class EngineRuntime:
                 rec = Record(
                     t.send_requests, eff, wire.revoke_value(eff), f"revoke {eff.message_id}"
                 )
+            case Erase():
+                step.erase = True
+                return
             case ScheduleWake():
                 if eff.at is not None:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
@@ -310,7 +314,10 @@ class EngineRuntime:
                     self.stats.revokes += 1
         for wake_eff in step.wakes:
             self.timers.schedule(wake_eff.user_id, partition, wake_eff.at, wake_eff.token)
-        if step.state is not None:
+        if step.erase:
+            self.checkpoint.put_state(step.user_key, partition, None)  # compacted away
+            event(log, "user_forgotten", user_id=step.user_key.decode(errors="replace"))
+        elif step.state is not None:
             self.checkpoint.put_state(step.user_key, partition, step.state)
         else:
             self.stats.unchanged += 1
