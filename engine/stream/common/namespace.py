@@ -16,8 +16,13 @@ naming the settings).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from engine.errors import ConfigError
 from engine.stream.common.logs import event
@@ -52,8 +57,8 @@ async def check_namespace(settings: Settings, group: str, inputs: Iterable[str])
     admin = admin_client(settings, f"{group}-namespace")
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
-        old = await admin.list_consumer_group_offsets(legacy) if legacy and not committed else {}
+        committed = await _offsets(admin, group)
+        old = await _offsets(admin, legacy) if legacy and not committed else {}
     finally:
         await admin.close()
     if set(inputs) & {tp.topic for tp in old}:
@@ -75,3 +80,16 @@ async def check_namespace(settings: Settings, group: str, inputs: Iterable[str])
             "delete that group (kafka-consumer-groups --delete --group ...) if its run is over."
         )
     event(log, "namespace_checked", group=group, namespace=settings.namespace, topics=len(inputs))
+
+
+async def _offsets(admin: Any, group: str, wait_s: float = 30.0) -> dict[Any, Any]:
+    """The group's committed offsets. A broker that has never seen a group has no offsets
+    topic yet, and says "no coordinator" until it made one: ask again for a while."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return dict(await admin.list_consumer_group_offsets(group))
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)

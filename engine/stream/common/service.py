@@ -211,9 +211,20 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     bind = settings.metrics_bind(config.metrics_port)
 
     async def start_ops() -> None:
-        if bind is not None:
+        if bind is None:
+            return
+        try:
             port = await ops.start(*bind)
-            event(log, "metrics_listening", url=f"http://{bind[0]}:{port}/metrics")
+        except OSError as exc:  # the journeys go on; the operator sees why there are no figures
+            event(
+                log,
+                "metrics_unavailable",
+                logging.ERROR,
+                error=str(exc),
+                hint="set JOURNEYS_METRICS_PORT to a free port, 0 (any) or off",
+            )
+            return
+        event(log, "metrics_listening", url=f"http://{bind[0]}:{port}/metrics")
 
     app.task(start_ops)
 
