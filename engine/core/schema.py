@@ -129,6 +129,37 @@ class InstanceMigratedAttributes(_Open):
     to_version: int
 
 
+class VariantFigures(_Open):
+    users: int = Field(ge=0, description="runs that took the variant before the decision")
+    successes: int = Field(ge=0, description="of them, runs that converted / clicked / read")
+    rate: float | None = Field(description="successes / users")
+    ci_low: float | None = Field(description="95% Wilson interval of the rate")
+    ci_high: float | None
+
+
+class DifferenceFigures(_Open):
+    difference: float | None = Field(description="the winner's rate minus this variant's")
+    ci_low: float | None = Field(description="95% Newcombe interval of the difference")
+    ci_high: float | None
+
+
+class SplitFigures(_Open):
+    variants: dict[str, VariantFigures] = Field(description="per variant, in file order")
+    differences: dict[str, DifferenceFigures] = Field(
+        description="'<winner> - <other>' for every other variant: all intervals above 0"
+    )
+    method: Literal["newcombe-wilson"]
+
+
+class SplitWinnerChosenAttributes(SplitFigures):
+    variant: str = Field(description="the winner: every entrant from effective_at on takes it")
+    metric: Literal["conversion", "click", "read"]
+    effective_at: Timestamp = Field(description="split entries at or after this take it")
+    first_entry_at: Timestamp = Field(description="the split's first entry (this version)")
+    after_ms: int = Field(ge=1, description="winner.after of the split")
+    min_users: int = Field(ge=1, description="winner.min_users of the split")
+
+
 # --------------------------------------------------------------------------- outcomes
 
 
@@ -164,6 +195,14 @@ class _AboutMessage(_AtNode):
 
 class _WithChannel(_AtNode):
     channel: Channel
+
+
+class _AboutSplit(_Outcome):
+    user_id: NonEmpty = Field(description="no user: the split's key, journey:version:node")
+    journey_id: str
+    journey_version: int = Field(ge=1)
+    instance_id: None
+    node_id: str
 
 
 class _Sent(_Outcome):
@@ -225,6 +264,11 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
     ),
     "user_opted_in": (_Outcome, NoAttributes, "START after a STOP."),
     "help_requested": (_Outcome, NoAttributes, "HELP (answered with a message_sent)."),
+    "split_winner_chosen": (
+        _AboutSplit,
+        SplitWinnerChosenAttributes,
+        "A split with a winner chose it (engine.core.winner): the decision and its figures.",
+    ),
 }
 OUTCOME_TYPES: tuple[str, ...] = tuple(OUTCOME_SPECS)
 OUTCOME_MODELS: dict[str, type[_Outcome]] = {
@@ -397,6 +441,25 @@ class DeadLetter(_Open):
     dead_lettered_at: Timestamp = Field(description="when it was dead-lettered (wall clock)")
 
 
+class SplitDecision(_Open):
+    """A split's winner on ``journey.control`` (compacted; key: journey:version:node).
+    Written once by the decider, read in full by every worker; it never changes."""
+
+    type: Literal["split_decision"]
+    journey_id: NonEmpty
+    journey_version: int = Field(ge=1)
+    node_id: NonEmpty
+    variant: NonEmpty = Field(description="the winner")
+    metric: Literal["conversion", "click", "read"]
+    decided_at: Timestamp = Field(description="the instant (journey time) the figures are of")
+    effective_at: Timestamp = Field(description="split entries at or after this take it")
+    first_entry_at: Timestamp = Field(description="the split's first entry (this version)")
+    min_users: int = Field(ge=1)
+    after_ms: int = Field(ge=1)
+    figures: SplitFigures
+    schema_version: int = Field(ge=1)
+
+
 # --------------------------------------------------------------------------- the table value
 # Internal: the engine's state table, not a contract for anyone else (no schema file). Lists
 # are positional (see engine.core.state): millions of these sit in a table.
@@ -453,6 +516,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "revoke": ("Revoke (journey.send-requests)", Revoke),
     "wake": ("Wake-up (journey.timers)", Wake),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
+    "split-decision": ("Split decision (journey.control)", SplitDecision),
 }
 
 
