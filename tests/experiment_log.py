@@ -78,8 +78,9 @@ def purchase(user: str, at: int) -> dict[str, Any]:
     return {"event_id": f"{user}-buy", "user_id": user, "name": "purchased", "ts": format_ts(at)}
 
 
-def lines(exp: Experiment = Experiment()) -> list[dict[str, Any]]:
+def lines(exp: Experiment | None = None) -> list[dict[str, Any]]:
     """The log, in time order: sign-ups, purchases by each variant's rate, late sign-ups."""
+    exp = exp or Experiment()
     rnd = random.Random(exp.seed)
     out: list[tuple[int, dict[str, Any]]] = []
     span = int(exp.signup_days * DAY_MS)

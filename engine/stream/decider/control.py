@@ -28,17 +28,24 @@ class ControlReader:
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self.settings = settings
+        self.client_id = client_id
         self.topic = settings.topics.control
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **settings.security.aiokafka_kwargs(),
-        )
+        self._consumer: AIOKafkaConsumer | None = None  # made in start(): it needs the loop
         self.partitions: list[TopicPartition] = []
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "ControlReader.start() first"
+        return self._consumer
+
     async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self.settings.security.aiokafka_kwargs(),
+        )
         await self.consumer.start()
         found: set[int] | None = None
         for _ in range(100):
@@ -58,7 +65,8 @@ class ControlReader:
         await self.consumer.seek_to_beginning(*self.partitions)
 
     async def stop(self) -> None:
-        await self.consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def catch_up(self) -> list[SplitDecision]:
         """Every decision up to the end offsets of now."""

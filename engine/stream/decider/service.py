@@ -64,9 +64,10 @@ class Decider:
         self.watermark = Watermark(idle_s)
         self.known: dict[SplitKey, SplitDecision] = {}
         self.recorded: set[str] = set()  # outcome ids of split_winner_chosen on the topic
+        self.control = ControlReader(settings, "journeys-decider-control")
         kafka = {"bootstrap_servers": settings.bootstrap_servers}
         kafka.update(settings.security.aiokafka_kwargs())
-        self.control = ControlReader(settings, "journeys-decider-control")
+        # aiokafka clients belong to the running loop: Decider is made inside it (_serve)
         self.consumer = AIOKafkaConsumer(
             **kafka, client_id="journeys-decider", enable_auto_commit=False,
             auto_offset_reset="earliest",
