@@ -70,6 +70,9 @@ class NodeEnteredAttributes(_Open):
         description="how a wait_for node was left: 'event <name>', 'click <postback>', "
         "'reply <..>', 'read <node>', or 'timeout'",
     )
+    winner: Literal[True] | None = Field(
+        None, description="on a split node: the variant is the split's decided winner"
+    )
 
 
 class MessageSentAttributes(_Open):
