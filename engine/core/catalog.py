@@ -7,9 +7,10 @@ Built once from the journeys an engine is given; handlers reach it through the `
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.core.config import DAY_MS
+from engine.core.winner import SplitDecision, SplitKey
 from engine.journey.model import Journey, WaitForNode
 
 
@@ -21,6 +22,9 @@ class Catalog:
     # Events no journey mentions touch nothing: not even the dedupe memory.
     known_events: frozenset[str]
     longest_cap_ms: int  # the longest frequency-cap window: how long sends are logged
+    # Winners chosen by splits (engine.core.winner): the one part that grows at run time,
+    # through Engine.apply_decision only.
+    decisions: dict[SplitKey, SplitDecision] = field(default_factory=dict)
 
     @classmethod
     def of(cls, journeys: Iterable[Journey]) -> Catalog:

@@ -37,6 +37,7 @@ from engine.core.paths import route
 from engine.core.state import UserState
 from engine.core.timers import fire_due, is_stale, reschedule
 from engine.core.user_actions import UserAction
+from engine.core.winner import SplitDecision, record_decision
 from engine.durations import MAX_INSTANT_MS, MIN_INSTANT_MS
 from engine.errors import InputError
 from engine.journey.model import Journey
@@ -114,6 +115,12 @@ class Engine:
         reschedule(step)
         _refuse_unwritable_timers(state)
         return state, step.effects
+
+    def apply_decision(self, decision: SplitDecision) -> bool:
+        """A split's winner (:mod:`engine.core.winner`): split entries from its
+        ``effective_at`` on take it. True when new, False when already known; InputError
+        for a split that isn't loaded or a decision that would change a made one."""
+        return record_decision(self.catalog.versions, self.catalog.decisions, decision)
 
     def wake_token(self, state: UserState) -> str:
         """The token of the user's current wake-up (see :func:`engine.core.ids.wake_token`)."""

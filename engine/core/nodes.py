@@ -16,6 +16,7 @@ from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
+from engine.core.winner import decided_variant
 from engine.durations import clamp_instant
 from engine.journey.expressions import compile_expression
 from engine.journey.model import (
@@ -129,12 +130,20 @@ def split_variant(step: Step, inst: Instance, node: SplitNode) -> int:
     return len(node.variants) - 1
 
 
+def _chosen(step: Step, inst: Instance, node: SplitNode) -> tuple[int, bool]:
+    """(variant index, whether it is the split's decided winner rather than the hash)."""
+    key = (inst.journey_id, inst.version, inst.node)
+    won = decided_variant(step.catalog.decisions, key, node, step.now)
+    return (split_variant(step, inst, node), False) if won is None else (won, True)
+
+
 def _split_attrs(step: Step, inst: Instance, node: SplitNode) -> dict[str, Any]:
-    return {"variant": node.variants[split_variant(step, inst, node)].name}
+    index, won = _chosen(step, inst, node)
+    return {"variant": node.variants[index].name, **({"winner": True} if won else {})}
 
 
 def _enter_split(step: Step, inst: Instance, node: SplitNode) -> str | None:
-    return node.variants[split_variant(step, inst, node)].next
+    return node.variants[_chosen(step, inst, node)[0]].next
 
 
 def _enter_exit(step: Step, inst: Instance, node: ExitNode) -> str | None:

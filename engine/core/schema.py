@@ -72,6 +72,9 @@ class NodeEnteredAttributes(_Open):
         description="how a wait_for node was left: 'event <name>', 'click <postback>', "
         "'reply <..>', 'read <node>', or 'timeout'",
     )
+    winner: Literal[True] | None = Field(
+        None, description="on a split node: the variant is the split's decided winner"
+    )
 
 
 class MessageSentAttributes(_Open):
@@ -131,6 +134,37 @@ class InstanceMigratedAttributes(_Open):
     to_version: int
 
 
+class VariantFigures(_Open):
+    users: int = Field(ge=0, description="runs that took the variant before the decision")
+    successes: int = Field(ge=0, description="of them, runs that converted / clicked / read")
+    rate: float | None = Field(description="successes / users")
+    ci_low: float | None = Field(description="95% Wilson interval of the rate")
+    ci_high: float | None
+
+
+class DifferenceFigures(_Open):
+    difference: float | None = Field(description="the winner's rate minus this variant's")
+    ci_low: float | None = Field(description="95% Newcombe interval of the difference")
+    ci_high: float | None
+
+
+class SplitFigures(_Open):
+    variants: dict[str, VariantFigures] = Field(description="per variant, in file order")
+    differences: dict[str, DifferenceFigures] = Field(
+        description="'<winner> - <other>' for every other variant: all intervals above 0"
+    )
+    method: Literal["newcombe-wilson"]
+
+
+class SplitWinnerChosenAttributes(SplitFigures):
+    variant: str = Field(description="the winner: every entrant from effective_at on takes it")
+    metric: Literal["conversion", "click", "read"]
+    effective_at: Timestamp = Field(description="split entries at or after this take it")
+    first_entry_at: Timestamp = Field(description="the split's first entry (this version)")
+    after_ms: int = Field(ge=1, description="winner.after of the split")
+    min_users: int = Field(ge=1, description="winner.min_users of the split")
+
+
 # --------------------------------------------------------------------------- outcomes
 
 
@@ -171,6 +205,14 @@ class _AboutMessage(_AtNode):
 
 class _WithChannel(_AtNode):
     channel: Channel
+
+
+class _AboutSplit(_Outcome):
+    user_id: NonEmpty = Field(description="no user: the split's key, journey:version:node")
+    journey_id: str
+    journey_version: int = Field(ge=1)
+    instance_id: None
+    node_id: str
 
 
 class _Sent(_Outcome):
@@ -236,6 +278,11 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
         _Outcome,
         UserForgottenAttributes,
         "journeys forget: the engine erased the user's state; erase what you derived.",
+    ),
+    "split_winner_chosen": (
+        _AboutSplit,
+        SplitWinnerChosenAttributes,
+        "A split with a winner chose it (engine.core.winner): the decision and its figures.",
     ),
 }
 OUTCOME_TYPES: tuple[str, ...] = tuple(OUTCOME_SPECS)
@@ -421,6 +468,25 @@ class DeadLetter(_Open):
     dead_lettered_at: Timestamp = Field(description="when it was dead-lettered (wall clock)")
 
 
+class SplitDecision(_Open):
+    """A split's winner on ``journey.control`` (compacted; key: journey:version:node).
+    Written once by the decider, read in full by every worker; it never changes."""
+
+    type: Literal["split_decision"]
+    journey_id: NonEmpty
+    journey_version: int = Field(ge=1)
+    node_id: NonEmpty
+    variant: NonEmpty = Field(description="the winner")
+    metric: Literal["conversion", "click", "read"]
+    decided_at: Timestamp = Field(description="the instant (journey time) the figures are of")
+    effective_at: Timestamp = Field(description="split entries at or after this take it")
+    first_entry_at: Timestamp = Field(description="the split's first entry (this version)")
+    min_users: int = Field(ge=1)
+    after_ms: int = Field(ge=1)
+    figures: SplitFigures
+    schema_version: int = Field(ge=1)
+
+
 # --------------------------------------------------------------------------- the table value
 # Internal: the engine's state table, not a contract for anyone else (no schema file). Lists
 # are positional (see engine.core.state): millions of these sit in a table.
@@ -478,6 +544,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "wake": ("Wake-up (journey.timers)", Wake),
     "forget": ("Forget request (journey.user-events)", Forget),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
+    "split-decision": ("Split decision (journey.control)", SplitDecision),
 }
 
 

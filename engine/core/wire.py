@@ -20,7 +20,9 @@ Records, where they travel, and the functions that write / read them:
   :func:`outcome_record` for a plain dict (stats);
 * user state (the engine's table value): :func:`state_record` / :func:`parse_state_record`;
   a line of a states file: :func:`state_line` / :func:`state_wire` (reads both);
-* dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`.
+* dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`;
+* split decision (``journey.control``): :func:`split_decision_value` /
+  :func:`decode_split_decision`.
 
 Timestamps are written as ISO-8601 UTC with milliseconds when not zero
 (:func:`engine.durations.format_ts`), and read only in the documented ISO-8601 form
@@ -59,6 +61,7 @@ from engine.core.inputs import (
     Wake,
 )
 from engine.core.state import UserState
+from engine.core.winner import SplitDecision
 from engine.durations import (
     MAX_INSTANT_MS,
     MIN_INSTANT_MS,
@@ -633,3 +636,57 @@ def dead_letter_from_wire(d: dict[str, Any]) -> DeadLetter:
 
 def decode_dead_letter(raw: bytes | str) -> DeadLetter:
     return dead_letter_from_wire(_object(raw))
+
+
+# ---------------------------------------------------------------- split decisions
+# (journey.control, compacted; key: journey:version:node, engine.core.winner.split_key_text)
+
+
+def split_decision_wire(d: SplitDecision) -> dict[str, Any]:
+    return {
+        "type": "split_decision",
+        "journey_id": d.journey_id,
+        "journey_version": d.version,
+        "node_id": d.node_id,
+        "variant": d.variant,
+        "metric": d.metric,
+        "decided_at": format_ts(d.decided_at),
+        "effective_at": format_ts(d.effective_at),
+        "first_entry_at": format_ts(d.first_entry_at),
+        "min_users": d.min_users,
+        "after_ms": d.after_ms,
+        "figures": d.figures,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def split_decision_value(d: SplitDecision) -> bytes:
+    return dumps(split_decision_wire(d))
+
+
+def split_decision(d: dict[str, Any]) -> SplitDecision:
+    if d.get("type") != "split_decision":
+        raise InputError("unknown_type", f"type {d.get('type')!r}; expected 'split_decision'")
+    version = _required_int(d, "schema_version")
+    if version > SCHEMA_VERSION:
+        raise InputError(
+            "unsupported_version",
+            f"schema_version {version}; this reader knows up to {SCHEMA_VERSION}",
+        )
+    return SplitDecision(
+        journey_id=_str(d, "journey_id") or "",
+        version=_required_int(d, "journey_version"),
+        node_id=_str(d, "node_id") or "",
+        variant=_str(d, "variant") or "",
+        metric=_str(d, "metric") or "",
+        decided_at=_ts(d, "decided_at"),
+        effective_at=_ts(d, "effective_at"),
+        first_entry_at=_ts(d, "first_entry_at"),
+        min_users=_required_int(d, "min_users"),
+        after_ms=_required_int(d, "after_ms"),
+        figures=_obj(d, "figures") or {},
+    )
+
+
+def decode_split_decision(raw: bytes | None) -> SplitDecision:
+    return split_decision(loads(_present(raw)))

@@ -183,7 +183,9 @@ def _facts(node: Any) -> list[str]:
             ms = node.timeout_ms
             return [f"timeout {_dur(node.timeout, ms)}" if ms is not None else "no timeout"]
         case SplitNode():
-            return [", ".join(_split_labels(node))]
+            w = node.winner
+            picks = [f"picks best {w.metric} after {_dur(w.after, w.after_ms)}"] if w else []
+            return [", ".join(_split_labels(node)), *picks]
         case ExitNode():
             return [f"reason: {_clean(node.reason)}"]
         case BranchNode():

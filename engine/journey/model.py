@@ -363,9 +363,34 @@ class Variant(_Model):
     next: NodeId
 
 
+WinnerMetric = Literal["conversion", "click", "read"]
+WINNER_METRICS: tuple[str, ...] = ("conversion", "click", "read")
+
+
+class Winner(_Model):
+    """Let the split pick its best variant (docs/journeys.md, "Experiments that pick their
+    winner"); the linter checks that ``after`` and ``min_users`` are positive."""
+
+    metric: WinnerMetric = Field(
+        description="conversion: the journey's goal; click / read: a tap on / a read of a "
+        "message sent after the split"
+    )
+    after: Duration = Field(description="How long after the split's first entry to decide")
+    min_users: int = Field(description="Users every variant needs before a decision, >= 1")
+
+    _v_after = field_validator("after")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @property
+    def after_ms(self) -> int:
+        return parse_duration_ms(self.after)
+
+
 class SplitNode(_Node):
     type: Literal["split"]
     variants: list[Variant] = Field(min_length=2)
+    winner: Winner | None = Field(
+        default=None, description="Pick the best variant once the figures are clear"
+    )
 
 
 class ExitNode(_Node):

@@ -46,6 +46,7 @@ from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
 from engine.lint.variables import missing_variables
+from engine.lint.winner import winner_problems
 
 __all__ = ["journey_graph", "lint_loaded", "lint_paths", "load_journeys"]
 
@@ -358,6 +359,10 @@ def _rule_journey(c: _Lint) -> None:
         versions.setdefault(m.from_version, i)
 
 
+def _rule_winner(c: _Lint) -> None:
+    winner_problems(c.j, c.graph, c.add)
+
+
 # --------------------------------------------------------------------------- warnings
 
 
@@ -396,6 +401,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_expressions,
     _rule_templates,
     _rule_journey,
+    _rule_winner,
     _warn_fallback,
     _warn_chips,
     _warn_sms,

@@ -22,10 +22,12 @@ from engine.channels.preview import send_summary
 from engine.channels.simulated import ContractProvider
 from engine.core.effects import Effect, Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
+from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
 from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
+from engine.core.winner import SplitDecision, decision_outcome
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
 from engine.errors import InputError
@@ -51,6 +53,7 @@ class SimResult:
     bad_lines: list[BadLine] = field(default_factory=list)
     states: dict[str, UserState] = field(default_factory=dict)
     sends: list[SendRequest] = field(default_factory=list)
+    decisions: list[SplitDecision] = field(default_factory=list)  # splits' winners, in order
 
 
 def read_events(path: str | Path) -> tuple[list[Input], list[BadLine]]:
@@ -99,6 +102,7 @@ class Simulator:
     ) -> None:
         self.engine = Engine(journeys, config)
         self.provider = provider or ContractProvider()
+        self.experiments = Experiments()
 
     def run(
         self, inputs: Iterable[Input], *, until: int | None = None, trace: bool = False
@@ -111,10 +115,20 @@ class Simulator:
             seq += 1
         heapq.heapify(queue)
         states = result.states
+        # Splits that pick their winner: looked at as the clock passes their marks, before
+        # the first input at or after each (engine.core.experiments).
+        self.engine.catalog.decisions.clear()
+        self.experiments = Experiments.of(
+            j for vs in self.engine.catalog.versions.values() for j in vs.values()
+        )
         while queue:
             ts, _, _, inp = heapq.heappop(queue)
             if until is not None and ts > until:
                 break
+            for decision in self.experiments.due(ts) if self.experiments else ():
+                self.engine.apply_decision(decision)
+                result.decisions.append(decision)
+                result.outcomes.append(decision_outcome(decision))
             if isinstance(inp, Receipt) and not self.provider.is_live(inp):
                 # The simulated provider's business, not the core's: this delivery was
                 # scheduled by the provider and a revoke or a failure cancelled it since.
@@ -141,6 +155,8 @@ class Simulator:
             match eff:
                 case Outcome():
                     result.outcomes.append(eff)
+                    if self.experiments:
+                        self.experiments.observe(eff)
                 case SendRequest():
                     result.sends.append(eff)
                     yield from self.provider.send(eff)

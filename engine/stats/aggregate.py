@@ -21,11 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.durations import parse_ts_ms
 from engine.journey.diagram import ENTRY_ID
 from engine.journey.model import Journey
 from engine.stats.flow import node_order
 from engine.stats.proportions import diff_ci, rate_ci, small_sample
 from engine.stats.reach import Reach, fallback_of
+from engine.stats.winner import winner_report
 
 #: outcome type -> its count's name in a node row.
 _COUNTED = {
@@ -51,8 +53,18 @@ QUALIFIER = {
     "journey_exited": "reason",
 }
 BY_CHANNEL = ("message_sent", "message_delivered")
+ACTED = {"message_clicked": "clicked", "message_read": "read"}  # what a run did, by outcome
 FALLBACK_SENT = "message_sent+fallback"  # an SMS sent as the fallback of an RCS message
 REACHED = "message_delivered+reached"  # the first delivery of a send (engine.stats.reach)
+
+
+def _ts_ms(value: Any) -> int | None:
+    if isinstance(value, str):
+        try:
+            return parse_ts_ms(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -213,6 +225,12 @@ class JourneyStats:
         default_factory=lambda: defaultdict(lambda: defaultdict(set))
     )
     converted_instances: set[str] = field(default_factory=set)
+    # splits that pick their winner (engine.stats.winner)
+    acted: dict[str, set[str]] = field(default_factory=lambda: {"clicked": set(), "read": set()})
+    first_entry: dict[str, int] = field(default_factory=dict)  # split -> its first entry
+    after_decision: dict[str, Counter[str]] = field(default_factory=dict)  # split -> variants
+    decisions: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # split -> outcome
+    last_ts: int | None = None
     messages: list[Mapping[str, Any]] = field(default_factory=list)  # sends, deliveries
     at: dict[str, str] = field(default_factory=dict)  # instance -> the node it is at
 
@@ -229,12 +247,24 @@ class JourneyStats:
             self.converted_instances.add(iid)
         elif kind in ("message_sent", "message_delivered"):
             self.messages.append(o)
+        elif kind in ACTED:
+            self.acted[ACTED[kind]].add(iid)
+        elif kind == "split_winner_chosen":
+            self.decisions[node] = o
+        ts = _ts_ms(o.get("ts"))
+        if ts is not None:
+            self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
         if kind == "node_entered":
             if iid in self.at:
                 self.edges[(self.at[iid], node)] += 1
             self.at[iid] = node
-            if isinstance(attrs.get("variant"), str):
-                self.variants[node][attrs["variant"]].add(iid)
+            variant = attrs.get("variant")
+            if isinstance(variant, str) and attrs.get("winner"):
+                self.after_decision.setdefault(node, Counter())[variant] += 1
+            elif isinstance(variant, str):
+                self.variants[node][variant].add(iid)
+                if ts is not None:
+                    self.first_entry[node] = min(ts, self.first_entry.get(node, ts))
 
     def counters(self) -> dict[str, Counter[str]]:
         """The flat counters with users reached: every send first, then their fallback SMS,
@@ -250,11 +280,34 @@ class JourneyStats:
                 out[o.get("node_id") or ""].update(reached_keys(o))
         return out
 
-    def variant_report(self) -> dict[str, Any]:
+    def variant_report(self, journey: Journey | None = None) -> dict[str, Any]:
         out = {}
-        for split, by_variant in sorted(self.variants.items()):
+        splits = set(self.variants) | set(self.decisions) | set(self.after_decision)
+        for split in sorted(splits):
+            by_variant = self.variants.get(split, {})
             raw = {n: (len(m & self.converted_instances), len(m)) for n, m in by_variant.items()}
             out[split] = variant_rows(raw)
+            counts = {
+                n: {
+                    "users": len(m),
+                    "converted": len(m & self.converted_instances),
+                    "clicked": len(m & self.acted["clicked"]),
+                    "read": len(m & self.acted["read"]),
+                }
+                for n, m in by_variant.items()
+            }
+            for n, after in self.after_decision.get(split, Counter()).items():
+                counts.setdefault(n, {})["after_decision"] = after
+            won = winner_report(
+                journey,
+                split,
+                counts,
+                self.first_entry.get(split),
+                self.last_ts,
+                self.decisions.get(split),
+            )
+            if won is not None:
+                out[split]["winner"] = won
         return out
 
     def to_json(self, journey: Journey | None = None) -> dict[str, Any]:
@@ -266,7 +319,7 @@ class JourneyStats:
             **journey_summary(self.journey_id, self.version, totals),
             "nodes": node_rows(counters, journey, self.edges),
             "edges": [{"source": s, "target": t, "users": n} for (s, t), n in self.edges.items()],
-            "splits": self.variant_report(),
+            "splits": self.variant_report(journey),
         }
 
 

@@ -100,6 +100,11 @@ def _split_lines(split: str, rep: Mapping[str, Any]) -> list[str]:
         if d["ci_low"] > 0 or d["ci_high"] < 0:
             line += " significant"
         lines.append(line + (f"  [{d['warning']}]" if d["warning"] else ""))
+    won = rep.get("winner")
+    if won is not None:
+        line = f"  split {split} winner ({won['metric']}): {won['note']}"
+        since = sum(won.get("after_decision", {}).values())
+        lines.append(line + (f"; {since} entrants took it since" if since else ""))
     return lines
 
 

@@ -30,6 +30,7 @@ from engine.durations import format_ts, parse_ts_ms
 from engine.journey.diagram import ENTRY_ID
 from engine.journey.model import Journey
 from engine.stats.aggregate import (
+    ACTED,
     counter_keys,
     journey_summary,
     node_rows,
@@ -37,6 +38,7 @@ from engine.stats.aggregate import (
     variant_rows,
 )
 from engine.stats.reach import Reach
+from engine.stats.winner import winner_report
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -76,6 +78,7 @@ class _Run:
     version: int
     node: str
     variants: list[tuple[int, str, str]] = field(default_factory=list)  # version, split, name
+    acted: set[str] = field(default_factory=set)  # clicked / read: counted for its variants
 
 
 def _ts_ms(value: Any) -> int | None:
@@ -95,6 +98,10 @@ class WindowStats:
         self.windows: dict[str, dict[str, dict[int, Counter[WKey]]]] = {"hour": {}, "day": {}}
         self.edges: dict[JV, Counter[tuple[str, str]]] = {}
         self.variants: dict[JV, Counter[tuple[str, str, str]]] = {}  # split, variant, what
+        # splits that pick their winner (engine.stats.winner): split -> the decision's
+        # outcome, and split -> its first entry (epoch ms)
+        self.decisions: dict[JV, dict[str, dict[str, Any]]] = {}
+        self.first_entry: dict[JV, dict[str, int]] = {}
         self.by_type: Counter[str] = Counter()
         self.counted = 0
         self.duplicates = 0
@@ -135,7 +142,9 @@ class WindowStats:
         ts = _ts_ms(o.get("ts"))
         if ts is not None:
             self._window(ts, jid, (ver, node, kind))
-        self._follow(o.get("instance_id"), kind, jid, ver, node, attrs)
+        if kind == "split_winner_chosen":
+            self.decisions.setdefault((jid, ver), {})[node] = dict(o)
+        self._follow(o.get("instance_id"), kind, jid, ver, node, attrs, ts)
         return True
 
     def add_all(self, outcomes: Iterable[Mapping[str, Any]]) -> int:
@@ -156,7 +165,14 @@ class WindowStats:
                     del buckets[old]
 
     def _follow(
-        self, iid: Any, kind: str, jid: str, ver: int, node: str, attrs: Mapping[str, Any]
+        self,
+        iid: Any,
+        kind: str,
+        jid: str,
+        ver: int,
+        node: str,
+        attrs: Mapping[str, Any],
+        ts: int | None = None,
     ) -> None:
         if not isinstance(iid, str):
             return
@@ -175,9 +191,19 @@ class WindowStats:
         elif kind == "goal_converted" and run is not None:
             for v, split, name in run.variants:
                 self.variants.setdefault((jid, v), Counter())[(split, name, "converted")] += 1
+        elif kind in ACTED and run is not None and ACTED[kind] not in run.acted:
+            run.acted.add(ACTED[kind])
+            for v, split, name in run.variants:
+                self.variants.setdefault((jid, v), Counter())[(split, name, ACTED[kind])] += 1
         variant = attrs.get("variant")
-        if kind == "node_entered" and isinstance(variant, str):
+        if kind == "node_entered" and isinstance(variant, str) and attrs.get("winner"):
+            # took a split's decided winner: not part of the experiment any more
+            self.variants.setdefault((jid, ver), Counter())[(node, variant, "after_decision")] += 1
+        elif kind == "node_entered" and isinstance(variant, str):
             self.variants.setdefault((jid, ver), Counter())[(node, variant, "users")] += 1
+            if ts is not None:
+                firsts = self.first_entry.setdefault((jid, ver), {})
+                firsts[node] = min(ts, firsts.get(node, ts))
             if run is not None:
                 run.variants.append((ver, node, variant))
 
@@ -212,14 +238,31 @@ class WindowStats:
         edges = self.edges.get((jid, ver), Counter())
         return [{"source": s, "target": t, "users": n} for (s, t), n in sorted(edges.items())]
 
-    def split_report(self, jid: str, ver: int) -> dict[str, Any]:
-        """Per split node: users and conversions per variant, differences with a 95% CI."""
+    def split_report(self, jid: str, ver: int, journey: Journey | None = None) -> dict[str, Any]:
+        """Per split node: users and conversions per variant, differences with a 95% CI;
+        for a split that picks its winner, its decision or what is missing
+        (:mod:`engine.stats.winner`)."""
         counts = self.variants.get((jid, ver), Counter())
+        decisions = self.decisions.get((jid, ver), {})
         out: dict[str, Any] = {}
-        for split in sorted({s for s, _, _ in counts}):
-            names = {v for s, v, _ in counts if s == split}
+        for split in sorted({s for s, _, _ in counts} | set(decisions)):
+            names = {v for s, v, w in counts if s == split and w != "after_decision"}
             raw = {n: (counts[(split, n, "converted")], counts[(split, n, "users")]) for n in names}
             out[split] = variant_rows(raw)
+            by_variant: dict[str, dict[str, int]] = {}
+            for (s, v, what), n in counts.items():
+                if s == split:
+                    by_variant.setdefault(v, {})[what] = n
+            won = winner_report(
+                journey,
+                split,
+                by_variant,
+                self.first_entry.get((jid, ver), {}).get(split),
+                self.last_ts,
+                decisions.get(split),
+            )
+            if won is not None:
+                out[split]["winner"] = won
         return out
 
     def report(self, jid: str, ver: int, journey: Journey | None = None) -> dict[str, Any]:
@@ -242,7 +285,7 @@ class WindowStats:
             "funnel": funnel,
             "nodes": nodes,
             "edges": self.edge_report(jid, ver),
-            "splits": self.split_report(jid, ver),
+            "splits": self.split_report(jid, ver, journey),
         }
 
     def series(
@@ -306,8 +349,14 @@ class WindowStats:
             "seen": list(self._seen),
             "reach": self._reach.to_state(),
             "runs": [
-                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants]]
+                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants], sorted(r.acted)]
                 for i, r in self._runs.items()
+            ],
+            "decisions": [
+                [j, v, n, o] for (j, v), by in self.decisions.items() for n, o in by.items()
+            ],
+            "first_entry": [
+                [j, v, n, t] for (j, v), by in self.first_entry.items() for n, t in by.items()
             ],
         }
 
@@ -329,6 +378,10 @@ class WindowStats:
         s.invalid, s.last_ts = data.get("invalid", 0), data.get("last_ts")
         s._seen = dict.fromkeys(data.get("seen", ())[-s.limits.seen_ids :])
         s._reach = Reach.from_state(data.get("reach", ()), s.limits.messages)
-        for i, j, v, node, variants in data.get("runs", ())[-s.limits.instances :]:
-            s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants])
+        for i, j, v, node, variants, *acted in data.get("runs", ())[-s.limits.instances :]:
+            s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants], set(*acted))
+        for j, v, n, o in data.get("decisions", ()):
+            s.decisions.setdefault((j, v), {})[n] = o
+        for j, v, n, t in data.get("first_entry", ()):
+            s.first_entry.setdefault((j, v), {})[n] = t
         return s

@@ -38,6 +38,7 @@ from engine.durations import format_ts, parse_ts_ms
 from engine.errors import InputError
 from engine.journey.model import Journey
 from engine.sim.simulator import SimResult, Simulator
+from tests import experiment_log
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -54,6 +55,7 @@ ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "revoke": TypeAdapter(schema.Revoke),
     "dead-letter": TypeAdapter(schema.DeadLetter),
     "state": TypeAdapter(schema.StateRecord),
+    "split-decision": TypeAdapter(schema.SplitDecision),
 }
 
 
@@ -219,6 +221,12 @@ def tour() -> Tour:
     _, effects = Engine([v1, v2]).advance(state, later, later.ts)
     result.outcomes += [e for e in effects if isinstance(e, Outcome)]
     result.states["mover"] = state
+    # A split that picks its winner: split_winner_chosen (tests/experiment_log.py).
+    experiment = Simulator([experiment_log.journey()]).run(
+        [wire.decode_line(x) for x in experiment_log.lines()]
+    )
+    result.outcomes += [o for o in experiment.outcomes if o.type == "split_winner_chosen"]
+    result.decisions += experiment.decisions
     # A provider slower than the fallback window: the RCS sends are revoked.
     Simulator([v1], provider=RecordingProvider(30 * 60_000, provider)).run(
         [wire.decode_line(x) for x in lines[:8]]
@@ -287,6 +295,16 @@ def test_real_states_are_described_and_come_back(real: Tour) -> None:
         assert wire.state_record(partition, back) == raw
         assert wire.state_wake_at(raw) == (partition, state.wake_at)
         assert wire.parse_state_record(raw) == (partition, state.to_wire())
+
+
+def test_real_split_decisions_are_described_and_come_back(real: Tour) -> None:
+    assert real.result.decisions
+    for d in real.result.decisions:
+        raw = wire.split_decision_value(d)
+        described("split-decision", raw)
+        assert wire.decode_split_decision(raw) == d
+        assert wire.decode_split_decision(raw).figures == d.figures
+        assert wire.split_decision_value(wire.decode_split_decision(raw)) == raw
 
 
 def test_golden_outcomes_are_described_and_come_back_byte_for_byte() -> None:
@@ -458,6 +476,8 @@ def from_schema(node: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy
         )
     if kind == "integer":
         return st.integers(node.get("minimum", -(2**40)), node.get("maximum", 2**40))
+    if kind == "number":
+        return st.floats(-1.0, 1.0, allow_nan=False)  # rates and their intervals
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
@@ -536,11 +556,13 @@ CODECS: dict[str, Codec] = {
     "outcome": (wire.decode_outcome, wire.outcome_value),
     "dead-letter": (wire.decode_dead_letter, lambda dl: wire.dumps(wire.dead_letter_wire(dl))),
     "state": (wire.state_from_record, lambda ps: wire.state_record(*ps)),
+    "split-decision": (wire.decode_split_decision, wire.split_decision_value),
 }
 FIXES: dict[str, Callable[[st.DrawFn, dict[str, Any]], dict[str, Any]]] = {
     "dead-letter": _b64_and_key,
     "state": _unique_runs,
     "outcome": _current_version,
+    "split-decision": _current_version,
 }
 
 

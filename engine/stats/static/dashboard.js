@@ -151,8 +151,14 @@
           sp(d.difference) + "</span> (95% CI " + sp(d.ci_low) + " to " + sp(d.ci_high) + ")" + verdict +
           (d.warning ? '<div class="small-sample" data-warning="' + esc(label) + '">' + esc(d.warning) + "</div>" : "") + "</td></tr>";
       });
+      var won = rep.winner, verdict = "";
+      if (won) {  // a split that picks its winner: the decision, or what is missing
+        verdict = '<div class="winner ' + esc(won.status.replace(/ /g, "-")) + '" data-winner="' + esc(name) + '">' +
+          "<b>" + (won.status === "chosen" ? "Winner: " + esc(won.variant) : "No clear winner yet") + "</b> (" + esc(won.metric) + ") &middot; " +
+          esc(won.note) + "</div>";
+      }
       return '<div class="card split" data-split="' + esc(name) + '"><h2>A/B split &middot; ' + esc(name) +
-        "</h2><table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th><th>95% CI</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
+        "</h2>" + verdict + "<table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th><th>95% CI</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
     }).join(""));
   }
   function messaging(r) {  // the rule of the text table (engine/stats/table.py)

@@ -149,6 +149,13 @@ class Checkpoint:
         async with self.lock:
             await self._commit_locked(why)
 
+    async def commit_then(self, why: str, then: Callable[[], object]) -> None:
+        """Commit, then call ``then`` before any further input is processed (a new split
+        decision: engine/stream/worker/control.py)."""
+        async with self.lock:
+            await self._commit_locked(why)
+            then()
+
     async def _commit_locked(self, why: str) -> None:
         # 0. drain
         if self.drain is not None:

@@ -35,6 +35,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "send_requests": "journey.send-requests",
     "outcomes": "journey.outcomes",
     "dead_letters": "journey.dead-letters",
+    "control": "journey.control",  # compacted: splits' winners (engine.stream.decider)
 }
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -43,7 +44,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 @dataclass(frozen=True)
 class Topics:
-    """The seven topics. All are created with the same partition count and keyed by
+    """The eight topics. All are created with the same partition count and keyed by
     user_id (dead letters: by the original key), so a user's inputs, timers, sends and
     receipts share one partition number everywhere."""
 
@@ -54,6 +55,7 @@ class Topics:
     send_requests: str = DEFAULT_TOPICS["send_requests"]
     outcomes: str = DEFAULT_TOPICS["outcomes"]
     dead_letters: str = DEFAULT_TOPICS["dead_letters"]
+    control: str = DEFAULT_TOPICS["control"]
 
     def engine_inputs(self) -> tuple[str, str, str, str]:
         """What the engine worker consumes (co-partitioned)."""

@@ -45,6 +45,7 @@ def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
     from engine.core.engine import Engine
     from engine.lint.linter import load_journeys
+    from engine.stream.worker.control import DecisionFeed
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
 
@@ -60,8 +61,10 @@ def build_worker(settings: Settings) -> Any:
     parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
     backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
+    engine = Engine(journeys)
+    decisions = DecisionFeed(settings, engine, checkpoint)  # splits' winners
     runtime = EngineRuntime(
-        Engine(journeys),
+        engine,
         settings,
         checkpoint,
         timers,
@@ -76,7 +79,7 @@ def build_worker(settings: Settings) -> Any:
         timers.drop_partitions(partitions)
         event(log, "partitions_revoked", partitions=sorted(partitions))
 
-    return serve(
+    app = serve(
         parts,
         ServiceConfig(
             log=log,
@@ -85,9 +88,12 @@ def build_worker(settings: Settings) -> Any:
             timer_prefix="journeys",
             inputs=topics.engine_inputs(),
             owner=topics.user_events,
-            handle=runtime.handle,
+            handle=decisions.first(runtime.handle),  # the decisions made before any input
             trace_inputs=settings.trace_inputs,
-            tickers=(Ticker("journeys-timer-ticker", settings.tick_ms / 1000, wakes.tick),),
+            tickers=(
+                Ticker("journeys-timer-ticker", settings.tick_ms / 1000, wakes.tick),
+                Ticker("journeys-decisions", 1.0, decisions.tick),
+            ),
             on_recovered=lambda partitions: wakes.rebuild(partitions, backend.items()),
             on_assigned=lambda partitions: event(
                 log, "partitions_assigned", partitions=sorted(partitions)
@@ -104,6 +110,8 @@ def build_worker(settings: Settings) -> Any:
             pending_timers=lambda: len(timers),
         ),
     )
+    app.on_before_shutdown.connect(decisions.on_shutdown)
+    return app
 
 
 def run_worker(settings: Settings) -> int:
