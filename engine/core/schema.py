@@ -2,7 +2,7 @@
 
 The models describe exactly what :mod:`engine.core.wire` writes and reads: outcomes, send
 requests and revokes, the inputs (user events, receipts, inbound messages, wake-ups), dead
-letters, and the engine's table value (internal: no schema file). Consumers in any language
+letters, trace records, and the engine's table value (internal: no schema file). Consumers in any language
 can validate messages and generate types from the files in ``docs/schemas/``. An outcome is
 a union discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow
 extra keys: new attributes (and new outcome types, with a new ``schema_version`` only when a
@@ -397,6 +397,37 @@ class DeadLetter(_Open):
     dead_lettered_at: Timestamp = Field(description="when it was dead-lettered (wall clock)")
 
 
+class Trace(_Open):
+    """A trace record on ``journey.traces`` (key: user_id): one decision of the core about a
+    traced user (``JOURNEYS_TRACE_USERS``, ``JOURNEYS_TRACE_SAMPLE``), with what it was
+    decided on. ``journeys explain`` reads them; docs/journeys.md lists kinds and reasons."""
+
+    trace_id: NonEmpty = Field(description="deterministic id: dedupe on it")
+    ts: Timestamp
+    user_id: NonEmpty = Field(description="the Kafka message key")
+    kind: NonEmpty = Field(
+        description="what was decided: input, entry, node, wait, wait_for, branch, split, "
+        "exit, goal, migrate, send, fallback, message, keyword, inbound",
+        examples=["entry", "send"],
+    )
+    reason: NonEmpty = Field(
+        description="the verdict: entered / when_false / cooldown / ... for entry, "
+        "sent / frequency_cap / quiet_hours / ... for send",
+        examples=["cooldown", "frequency_cap"],
+    )
+    journey_id: str | None
+    journey_version: int | None = Field(ge=1)
+    instance_id: str | None = Field(description="the run it is about, if any")
+    node_id: str | None
+    values: dict[str, Any] = Field(
+        description="what it was decided on: a condition's operands, a cap's count and "
+        "window, the time left of a cooldown, ... (phone numbers masked)"
+    )
+    schema_version: int = Field(
+        ge=1, description=f"wire format version ({SCHEMA_VERSION}); bumped on breaking changes"
+    )
+
+
 # --------------------------------------------------------------------------- the table value
 # Internal: the engine's state table, not a contract for anyone else (no schema file). Lists
 # are positional (see engine.core.state): millions of these sit in a table.
@@ -453,6 +484,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "revoke": ("Revoke (journey.send-requests)", Revoke),
     "wake": ("Wake-up (journey.timers)", Wake),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
+    "trace": ("Trace record (journey.traces)", Trace),
 }
 
 

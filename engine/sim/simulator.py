@@ -26,6 +26,7 @@ from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
+from engine.core.trace import Trace
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
 from engine.errors import InputError
@@ -51,6 +52,9 @@ class SimResult:
     bad_lines: list[BadLine] = field(default_factory=list)
     states: dict[str, UserState] = field(default_factory=dict)
     sends: list[SendRequest] = field(default_factory=list)
+    # The core's trace records, for the users the engine's config traces (trace_users,
+    # trace_sample); none by default. `journeys explain` reads them.
+    traces: list[Trace] = field(default_factory=list)
 
 
 def read_events(path: str | Path) -> tuple[list[Input], list[BadLine]]:
@@ -146,6 +150,8 @@ class Simulator:
                     yield from self.provider.revoke(eff)
                 case ScheduleWake(at=at) if at is not None:
                     yield Wake(eff.user_id, at, eff.token)
+                case Trace():
+                    result.traces.append(eff)
 
     @staticmethod
     def _trace(result: SimResult, inp: Input, ts: int, effects: list[Effect]) -> None:
