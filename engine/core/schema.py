@@ -2,12 +2,13 @@
 
 The models describe exactly what :mod:`engine.core.wire` writes and reads: outcomes, send
 requests and revokes, the inputs (user events, receipts, inbound messages, wake-ups), dead
-letters, trace records, and the engine's table value (internal: no schema file). Consumers in any language
-can validate messages and generate types from the files in ``docs/schemas/``. An outcome is
-a union discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow
-extra keys: new attributes (and new outcome types, with a new ``schema_version`` only when a
-change breaks readers) may appear, and readers must ignore what they don't know. What the
-engine itself writes has no key the models leave out (``tests/unit/test_wire_schema.py``).
+letters, trace records, and the engine's table value (internal: no schema file). Consumers
+in any language can validate messages and generate types from the files in
+``docs/schemas/``. An outcome is a union discriminated by ``type``, with a typed
+``attributes`` object per type. Objects allow extra keys: new attributes (and new outcome
+types, with a new ``schema_version`` only when a change breaks readers) may appear, and
+readers must ignore what they don't know. What the engine itself writes has no key the
+models leave out (``tests/unit/test_wire_schema.py``).
 
     journeys schema --wire docs/schemas/           # (re)write the schema files
     journeys schema --wire docs/schemas/ --check   # exit 1 when they are out of date

@@ -32,6 +32,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "send_requests": "journey.send-requests",
     "outcomes": "journey.outcomes",
     "dead_letters": "journey.dead-letters",
+    "traces": "journey.traces",  # trace records of traced users (`journeys explain`)
 }
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -40,7 +41,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 @dataclass(frozen=True)
 class Topics:
-    """The seven topics. All are created with the same partition count and keyed by
+    """The eight topics. All are created with the same partition count and keyed by
     user_id (dead letters: by the original key), so a user's inputs, timers, sends and
     receipts share one partition number everywhere."""
 
@@ -51,6 +52,7 @@ class Topics:
     send_requests: str = DEFAULT_TOPICS["send_requests"]
     outcomes: str = DEFAULT_TOPICS["outcomes"]
     dead_letters: str = DEFAULT_TOPICS["dead_letters"]
+    traces: str = DEFAULT_TOPICS["traces"]
 
     def engine_inputs(self) -> tuple[str, str, str, str]:
         """What the engine worker consumes (co-partitioned)."""
@@ -142,6 +144,10 @@ class Settings:
     stats_interval_s: float = 10.0  # a `stats` log line this often (0: never)
     trace_inputs: bool = False  # an `input` log line per consumed message (debugging)
     recovery_stall_s: float = 60.0  # fail-stop when table recovery stalls this long (0: never)
+    # Trace records to journey.traces (`journeys explain`): for these users, and for this
+    # share (0..1) of all users, picked by a hash of the user id. Off by default.
+    trace_users: frozenset[str] = field(default_factory=frozenset)
+    trace_sample: float = 0.0
 
     # ------------------------------------------------------------------ building
 
@@ -221,6 +227,8 @@ class Settings:
         names = self.topics.all()
         if len(set(names)) != len(names):
             raise ConfigError(f"topic names must differ: {names}")
+        if not 0.0 <= self.trace_sample <= 1.0:
+            raise ConfigError(f"JOURNEYS_TRACE_SAMPLE must be 0..1, got {self.trace_sample}")
         if self.session_timeout_ms < 3 * self.heartbeat_interval_ms:
             raise ConfigError("session timeout must be at least 3 heartbeat intervals")
 
@@ -252,6 +260,8 @@ class Settings:
             "security_protocol": self.security.protocol,
             "commit_interval_ms": self.commit_interval_ms,
             "tick_ms": self.tick_ms,
+            "traced_users": len(self.trace_users),
+            "trace_sample": self.trace_sample,
         }
 
 
@@ -277,6 +287,12 @@ def _upper(raw: Any) -> str:
     return str(raw).strip().upper()
 
 
+def _names(raw: Any) -> frozenset[str]:
+    """A comma-separated list (``u1,u2``), or an iterable of names."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return frozenset(s.strip() for s in items if s.strip())
+
+
 # (Settings attribute / pseudo-attribute, environment variable, converter)
 _ENV: list[tuple[str, str, Any]] = [
     ("bootstrap", "JOURNEYS_BOOTSTRAP", str),
@@ -300,6 +316,8 @@ _ENV: list[tuple[str, str, Any]] = [
     ("stats_interval_s", "JOURNEYS_STATS_INTERVAL_S", float),
     ("trace_inputs", "JOURNEYS_TRACE_INPUTS", _bool),
     ("recovery_stall_s", "JOURNEYS_RECOVERY_STALL_S", float),
+    ("trace_users", "JOURNEYS_TRACE_USERS", _names),
+    ("trace_sample", "JOURNEYS_TRACE_SAMPLE", float),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

@@ -32,6 +32,7 @@ from engine.core.effects import Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Input, Wake
 from engine.core.timers import is_stale
+from engine.core.trace import Trace
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, Send
@@ -250,6 +251,11 @@ class EngineRuntime:
                 self.checkpoint.add_effect(f"revoke {eff.message_id}", fut)
             case ScheduleWake():
                 self.timers.schedule(eff.user_id, partition, eff.at, eff.token)
+            case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
+                fut = await self.send(
+                    t.traces, eff.user_id.encode(), wire.trace_value(eff), partition
+                )
+                self.checkpoint.add_effect(f"trace {eff.trace_id}", fut)
 
     async def _dead_letter(
         self,

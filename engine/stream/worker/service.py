@@ -39,7 +39,7 @@ EVENTS = Events(
 
 def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
-    from engine.core.engine import Engine
+    from engine.core.engine import Engine, EngineConfig
     from engine.lint.linter import load_journeys
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
@@ -49,8 +49,9 @@ def build_worker(settings: Settings) -> Any:
     parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
     backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
+    tracing = EngineConfig(trace_users=settings.trace_users, trace_sample=settings.trace_sample)
     runtime = EngineRuntime(
-        Engine(journeys),
+        Engine(journeys, tracing),
         settings,
         checkpoint,
         timers,
