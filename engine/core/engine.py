@@ -80,7 +80,7 @@ class Engine:
         if ignored is not None and ignored(state, inp):
             return state, list(trace.ignored(self.config, inp, max(now, state.clock)))
         now = max(now, state.clock)
-        step = Step(self.catalog, self.config, state, now)
+        step = Step(self.catalog, self.config, state, now, cause=inp)
         fire_due(step, now)
         step.now = now
         state.clock = now

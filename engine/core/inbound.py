@@ -109,3 +109,4 @@ def _send_help(step: Step, about: Message | None) -> None:
     step.outcome(
         "message_sent", channel="sms", message_id=help_id, key=derive_id(step.now), purpose="help"
     )
+    step.trace("send", "sent", channel="sms", message_id=help_id, purpose="help")

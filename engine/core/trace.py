@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 
 from engine.core.config import EngineConfig
 from engine.core.ids import bucket, derive_id
-from engine.core.inputs import Input, Receipt, UserEvent
+from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import Instance, Message
 from engine.durations import format_ts
 from engine.errors import ExpressionError
@@ -86,7 +86,7 @@ def traced(config: EngineConfig, user_id: str) -> bool:
 def record(
     user_id: str,
     now: int,
-    seq: int,
+    seq: object,
     kind: str,
     reason: str,
     where: Instance | Message | Journey | None,
@@ -94,8 +94,8 @@ def record(
     values: Mapping[str, Any],
     more: Callable[[], Mapping[str, Any]] | None,
 ) -> Trace:
-    """The record of one decision. ``seq`` (the effect's position in the step) keeps the
-    ids of two records of one kind in one step apart."""
+    """The record of one decision. ``seq`` (the input and the effect's position in the
+    step) keeps apart the ids of two records alike in one step, or in two steps at once."""
     vals = {k: v() if callable(v) else v for k, v in values.items()}
     if more is not None:
         vals.update(more())
@@ -116,13 +116,28 @@ def record(
     return Trace(tid, now, user_id, kind, reason, journey_id, version, instance_id, node, vals)
 
 
+def input_key(inp: Input | None) -> str:
+    """What tells an input from another at the same time (a replay of it: the same)."""
+    match inp:
+        case UserEvent():
+            return f"event {inp.event_id}"
+        case Receipt():
+            return f"receipt {inp.status} {inp.message_id or inp.node} {inp.reason}"
+        case Inbound():
+            return f"inbound {inp.event_id} {inp.message_id} {inp.postback} {inp.text}"
+        case Wake():
+            return f"wake {inp.token}"
+    return ""
+
+
 def ignored(config: EngineConfig, inp: Input, now: int) -> tuple[Trace, ...]:
     """The record of an input the engine drops untouched: an event no journey names (a
     stale wake-up is the engine's own business, not the user's: no record)."""
     if not isinstance(inp, UserEvent) or not traced(config, inp.user_id):
         return ()
     values = {"event": inp.name, "event_id": inp.event_id}
-    return (record(inp.user_id, now, 0, "input", "no_journey", None, None, values, None),)
+    seq = (input_key(inp), 0)
+    return (record(inp.user_id, now, seq, "input", "no_journey", None, None, values, None),)
 
 
 def cooldown_values(now: int, entry: Entry, last_entry: int) -> dict[str, Any]:

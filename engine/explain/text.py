@@ -25,8 +25,8 @@ def format_report(report: dict[str, Any]) -> str:
         inputs, steps = moment["inputs"], moment["steps"]
         if not inputs or all(i.get("before_step", 0) > 0 for i in inputs):
             out.append(f"{moment['ts']}  timer")
-        cuts = sorted({0, len(steps), *(i.get("before_step", 0) for i in inputs)})
-        for start, end in zip(cuts, cuts[1:] + [len(steps)], strict=True):
+        cuts = sorted({0, *(i.get("before_step", 0) for i in inputs)})
+        for start, end in zip(cuts, [*cuts[1:], len(steps)], strict=True):
             for inp in inputs:
                 if inp.get("before_step", 0) == start:
                     out.append(f"{moment['ts']}  {inp['text']}")
