@@ -347,6 +347,7 @@ def _stats_serve(args: argparse.Namespace) -> int:
             input_topic=settings.topics.user_events,
             dead_letter_topic=settings.topics.dead_letters,
             kafka=settings.security.aiokafka_kwargs(),
+            stream=settings,
             on_ready=lambda url: print(f"stats dashboard on {url}", flush=True),
         )
     )

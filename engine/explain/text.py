@@ -29,7 +29,10 @@ def format_report(report: dict[str, Any]) -> str:
         for start, end in zip(cuts, [*cuts[1:], len(steps)], strict=True):
             for inp in inputs:
                 if inp.get("before_step", 0) == start:
-                    out.append(f"{moment['ts']}  {inp['text']}")
+                    late = f" (stamped {inp['ts']}; handled at the user's clock)"
+                    out.append(
+                        f"{moment['ts']}  {inp['text']}{late if 'handled_at' in inp else ''}"
+                    )
             out.extend(_steps(steps[start:end]))
         if not steps and inputs:
             out.append("    (nothing happened)")

@@ -128,7 +128,7 @@ def _timeline(
         lambda: {"inputs": [], "traces": [], "outcomes": []}
     )
     for inp in inputs:
-        at[inp.ts]["inputs"].append(inp)
+        at[_handled_at(inp, outcomes, traces)]["inputs"].append(inp)
     for t in traces:
         at[t.ts]["traces"].append(t)
     for o in outcomes:
@@ -142,16 +142,39 @@ def _timeline(
             if group["traces"]
             else [_outcome_step(o) for o in group["outcomes"]]
         )
-        inputs = [
+        shown = [
             {
                 "ts": format_ts(i.ts),
+                **({"handled_at": format_ts(ts)} if i.ts != ts else {}),
                 **describe_input(i, names),
                 "before_step": _answered_at(i, steps),
             }
             for i in group["inputs"]
         ]
-        moments.append({"ts": format_ts(ts), "inputs": inputs, "steps": steps})
+        moments.append({"ts": format_ts(ts), "inputs": shown, "steps": steps})
     return moments
+
+
+def _handled_at(inp: Input, outcomes: Sequence[Outcome], traces: Sequence[Trace]) -> int:
+    """When the core handled an input: its ``ts``, or for a receipt that came in after the
+    user's clock had moved past it (the core handles it at the clock), the time of its
+    first record."""
+    if not isinstance(inp, Receipt) or inp.message_id is None:
+        return inp.ts
+    times = [
+        t.ts
+        for t in traces
+        if t.kind == "message"
+        and t.ts >= inp.ts
+        and t.values.get("message_id") == inp.message_id
+        and t.values.get("receipt") == inp.status
+    ]
+    times += [
+        o.ts
+        for o in outcomes
+        if o.type in _RECEIPT_OUTCOMES and o.ts >= inp.ts and o.message_id == inp.message_id
+    ]
+    return min(times, default=inp.ts)
 
 
 def _answered_at(inp: Input, steps: list[dict[str, Any]]) -> int:

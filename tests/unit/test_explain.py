@@ -284,3 +284,23 @@ def test_cli_text_and_json(scenario: Any, capsys: pytest.CaptureFixture[str]) ->
     assert data["user_id"] == "ann" and data["traced"] is True
     assert cli_main(["explain", "ann", "--events", str(events)]) == 2
     assert "pass --journeys DIR too" in capsys.readouterr().err
+
+
+def test_a_receipt_handled_after_the_users_clock_moved_on_shows_where_it_was_handled() -> None:
+    """On Kafka a receipt may arrive after later events: the core handles it at the user's
+    clock, and the timeline shows it there, with its own stamp."""
+    from engine.core.inputs import Receipt
+    from engine.core.trace import Trace
+    from engine.explain.timeline import Records, explain
+
+    receipt = Receipt("u", parse_ts_ms("2026-03-02T10:00:00Z"), "not_capable", "m1")
+    later = parse_ts_ms("2026-03-02T10:00:05Z")
+    moved = Trace("t1", later, "u", "message", "undeliverable", "cart", 1, "i1", "offer",
+                  {"message_id": "m1", "receipt": "not_capable", "channel": "rcs",
+                   "from": "sent", "to": "fell_back"})  # fmt: skip
+    r = explain(Records("u", [receipt], [], [moved], None), source="test")
+    (moment,) = r["timeline"]
+    assert moment["ts"] == "2026-03-02T10:00:05Z"
+    assert moment["inputs"][0]["handled_at"] == "2026-03-02T10:00:05Z"
+    assert moment["inputs"][0]["ts"] == "2026-03-02T10:00:00Z"
+    assert "(stamped 2026-03-02T10:00:00Z; handled at the user's clock)" in format_report(r)
