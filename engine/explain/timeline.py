@@ -62,12 +62,15 @@ def explain(
             "conditions, caps) are unknown. Trace the user from now on: "
             f"JOURNEYS_TRACE_USERS={records.user_id} on the engine worker (journeys run)"
         )
+    timeline = _timeline(records.inputs, outcomes, traces)
+    if journey is not None:  # only the moments something happened in that journey
+        timeline = [m for m in timeline if m["steps"]]
     return {
         "user_id": records.user_id,
         "source": source,
         "journey": journey,
         "traced": bool(records.traces),
-        "timeline": _timeline(records.inputs, outcomes, traces),
+        "timeline": timeline,
         "not_entered": _not_entered(records, traces, outcomes, journey),
         "not_received": _not_received(traces, outcomes),
         "now": _now(records, journey, traces, outcomes),
