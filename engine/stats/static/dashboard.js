@@ -229,14 +229,24 @@
     set("title", "User " + esc(r.user_id));
     set("sub", esc(r.source) + (r.traced ? " &middot; with the engine's trace records" : " &middot; outcomes only"));
     set("notes", (r.notes || []).map(function (n) { return '<div class="note card" data-note>' + esc(n) + "</div>"; }).join(""));
+    function inputHtml(i) {
+      var late = i.handled_at ? ' <span class="kind">stamped ' + esc(i.ts) + ", handled at the user's clock</span>" : "";
+      return '<div class="input" data-input="' + esc(i.kind) + '">' + esc(i.text) + late + "</div>";
+    }
     set("timeline", (r.timeline || []).length ? '<ol class="moments">' + r.timeline.map(function (m) {
-      var inputs = m.inputs.length ? m.inputs.map(function (i) {
-        var late = i.handled_at ? ' <span class="kind">stamped ' + esc(i.ts) + ", handled at the user's clock</span>" : "";
-        return '<div class="input" data-input="' + esc(i.kind) + '">' + esc(i.text) + late + "</div>";
-      }).join("") : '<div class="input timer" data-input="timer">timer</div>';
-      var steps = m.steps.filter(function (s) { return !(s.source === "trace" && QUIET[s.kind + "." + s.reason]); });
-      return '<li class="moment" data-moment="' + esc(m.ts) + '"><div class="ts">' + esc(m.ts) + "</div>" + inputs +
-        '<ul class="steps">' + steps.map(stepHtml).join("") + "</ul></li>";
+      // Each input before the steps it caused (before_step), as the text report does.
+      var html = m.inputs.length && m.inputs.every(function (i) { return i.before_step > 0; })
+        ? '<div class="input timer" data-input="timer">timer</div>' : m.inputs.length ? "" : '<div class="input timer" data-input="timer">timer</div>';
+      var list = [];
+      function flush() { if (list.length) { html += '<ul class="steps">' + list.join("") + "</ul>"; list = []; } }
+      for (var n = 0; n <= m.steps.length; n++) {
+        var here = m.inputs.filter(function (i) { return (i.before_step || 0) === n; });
+        if (here.length) { flush(); html += here.map(inputHtml).join(""); }
+        var s = m.steps[n];
+        if (s && !(s.source === "trace" && QUIET[s.kind + "." + s.reason])) { list.push(stepHtml(s)); }
+      }
+      flush();
+      return '<li class="moment" data-moment="' + esc(m.ts) + '"><div class="ts">' + esc(m.ts) + "</div>" + html + "</li>";
     }).join("") + "</ol>" : '<div class="empty">Nothing about this user.</div>');
     var ne = r.not_entered || [];
     set("not-entered", ne.length ? "<ul>" + ne.map(function (x) {
