@@ -316,6 +316,42 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """One user's timeline with the core's reasons: simulated from --events, or from Kafka."""
+    from engine.explain.sources import from_events, from_kafka
+    from engine.explain.text import format_report
+    from engine.lint.linter import load_journeys
+
+    journeys = load_journeys([args.journeys]) if args.journeys else []
+    if args.events is not None:
+        if not journeys:
+            raise ConfigError("--events simulates the journeys: pass --journeys DIR too")
+        report = from_events(
+            journeys, args.events, args.user_id, journey=args.journey, until=args.until
+        )
+    else:
+        import asyncio
+
+        from engine.stream.common.preflight import check_brokers
+
+        settings = Settings.from_env_and_args(args)
+        print(
+            f"reading {args.user_id}'s partition of {settings.topics.user_events} and the "
+            f"other topics from {settings.bootstrap}",
+            file=sys.stderr,
+            flush=True,
+        )
+        asyncio.run(check_brokers(settings))
+        report = asyncio.run(
+            from_kafka(settings, args.user_id, journey=args.journey, journeys=journeys)
+        )
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(format_report(report))
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from engine.stream.worker.service import run_worker
 
@@ -406,6 +442,7 @@ def _stats_serve(args: argparse.Namespace) -> int:
             input_topic=settings.topics.user_events,
             dead_letter_topic=settings.topics.dead_letters,
             kafka=settings.security.aiokafka_kwargs(),
+            stream=settings,
             on_ready=lambda url: print(f"stats dashboard on {url}", flush=True),
         )
     )
@@ -637,6 +674,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="--state kafka: the worker's app id, which names its changelog (default: "
         "journeys-engine; JOURNEYS_APP_ID)",
     )
+    p = add(
+        "explain",
+        _explain,
+        "why a user got what they got (and not the rest): their timeline with the reasons",
+    )
+    p.add_argument("user_id", metavar="USER_ID", help="the user id (the Kafka key)")
+    p.add_argument("--journey", metavar="ID", help="only this journey (default: all)")
+    p.add_argument(
+        "--journeys",
+        type=_existing_path,
+        metavar="DIR",
+        help="directory (or file) of journeys: needed with --events; from Kafka, they add "
+        "node types and the journeys whose entry event never came (default: none)",
+    )
+    p.add_argument(
+        "--events",
+        type=_existing_file,
+        metavar="FILE",
+        help="simulate this JSON-lines file with tracing on for the user (default: read "
+        "Kafka: the user's partition of every topic, and the engine's state changelog)",
+    )
+    p.add_argument(
+        "--until",
+        type=_instant,
+        metavar="TIME",
+        help="with --events: stop the virtual clock at this ISO-8601 time, to see where the "
+        "user is then (default: when no timer is left)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_arguments(p)
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")

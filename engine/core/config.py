@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DAY_MS = 86_400_000
 
@@ -14,3 +14,7 @@ class EngineConfig:
     message_retention_ms: int = 7 * DAY_MS  # taps and reads count this long after a send
     max_hops: int = 100  # nodes entered in one step before a run is stopped (cycle guard)
     max_messages: int = 64  # messages kept per user for receipts and taps
+    # Trace records (engine/core/trace.py): off by default; on for these users, and for
+    # this share of all users (0..1, chosen by a hash of the user id: no randomness).
+    trace_users: frozenset[str] = field(default_factory=frozenset)
+    trace_sample: float = 0.0

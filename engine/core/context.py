@@ -8,6 +8,7 @@ module, never on :mod:`.engine`, so the engine sits on top of the core's modules
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,9 @@ from engine.core.catalog import Catalog
 from engine.core.config import EngineConfig
 from engine.core.effects import Effect, Outcome
 from engine.core.ids import derive_id
+from engine.core.inputs import Input
 from engine.core.state import Instance, Message, UserState
+from engine.core.trace import input_key, record, traced
 
 if TYPE_CHECKING:
     from engine.journey.model import Journey
@@ -28,6 +31,29 @@ class Step:
     state: UserState
     now: int
     effects: list[Effect] = field(default_factory=list)
+    cause: Input | None = None  # the input being handled: part of trace record ids
+    tracing: bool = field(init=False)  # does this user get trace records (.trace)?
+
+    def __post_init__(self) -> None:
+        self.tracing = traced(self.config, self.state.user_id)
+
+    def trace(
+        self,
+        kind: str,
+        reason: str,
+        where: Instance | Message | Journey | None = None,
+        *,
+        node: str | None = None,
+        more: Callable[[], Mapping[str, Any]] | None = None,
+        **values: Any,
+    ) -> None:
+        """Record a decision (:mod:`.trace`) when the user is traced; else do nothing, and
+        compute nothing: ``more`` and values given as callables are called only here."""
+        if self.tracing:
+            seq = (input_key(self.cause), len(self.effects))
+            self.effects.append(
+                record(self.user_id, self.now, seq, kind, reason, where, node, values, more)
+            )
 
     @property
     def user_id(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.trace import Trace
 from engine.durations import format_ts
 
 SCHEMA_VERSION = 1
@@ -112,4 +113,5 @@ class Erase:
     user_id: str
 
 
-Effect = Outcome | SendRequest | Revoke | ScheduleWake | Erase
+# Trace: why the core decided what it did, for traced users only (engine/core/trace.py).
+Effect = Outcome | SendRequest | Revoke | ScheduleWake | Erase | Trace

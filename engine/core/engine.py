@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from engine.core import trace
 from engine.core.catalog import Catalog
 from engine.core.config import DAY_MS, EngineConfig
 from engine.core.context import Step
@@ -102,9 +103,9 @@ class Engine:
         """Handle one input for one user at ``now`` (epoch ms). Updates ``state`` in place."""
         ignored = self._ignored.get(type(inp))
         if ignored is not None and ignored(state, inp):
-            return state, []
+            return state, list(trace.ignored(self.config, inp, max(now, state.clock)))
         now = max(now, state.clock)
-        step = Step(self.catalog, self.config, state, now)
+        step = Step(self.catalog, self.config, state, now, cause=inp)
         fire_due(step, now)
         step.now = now
         state.clock = now

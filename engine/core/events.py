@@ -16,7 +16,8 @@ from engine.core.ids import derive_id
 from engine.core.inputs import UserEvent
 from engine.core.nodes import finish, goto
 from engine.core.paths import event_path
-from engine.core.state import Instance, JourneyHistory
+from engine.core.state import Instance, JourneyHistory, UserState
+from engine.core.trace import condition_values, cooldown_values
 from engine.journey.expressions import compile_expression
 from engine.journey.model import Journey
 
@@ -24,6 +25,7 @@ from engine.journey.model import Journey
 def handle_event(step: Step, ev: UserEvent) -> None:
     state = step.state
     if not state.remember_event(ev.event_id):
+        step.trace("input", "duplicate", event=ev.name, event_id=ev.event_id)
         return  # already handled: producers retry, we don't double-count
     if ev.profile:
         state.attrs.update(ev.profile)
@@ -68,6 +70,7 @@ def _goal(
         return False
     hist.converted.append(instance_id)
     del hist.converted[:-16]
+    step.trace("goal", "converted", journey, instance_id=instance_id, event=ev.name)
     step.outcome(
         "goal_converted",
         journey_id=journey.id,
@@ -102,12 +105,16 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
     hist = state.history.get(journey.id)
     if hist is not None and hist.entries:
         if entry.reentry == "never":
+            step.trace("entry", "reentry_never", journey, entries=hist.entries)
             return
-        if entry.reentry == "after_exit" and any(
-            i.journey_id == journey.id for i in state.instances.values()
-        ):
+        if entry.reentry == "after_exit" and (running := _run_of(state, journey.id)):
+            step.trace("entry", "already_in", running, reentry="after_exit")
             return
         if hist.last_entry is not None and step.now - hist.last_entry < entry.cooldown_ms:
+            last = hist.last_entry
+            step.trace(
+                "entry", "cooldown", journey, more=lambda: cooldown_values(step.now, entry, last)
+            )
             return
     scope = {
         "event": props,
@@ -115,10 +122,15 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
         "user": state.attrs,
         "journey": {"id": journey.id, "version": journey.version},
     }
-    if entry.when is not None and not compile_expression(entry.when).test(scope):
+    when = entry.when
+    if when is not None and not compile_expression(when).test(scope):
+        step.trace(
+            "entry", "when_false", journey, when=when, more=lambda: condition_values(when, scope)
+        )
         return
     iid = derive_id("i", state.user_id, journey.id, journey.version, ev.event_id)
     if iid in state.instances:
+        step.trace("entry", "already_in", state.instances[iid], same_event=ev.event_id)
         return  # an event id replayed after it left the dedupe memory: same run, not a new one
     hist = state.history.setdefault(journey.id, JourneyHistory())
     hist.entries += 1
@@ -126,4 +138,10 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
     inst = Instance(iid, journey.id, journey.version, journey.start, step.now, props, props)
     state.instances[iid] = inst
     step.inst_outcome("journey_entered", inst, journey.start, event=ev.name)
+    step.trace("entry", "entered", inst, event=ev.name, event_id=ev.event_id)
     goto(step, inst, journey.start)
+
+
+def _run_of(state: UserState, journey_id: str) -> Instance | None:
+    """The user's run through ``journey_id`` (any version), if one is in flight."""
+    return next((i for i in state.instances.values() if i.journey_id == journey_id), None)

@@ -81,14 +81,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, cast
 
 from engine.core.context import Step
 from engine.core.effects import Revoke
 from engine.core.ids import derive_uuid
 from engine.core.inputs import Receipt
-from engine.core.sends import capped, phone_problem, quiet_until, request
+from engine.core.sends import capped, phone_problem, quiet_until, request, rule_values
 from engine.core.state import Message, UserState
+from engine.core.trace import transition_values
 from engine.core.user_actions import UserAction
 from engine.durations import format_ts
 from engine.journey.model import SendNode
@@ -210,6 +212,10 @@ def _send_sms(step: Step, msg: Message, rec: Receipt | None) -> None:
     if why is None and marketing and (end := quiet_until(step, journey)) is not None:
         qh = journey.settings.quiet_hours
         if qh is not None and qh.action == "defer":
+            why_deferred = partial(rule_values, step, journey, "deferred")
+            step.trace(
+                "send", "deferred", msg, channel="sms", fallback_of=msg.id, more=why_deferred
+            )
             fire(step, msg, "deferred")
             msg.timer_at = end
             step.msg_outcome(
@@ -226,6 +232,8 @@ def _send_sms(step: Step, msg: Message, rec: Receipt | None) -> None:
         why = "frequency_cap"
     sms_id = derive_uuid("sms", msg.id)
     if why is not None:
+        values = partial(rule_values, step, journey, why, excluding=msg.counted_at)
+        step.trace("send", why, msg, channel="sms", fallback_of=msg.id, more=values)
         step.outcome(
             "message_suppressed",
             journey_id=msg.journey_id,
@@ -359,6 +367,7 @@ def fire(step: Step, msg: Message, event: Event, rec: Receipt | None = None) -> 
     row = TRANSITIONS.get((cast(Status, msg.status), event))
     if row is None:
         return None
+    step.trace("message", event, msg, more=lambda: transition_values(msg, row.to, rec))
     msg.status = row.to
     for action in row.actions:
         action(step, msg, rec)

@@ -23,6 +23,7 @@ from engine.core.user_actions import UserAction
 
 def handle_inbound(step: Step, inb: Inbound) -> UserAction | None:
     if inb.event_id is not None and not step.state.remember_event(inb.event_id):
+        step.trace("input", "duplicate", event_id=inb.event_id)
         return None  # a redelivered message: handled already
     if inb.keyword is None and inb.text is not None:
         inb = replace(inb, keyword=classify_keyword(inb.text))
@@ -32,6 +33,7 @@ def handle_inbound(step: Step, inb: Inbound) -> UserAction | None:
         inb = replace(inb, keyword=None)
     if inb.keyword is not None:
         msg = msg or _latest_message(step, None)
+        step.trace("keyword", inb.keyword, msg, text=inb.text)
         if inb.keyword == "opt_out":
             step.state.opted_out = True
             _user_outcome(step, "user_opted_out", msg)
@@ -45,7 +47,9 @@ def handle_inbound(step: Step, inb: Inbound) -> UserAction | None:
     if inb.postback is not None:
         msg = msg or _latest_message(step, inb.postback) or _latest_message(step, None)
         if msg is None:
+            step.trace("inbound", "no_message", postback=inb.postback)
             return None
+        step.trace("inbound", "click", msg, postback=inb.postback)
         step.msg_outcome(
             "message_clicked", msg, key=(step.now, inb.postback), postback=inb.postback
         )
@@ -53,7 +57,9 @@ def handle_inbound(step: Step, inb: Inbound) -> UserAction | None:
     if inb.text is not None:
         msg = msg or _latest_message(step, None)
         if msg is None:
+            step.trace("inbound", "no_message", text=inb.text[:100])
             return None
+        step.trace("inbound", "reply", msg, text=inb.text[:100])
         step.msg_outcome("message_replied", msg, key=(step.now, inb.text), text=inb.text[:500])
         return UserAction("reply", msg, inb.text)
     return None
@@ -103,3 +109,4 @@ def _send_help(step: Step, about: Message | None) -> None:
     step.outcome(
         "message_sent", channel="sms", message_id=help_id, key=derive_id(step.now), purpose="help"
     )
+    step.trace("send", "sent", channel="sms", message_id=help_id, purpose="help")

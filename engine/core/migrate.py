@@ -47,3 +47,4 @@ def migrate(step: Step, inst: Instance) -> None:
         from_node=from_node,
         to_version=version,
     )
+    step.trace("migrate", "migrated", inst, from_version=from_version, from_node=from_node)

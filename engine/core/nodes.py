@@ -16,8 +16,9 @@ from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
+from engine.core.trace import cases_values, condition_values, waiting_values
 from engine.core.winner import decided_variant
-from engine.durations import clamp_instant
+from engine.durations import clamp_instant, format_ts
 from engine.journey.expressions import compile_expression
 from engine.journey.model import (
     BranchNode,
@@ -46,6 +47,7 @@ def goto(step: Step, inst: Instance, target: str | None, **attrs: Any) -> None:
         inst.wake_at = None
         extra = NODE_ATTRS[node.type](step, inst, node) if node.type in NODE_ATTRS else {}
         step.inst_outcome("node_entered", inst, target, **attrs, **extra)
+        step.trace("node", "entered", inst, type=node.type, **attrs)
         attrs = {}
         target = ENTER[node.type](step, inst, node)
 
@@ -53,6 +55,7 @@ def goto(step: Step, inst: Instance, target: str | None, **attrs: Any) -> None:
 def finish(step: Step, inst: Instance, reason: str) -> None:
     """End a run: ``journey_exited`` and, when the journey has a goal, keep tracking it."""
     step.inst_outcome("journey_exited", inst, reason=reason)
+    step.trace("exit", reason, inst)
     step.state.instances.pop(inst.id, None)
     if reason in CANCELS_FALLBACK:
         # The user left because of what they did (cancelled, converted): an SMS copy of a
@@ -98,23 +101,38 @@ def wait_target(step: Step, inst: Instance, node: WaitNode) -> int:
 def _enter_wait(step: Step, inst: Instance, node: WaitNode) -> str | None:
     at = wait_target(step, inst, node)
     if at <= step.now:
+        step.trace("wait", "over", inst, until=lambda: format_ts(at), next=node.next)
         return node.next
     inst.wake_at = at
+    step.trace("wait", "until", inst, until=lambda: format_ts(at))
     return None
 
 
 def _enter_wait_for(step: Step, inst: Instance, node: WaitForNode) -> str | None:
     if node.timeout_ms is not None:
         inst.wake_at = clamp_instant(step.now + node.timeout_ms)
+    step.trace("wait_for", "waiting", inst, more=lambda: waiting_values(node.paths, inst.wake_at))
     return None
 
 
 def _enter_branch(step: Step, inst: Instance, node: BranchNode) -> str | None:
     scope = step.scope(inst)
-    for case in node.cases:
-        if compile_expression(case.when).test(scope):
-            return case.next
-    return node.default
+    taken = next((c for c in node.cases if compile_expression(c.when).test(scope)), None)
+    if taken is None:
+        step.trace(
+            "branch", "default", inst, next=node.default, more=lambda: cases_values(node, scope)
+        )
+        return node.default
+    when = taken.when
+    step.trace(
+        "branch",
+        "case",
+        inst,
+        when=when,
+        next=taken.next,
+        more=lambda: condition_values(when, scope),
+    )
+    return taken.next
 
 
 def split_variant(step: Step, inst: Instance, node: SplitNode) -> int:
@@ -143,7 +161,11 @@ def _split_attrs(step: Step, inst: Instance, node: SplitNode) -> dict[str, Any]:
 
 
 def _enter_split(step: Step, inst: Instance, node: SplitNode) -> str | None:
-    return node.variants[_chosen(step, inst, node)[0]].next
+    index, won = _chosen(step, inst, node)
+    variant = node.variants[index]
+    reason = "winner" if won else "variant"
+    step.trace("split", reason, inst, variant=variant.name, next=variant.next)
+    return variant.next
 
 
 def _enter_exit(step: Step, inst: Instance, node: ExitNode) -> str | None:
@@ -163,10 +185,12 @@ NODE_ATTRS: dict[str, Callable[[Step, Instance, Any], dict[str, Any]]] = {"split
 
 
 def _timer_wait(step: Step, inst: Instance, node: WaitNode) -> None:
+    step.trace("wait", "ended", inst, next=node.next)
     goto(step, inst, node.next)
 
 
 def _timer_wait_for(step: Step, inst: Instance, node: WaitForNode) -> None:
+    step.trace("wait_for", "timeout", inst, next=node.on_timeout)
     if node.on_timeout is None:
         finish(step, inst, "timeout")
     else:

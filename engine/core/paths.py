@@ -59,6 +59,7 @@ def route(step: Step, action: UserAction) -> None:
 def take_path(step: Step, inst: Instance, path: WaitPath, via: str) -> None:
     inst.wake_at = None
     migrate(step, inst)
+    step.trace("wait_for", "path", inst, via=via, next=path.next)
     goto(step, inst, path.next, via=via)
 
 

@@ -2,12 +2,13 @@
 
 The models describe exactly what :mod:`engine.core.wire` writes and reads: outcomes, send
 requests and revokes, the inputs (user events, receipts, inbound messages, wake-ups), dead
-letters, and the engine's table value (internal: no schema file). Consumers in any language
-can validate messages and generate types from the files in ``docs/schemas/``. An outcome is
-a union discriminated by ``type``, with a typed ``attributes`` object per type. Objects allow
-extra keys: new attributes (and new outcome types, with a new ``schema_version`` only when a
-change breaks readers) may appear, and readers must ignore what they don't know. What the
-engine itself writes has no key the models leave out (``tests/unit/test_wire_schema.py``).
+letters, trace records, and the engine's table value (internal: no schema file). Consumers
+in any language can validate messages and generate types from the files in
+``docs/schemas/``. An outcome is a union discriminated by ``type``, with a typed
+``attributes`` object per type. Objects allow extra keys: new attributes (and new outcome
+types, with a new ``schema_version`` only when a change breaks readers) may appear, and
+readers must ignore what they don't know. What the engine itself writes has no key the
+models leave out (``tests/unit/test_wire_schema.py``).
 
     journeys schema --wire docs/schemas/           # (re)write the schema files
     journeys schema --wire docs/schemas/ --check   # exit 1 when they are out of date
@@ -485,6 +486,35 @@ class SplitDecision(_Open):
     after_ms: int = Field(ge=1)
     figures: SplitFigures
     schema_version: int = Field(ge=1)
+class Trace(_Open):
+    """A trace record on ``journey.traces`` (key: user_id): one decision of the core about a
+    traced user (``JOURNEYS_TRACE_USERS``, ``JOURNEYS_TRACE_SAMPLE``), with what it was
+    decided on. ``journeys explain`` reads them; docs/journeys.md lists kinds and reasons."""
+
+    trace_id: NonEmpty = Field(description="deterministic id: dedupe on it")
+    ts: Timestamp
+    user_id: NonEmpty = Field(description="the Kafka message key")
+    kind: NonEmpty = Field(
+        description="what was decided: input, entry, node, wait, wait_for, branch, split, "
+        "exit, goal, migrate, send, fallback, message, keyword, inbound",
+        examples=["entry", "send"],
+    )
+    reason: NonEmpty = Field(
+        description="the verdict: entered / when_false / cooldown / ... for entry, "
+        "sent / frequency_cap / quiet_hours / ... for send",
+        examples=["cooldown", "frequency_cap"],
+    )
+    journey_id: str | None
+    journey_version: int | None = Field(ge=1)
+    instance_id: str | None = Field(description="the run it is about, if any")
+    node_id: str | None
+    values: dict[str, Any] = Field(
+        description="what it was decided on: a condition's operands, a cap's count and "
+        "window, the time left of a cooldown, ... (phone numbers masked)"
+    )
+    schema_version: int = Field(
+        ge=1, description=f"wire format version ({SCHEMA_VERSION}); bumped on breaking changes"
+    )
 
 
 # --------------------------------------------------------------------------- the table value
@@ -545,6 +575,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "forget": ("Forget request (journey.user-events)", Forget),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
     "split-decision": ("Split decision (journey.control)", SplitDecision),
+    "trace": ("Trace record (journey.traces)", Trace),
 }
 
 

@@ -17,6 +17,7 @@ from engine.core.effects import SendRequest
 from engine.core.ids import derive_uuid
 from engine.core.localtime import WEEKDAY_INDEX, quiet_window_end, zone
 from engine.core.state import Instance, Message
+from engine.core.trace import cap_values, mask_phone, quiet_values
 from engine.durations import format_ts
 from engine.errors import TemplateError
 from engine.journey.model import Journey, SendNode, time_to_minutes
@@ -50,11 +51,31 @@ def capped(step: Step, journey: Journey, *, excluding: int | None = None) -> boo
     cap = journey.settings.frequency_cap
     if cap is None:
         return False
-    since = step.now - cap.per_ms
+    return sent_within(step, cap.per_ms, excluding) >= cap.max
+
+
+def sent_within(step: Step, per_ms: int, excluding: int | None = None) -> int:
+    """Sends the cap counts in the ``per_ms`` before now (``excluding``: see :func:`capped`)."""
+    since = step.now - per_ms
     count = sum(1 for t in step.state.send_log if t > since)
     if excluding is not None and excluding > since and excluding in step.state.send_log:
         count -= 1
-    return count >= cap.max
+    return count
+
+
+def rule_values(
+    step: Step, journey: Journey, reason: str, *, excluding: int | None = None
+) -> dict[str, Any]:
+    """What a send rule decided on, for a trace record (:mod:`.trace`)."""
+    settings, attrs = journey.settings, step.state.attrs
+    if reason == "frequency_cap" and (cap := settings.frequency_cap) is not None:
+        return cap_values(cap, sent_within(step, cap.per_ms, excluding), step.now)
+    if reason in ("quiet_hours", "deferred") and (qh := settings.quiet_hours) is not None:
+        tz = zone(attrs.get("timezone"), settings.default_timezone)
+        return quiet_values(qh, tz, step.now, quiet_until(step, journey))
+    if reason in ("missing_phone", "invalid_phone"):
+        return {"phone": mask_phone(attrs.get("phone") or "")}
+    return {}
 
 
 def _log_send(step: Step) -> int:
@@ -82,12 +103,23 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
                     reason="quiet_hours",
                     until=format_ts(end),
                 )
+                step.trace(
+                    "send",
+                    "deferred",
+                    inst,
+                    channel=node.channel,
+                    more=lambda: rule_values(step, journey, "deferred"),
+                )
                 return None
             reason = "quiet_hours"
     if reason is None and node.marketing and capped(step, journey):
         reason = "frequency_cap"
     if reason is not None:
         step.inst_outcome("message_suppressed", inst, channel=node.channel, reason=reason)
+        why = reason
+        step.trace(
+            "send", why, inst, channel=node.channel, more=lambda: rule_values(step, journey, why)
+        )
         return node.next
     try:
         content = render_send(node, step.scope(inst)).to_dict()
@@ -95,6 +127,7 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
         step.inst_outcome(
             "message_failed", inst, channel=node.channel, reason="template", detail=exc.message
         )
+        step.trace("send", "template", inst, channel=node.channel, detail=exc.message)
         return node.next
     message_id = derive_uuid("m", inst.id, inst.node, inst.step)
     has_fallback = node.channel == "rcs" and node.fallback is not None
@@ -118,6 +151,8 @@ def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = Fa
     inst.last_send = message_id
     inst.sends[inst.node] = message_id
     request(step, msg, content, ttl_ms=ttl)
+    if msg.timer_at is not None:
+        step.trace("fallback", "timer_set", msg, until=lambda: format_ts(msg.timer_at), ttl_ms=ttl)
     return node.next
 
 
@@ -163,5 +198,6 @@ def request(
             None if rate is None else {"max": rate.max, "per_ms": rate.per_ms},
         )
     )
-    extra = {"fallback_of": fallback_of} if fallback_of else {}
+    extra: dict[str, Any] = {"fallback_of": fallback_of} if fallback_of else {}
     step.msg_outcome("message_sent", msg, **extra)
+    step.trace("send", "sent", msg, channel=msg.channel, purpose=purpose, **extra)

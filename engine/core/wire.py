@@ -23,6 +23,8 @@ Records, where they travel, and the functions that write / read them:
 * dead letter (``journey.dead-letters``): :func:`dead_letter` / :func:`decode_dead_letter`;
 * split decision (``journey.control``): :func:`split_decision_value` /
   :func:`decode_split_decision`.
+* trace record (``journey.traces``, traced users only): :func:`trace_value` /
+  :func:`decode_trace`.
 
 Timestamps are written as ISO-8601 UTC with milliseconds when not zero
 (:func:`engine.durations.format_ts`), and read only in the documented ISO-8601 form
@@ -61,6 +63,7 @@ from engine.core.inputs import (
     Wake,
 )
 from engine.core.state import UserState
+from engine.core.trace import Trace
 from engine.core.winner import SplitDecision
 from engine.durations import (
     MAX_INSTANT_MS,
@@ -467,6 +470,56 @@ def outcome(d: dict[str, Any]) -> Outcome:
 
 def decode_outcome(raw: bytes | str) -> Outcome:
     return outcome(outcome_record(raw))
+
+
+# ---------------------------------------------------------------- trace records
+
+
+def trace_wire(t: Trace) -> dict[str, Any]:
+    return {
+        "trace_id": t.trace_id,
+        "ts": format_ts(t.ts),
+        "user_id": t.user_id,
+        "kind": t.kind,
+        "reason": t.reason,
+        "journey_id": t.journey_id,
+        "journey_version": t.journey_version,
+        "instance_id": t.instance_id,
+        "node_id": t.node_id,
+        "values": t.values,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def trace_value(t: Trace) -> bytes:
+    return dumps(trace_wire(t))
+
+
+def trace(d: dict[str, Any]) -> Trace:
+    """A trace record -> :class:`~engine.core.trace.Trace` (a newer ``schema_version`` is
+    refused, as for outcomes)."""
+    schema_version = _int(d, "schema_version")
+    if schema_version is not None and schema_version > SCHEMA_VERSION:
+        raise InputError(
+            "unsupported_version",
+            f"schema_version {schema_version}; this reader knows up to {SCHEMA_VERSION}",
+        )
+    return Trace(
+        trace_id=_str(d, "trace_id") or "",
+        ts=_ts(d),
+        user_id=_str(d, "user_id") or "",
+        kind=_str(d, "kind") or "",
+        reason=_str(d, "reason") or "",
+        journey_id=_str(d, "journey_id", required=False),
+        journey_version=_int(d, "journey_version"),
+        instance_id=_str(d, "instance_id", required=False),
+        node_id=_str(d, "node_id", required=False),
+        values=_obj(d, "values") or {},
+    )
+
+
+def decode_trace(raw: bytes | str) -> Trace:
+    return trace(_object(raw))
 
 
 # ---------------------------------------------------------------- state (the table value)

@@ -27,6 +27,7 @@ from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
 from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
+from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
 from engine.core.wire import decode_line, loads
 from engine.durations import format_ts
@@ -54,6 +55,9 @@ class SimResult:
     states: dict[str, UserState] = field(default_factory=dict)
     sends: list[SendRequest] = field(default_factory=list)
     decisions: list[SplitDecision] = field(default_factory=list)  # splits' winners, in order
+    # The core's trace records, for the users the engine's config traces (trace_users,
+    # trace_sample); none by default. `journeys explain` reads them.
+    traces: list[Trace] = field(default_factory=list)
 
 
 def read_events(path: str | Path) -> tuple[list[Input], list[BadLine]]:
@@ -166,6 +170,8 @@ class Simulator:
                     yield Wake(eff.user_id, at, eff.token)
                 case Erase():
                     result.states.pop(eff.user_id, None)  # forgotten: nothing kept
+                case Trace():
+                    result.traces.append(eff)
 
     @staticmethod
     def _trace(result: SimResult, inp: Input, ts: int, effects: list[Effect]) -> None:

@@ -9,6 +9,11 @@ warning) and a table of every step (users reached, per-channel counts, opt-outs,
 suppressions: the figures of ``journeys stats``), then refreshes everything from the JSON
 API every few seconds. Markup, style and script are in ``static/``; nothing is loaded from
 the network.
+
+The user search (``/users?id=...``, the box in every page's header) shows what ``journeys
+explain`` prints for one user: their timeline with the core's reasons, the journeys they
+did not enter, the messages they did not get, where they are now
+(``/api/users/{id}``, read from the user's partition of the topics: :mod:`engine.explain`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class ServiceView(Protocol):
     def catalog(self) -> Catalog: ...
     @property
     def health(self) -> dict[str, Any]: ...
+    async def explain_user(self, user_id: str, journey: str | None) -> dict[str, Any]:
+        """The ``journeys explain`` report of one user, from Kafka."""
+        ...
 
 
 SEND_LINES = (
@@ -277,6 +285,26 @@ def make_app(svc: ServiceView) -> web.Application:
             raise web.HTTPNotFound(text="no journey file for this version")
         return web.Response(text=graph_svg(journey, r), content_type="image/svg+xml")
 
+    async def user_report(request: web.Request, user_id: str) -> dict[str, Any]:
+        journey = request.query.get("journey") or None
+        if not user_id.strip():
+            raise web.HTTPBadRequest(
+                text='{"error": "name a user id"}', content_type="application/json"
+            )
+        return await svc.explain_user(user_id.strip(), journey)
+
+    async def api_user(request: web.Request) -> web.Response:
+        return _json(await user_report(request, request.match_info["id"]))
+
+    async def user(request: web.Request) -> web.Response:
+        user_id = request.query.get("id", "").strip()
+        initial: dict[str, Any] = {"name": f"User {user_id}" if user_id else "Users"}
+        if user_id:
+            initial["user"] = await user_report(request, user_id)
+        main = Template(_asset("user.html")).substitute(user=html.escape(user_id))
+        text = page(svc, main, initial, page="user", user=user_id)
+        return web.Response(text=text, content_type="text/html")
+
     async def index(request: web.Request) -> web.Response:
         journeys = journey_list(svc.stats, svc.catalog)
         initial = {"journeys": journeys, "problems": svc.catalog.problems}
@@ -310,6 +338,8 @@ def make_app(svc: ServiceView) -> web.Application:
         ("/api/journeys/{id}", api_journey),
         ("/api/journeys/{id}/timeseries", api_series),
         ("/api/health", api_health),
+        ("/api/users/{id}", api_user),
+        ("/users", user),
         ("/metrics", metrics),
         ("/", index),
         ("/journeys/{id}", journey),

@@ -43,6 +43,7 @@ from engine.errors import ConfigError, InputError
 from engine.stats import dashboard
 from engine.stats.catalog import Catalog
 from engine.stats.windows import Limits, WindowStats
+from engine.stream.common.settings import Settings
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "journeys-stats/2"
@@ -70,6 +71,9 @@ class ServiceConfig:
     pending_timers: Callable[[], int | None] | None = None
     # Client options for every Kafka connection (SASL / TLS: Security.aiokafka_kwargs()).
     kafka: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The stream settings (topics, the engine's app id): the user search reads a user's
+    # partition of every topic and the engine's state changelog with them.
+    stream: Settings | None = field(default=None, repr=False)
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -170,6 +174,16 @@ class StatsService:
             if consumer is not None:
                 await consumer.stop()
         self._runner = self._admin = self._consumer = self._probe = None
+
+    # ------------------------------------------------------------------ user search
+
+    async def explain_user(self, user_id: str, journey: str | None) -> dict[str, Any]:
+        """``journeys explain USER`` from Kafka, with the journeys of the catalog."""
+        from engine.explain.sources import from_kafka
+
+        settings = self.cfg.stream or Settings(bootstrap=self.cfg.bootstrap)
+        journeys = [j for vs in self.catalog.journeys.values() for j in vs.values()]
+        return await from_kafka(settings, user_id, journey=journey, journeys=journeys)
 
     # ------------------------------------------------------------------ state file
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from engine.channels.simulated import ContractProvider
 from engine.core import schema, wire
 from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
-from engine.core.engine import Engine
+from engine.core.engine import Engine, EngineConfig
 from engine.core.ids import wake_token
 from engine.core.inputs import RECEIPT_STATUSES, Inbound, Receipt, UserEvent, Wake
 from engine.durations import format_ts, parse_ts_ms
@@ -56,6 +56,7 @@ ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "dead-letter": TypeAdapter(schema.DeadLetter),
     "state": TypeAdapter(schema.StateRecord),
     "split-decision": TypeAdapter(schema.SplitDecision),
+    "trace": TypeAdapter(schema.Trace),
 }
 
 
@@ -212,7 +213,8 @@ def tour() -> Tour:
     v2 = Journey.model_validate(yaml.safe_load(JOURNEY_V2))
     provider = RecordingProvider()
     lines = input_lines()
-    result = Simulator([v1], provider=provider).run([wire.decode_line(x) for x in lines])
+    traced = EngineConfig(trace_sample=1.0)  # every user: trace records of every kind
+    result = Simulator([v1], traced, provider).run([wire.decode_line(x) for x in lines])
     # A user waiting in version 1 takes a step once version 2 is live: instance_migrated.
     state = Engine([v1]).new_state("mover")
     first = _event("mover", "signed_up", "2026-11-02T10:00:00Z", phone=PHONE)
@@ -283,6 +285,17 @@ def test_real_receipts_and_input_lines_are_described_and_come_back(real: Tour) -
         w = wire.input_wire(inp)
         described(kind_of[line.get("type", "event")], w)
         assert wire.decode_line(orjson.loads(wire.input_value(inp))) == inp
+
+
+def test_real_traces_are_described_and_come_back(real: Tour) -> None:
+    kinds = set()
+    for t in real.result.traces:
+        raw = wire.trace_value(t)
+        described("trace", raw)
+        assert wire.decode_trace(raw) == t
+        assert wire.trace_value(wire.decode_trace(raw)) == raw
+        kinds.add(t.kind)
+    assert {"entry", "node", "split", "send", "fallback", "message", "keyword"} <= kinds
 
 
 def test_real_states_are_described_and_come_back(real: Tour) -> None:
@@ -557,12 +570,14 @@ CODECS: dict[str, Codec] = {
     "dead-letter": (wire.decode_dead_letter, lambda dl: wire.dumps(wire.dead_letter_wire(dl))),
     "state": (wire.state_from_record, lambda ps: wire.state_record(*ps)),
     "split-decision": (wire.decode_split_decision, wire.split_decision_value),
+    "trace": (wire.decode_trace, wire.trace_value),
 }
 FIXES: dict[str, Callable[[st.DrawFn, dict[str, Any]], dict[str, Any]]] = {
     "dead-letter": _b64_and_key,
     "state": _unique_runs,
     "outcome": _current_version,
     "split-decision": _current_version,
+    "trace": _current_version,
 }
 
 

@@ -217,11 +217,78 @@
     }).join("") : '<div class="empty">No journeys yet: outcomes will appear here as they arrive.</div>');
   }
 
+  // ------------------------------------------------------------------ user search
+  // What `journeys explain` prints, from GET /api/users/<id> (read once: a user's whole
+  // partition of every topic is read for it, so it is not refreshed with the counts).
+  function where(r) {
+    return r.journey_id ? esc(r.journey_id) + (r.journey_version ? "@" + r.journey_version : "") : "&ndash;";
+  }
+  function stepHtml(s) {
+    var node = s.node_id && s.kind !== "entry" ? ' <span class="node">' + esc(s.node_id) + "</span>" : "";
+    var cls = /NOT /.test(s.text) ? " not" : "";
+    return '<li class="step' + cls + '" data-step="' + esc(s.kind + "." + (s.reason || "")) + '"><span class="where">' +
+      where(s) + node + '</span> <span class="what">' + esc(s.text) + "</span></li>";
+  }
+  var QUIET = { "node.entered": 1 };  // said by the step that follows (a send, a wait...)
+  function renderUser(r) {
+    if (!r) { return; }
+    set("title", "User " + esc(r.user_id));
+    set("sub", esc(r.source) + (r.traced ? " &middot; with the engine's trace records" : " &middot; outcomes only"));
+    set("notes", (r.notes || []).map(function (n) { return '<div class="note card" data-note>' + esc(n) + "</div>"; }).join(""));
+    function inputHtml(i) {
+      var late = i.handled_at ? ' <span class="kind">stamped ' + esc(i.ts) + ", handled at the user's clock</span>" : "";
+      return '<div class="input" data-input="' + esc(i.kind) + '">' + esc(i.text) + late + "</div>";
+    }
+    set("timeline", (r.timeline || []).length ? '<ol class="moments">' + r.timeline.map(function (m) {
+      // Each input before the steps it caused (before_step), as the text report does.
+      var html = m.inputs.length && m.inputs.every(function (i) { return i.before_step > 0; })
+        ? '<div class="input timer" data-input="timer">timer</div>' : m.inputs.length ? "" : '<div class="input timer" data-input="timer">timer</div>';
+      var list = [];
+      function flush() { if (list.length) { html += '<ul class="steps">' + list.join("") + "</ul>"; list = []; } }
+      for (var n = 0; n <= m.steps.length; n++) {
+        var here = m.inputs.filter(function (i) { return (i.before_step || 0) === n; });
+        if (here.length) { flush(); html += here.map(inputHtml).join(""); }
+        var s = m.steps[n];
+        if (s && !(s.source === "trace" && QUIET[s.kind + "." + s.reason])) { list.push(stepHtml(s)); }
+      }
+      flush();
+      return '<li class="moment" data-moment="' + esc(m.ts) + '"><div class="ts">' + esc(m.ts) + "</div>" + html + "</li>";
+    }).join("") + "</ol>" : '<div class="empty">Nothing about this user.</div>');
+    var ne = r.not_entered || [];
+    set("not-entered", ne.length ? "<ul>" + ne.map(function (x) {
+      var when = x.last ? ' <span class="kind">' + esc(x.last) + (x.count > 1 ? " &middot; " + x.count + "x" : "") + "</span>" : "";
+      return '<li data-not-entered="' + esc(x.journey_id + ":" + x.reason) + '"><b>' + where(x) + "</b> " + esc(x.text) + when + "</li>";
+    }).join("") + "</ul>" : '<div class="empty">none</div>');
+    var nr = r.not_received || [];
+    set("not-received", nr.length ? "<ul>" + nr.map(function (x) {
+      return '<li data-not-received="' + esc(x.journey_id + ":" + x.node_id + ":" + x.reason) + '"><b>' + where(x) + " " +
+        esc(x.node_id) + '</b> <span class="kind">' + esc(x.ts) + "</span> " + esc(x.text) +
+        (x.then ? '<div class="then">then ' + esc(x.then) + "</div>" : "") + "</li>";
+    }).join("") + "</ul>" : '<div class="empty">none</div>');
+    var now = r.now || {};
+    var lines = [];
+    if (!now.state) { lines.push("No state: the engine has no record of this user."); }
+    if (now.opted_out) { lines.push("Opted out (STOP): journey messages are not sent."); }
+    (now.runs || []).forEach(function (run) {
+      lines.push('<span data-run="' + esc(run.journey_id) + '"><b>' + where(run) + "</b> at " + esc(run.node_id) +
+        (run.node_type ? " (" + esc(run.node_type) + ")" : "") + (run.since ? " since " + esc(run.since) : "") +
+        (run.until ? ", until " + esc(run.until) : "") + "</span>");
+    });
+    if (now.state && !(now.runs || []).length) { lines.push("In no journey."); }
+    if (now.state) {
+      var t = now.next_timer;
+      lines.push('<span data-next-timer>' + (t ? "Next timer " + esc(t.at) + ": " + where(t) + " " + esc(t.node_id) + ", " + esc(t.what) : "No timer pending.") + "</span>");
+    }
+    set("now", lines.map(function (l) { return "<div>" + l + "</div>"; }).join(""));
+  }
+
   // ------------------------------------------------------------------ refresh
   var sparks = {};
   function refresh() {
     var jobs = [getJSON("/api/health").then(renderHealth)];
-    if (conf.page === "journey") {
+    if (conf.page === "user") {
+      // health only: the user's timeline was read when the page was
+    } else if (conf.page === "journey") {
       var base = "/api/journeys/" + encodeURIComponent(conf.journey);
       jobs.push(getJSON(base + q()).then(renderJourney));
       jobs.push(getJSON(base + "/timeseries" + q("bucket=" + conf.bucket)).then(renderSeries));
@@ -253,7 +320,11 @@
   });
 
   renderHealth(initial.health || {});
-  if (conf.page === "journey") {
+  var search = document.getElementById("user-search");
+  if (search && conf.page === "user") { search.value = body.getAttribute("data-user") || ""; }
+  if (conf.page === "user") {
+    renderUser(initial.user);
+  } else if (conf.page === "journey") {
     renderJourney(initial);
     renderSeries(initial.series);
   } else {

@@ -36,6 +36,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "outcomes": "journey.outcomes",
     "dead_letters": "journey.dead-letters",
     "control": "journey.control",  # compacted: splits' winners (engine.stream.decider)
+    "traces": "journey.traces",  # trace records of traced users (`journeys explain`)
 }
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -56,6 +57,7 @@ class Topics:
     outcomes: str = DEFAULT_TOPICS["outcomes"]
     dead_letters: str = DEFAULT_TOPICS["dead_letters"]
     control: str = DEFAULT_TOPICS["control"]
+    traces: str = DEFAULT_TOPICS["traces"]
 
     def engine_inputs(self) -> tuple[str, str, str, str]:
         """What the engine worker consumes (co-partitioned)."""
@@ -168,6 +170,10 @@ class Settings:
     # default port (worker 9464, gateway 9465), "0" any free port, "off" none.
     metrics_port: str = ""
     metrics_host: str = "127.0.0.1"
+    # Trace records to journey.traces (`journeys explain`): for these users, and for this
+    # share (0..1) of all users, picked by a hash of the user id. Off by default.
+    trace_users: frozenset[str] = field(default_factory=frozenset)
+    trace_sample: float = 0.0
 
     # ------------------------------------------------------------------ building
 
@@ -253,6 +259,8 @@ class Settings:
         names = self.topics.all()
         if len(set(names)) != len(names):
             raise ConfigError(f"topic names must differ: {names}")
+        if not 0.0 <= self.trace_sample <= 1.0:
+            raise ConfigError(f"JOURNEYS_TRACE_SAMPLE must be 0..1, got {self.trace_sample}")
         if self.session_timeout_ms < 3 * self.heartbeat_interval_ms:
             raise ConfigError("session timeout must be at least 3 heartbeat intervals")
         try:
@@ -324,6 +332,8 @@ class Settings:
             "session_timeout_ms": self.session_timeout_ms,
             "ts_window": [self.ts_earliest, self.ts_latest],
             "ts_max_future": format_duration(self.ts_max_future_ms),
+            "traced_users": len(self.trace_users),
+            "trace_sample": self.trace_sample,
         }
 
 
@@ -347,6 +357,12 @@ def _convert(where: str, raw: Any, conv: Any) -> Any:
 
 def _upper(raw: Any) -> str:
     return str(raw).strip().upper()
+
+
+def _names(raw: Any) -> frozenset[str]:
+    """A comma-separated list (``u1,u2``), or an iterable of names."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return frozenset(s.strip() for s in items if s.strip())
 
 
 # (Settings attribute / pseudo-attribute, environment variable, converter)
@@ -379,6 +395,8 @@ _ENV: list[tuple[str, str, Any]] = [
     ("group_instance_id", "JOURNEYS_GROUP_INSTANCE_ID", str),
     ("metrics_port", "JOURNEYS_METRICS_PORT", str),
     ("metrics_host", "JOURNEYS_METRICS_HOST", str),
+    ("trace_users", "JOURNEYS_TRACE_USERS", _names),
+    ("trace_sample", "JOURNEYS_TRACE_SAMPLE", float),
     ("topic_prefix", "JOURNEYS_TOPIC_PREFIX", str),
     *[(f"topic_{k}", f"JOURNEYS_TOPIC_{k.upper()}", str) for k in DEFAULT_TOPICS],
     ("sec_protocol", "JOURNEYS_SECURITY_PROTOCOL", _upper),

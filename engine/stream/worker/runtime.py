@@ -32,6 +32,7 @@ from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendReques
 from engine.core.engine import Engine
 from engine.core.inputs import Input, Wake
 from engine.core.timers import is_stale
+from engine.core.trace import Trace
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, Send
@@ -118,7 +119,7 @@ class Record(NamedTuple):
     """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
 
     topic: str
-    effect: Outcome | SendRequest | Revoke
+    effect: Outcome | SendRequest | Revoke | Trace
     value: bytes
     label: str
 
@@ -284,6 +285,8 @@ class EngineRuntime:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
                 step.wakes.append(eff)
                 return
+            case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
+                rec = Record(t.traces, eff, wire.trace_value(eff), f"trace {eff.trace_id}")
             case _:
                 return
         _check_size(rec.label, rec.value)

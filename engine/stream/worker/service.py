@@ -43,7 +43,7 @@ EVENTS = Events(
 
 def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
-    from engine.core.engine import Engine
+    from engine.core.engine import Engine, EngineConfig
     from engine.lint.linter import load_journeys
     from engine.stream.worker.control import DecisionFeed
     from engine.stream.worker.runtime import EngineRuntime
@@ -61,7 +61,8 @@ def build_worker(settings: Settings) -> Any:
     parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
     backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
-    engine = Engine(journeys)
+    tracing = EngineConfig(trace_users=settings.trace_users, trace_sample=settings.trace_sample)
+    engine = Engine(journeys, tracing)
     decisions = DecisionFeed(settings, engine, checkpoint)  # splits' winners
     runtime = EngineRuntime(
         engine,
