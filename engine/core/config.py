@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.journey.deployment import GlobalControl
+
 DAY_MS = 86_400_000
 
 
@@ -14,3 +16,5 @@ class EngineConfig:
     message_retention_ms: int = 7 * DAY_MS  # taps and reads count this long after a send
     max_hops: int = 100  # nodes entered in one step before a run is stopped (cycle guard)
     max_messages: int = 64  # messages kept per user for receipts and taps
+    # The deployment's global control group (journeys/_settings.yaml), if it has one.
+    global_control: GlobalControl | None = None

@@ -40,17 +40,19 @@ EVENTS = Events(
 def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
     from engine.core.engine import Engine
+    from engine.lint.deployment import engine_config
     from engine.lint.linter import load_journeys
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
 
     journeys = load_journeys([settings.journeys_path()])  # a bad journey stops us here
+    config = engine_config([settings.journeys_path()])  # with journeys/_settings.yaml
     topics = settings.topics
     parts = open_parts(settings, app_id=settings.app_id, table=STATE_TABLE, stage="engine")
     backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
     runtime = EngineRuntime(
-        Engine(journeys),
+        Engine(journeys, config),
         settings,
         checkpoint,
         timers,
