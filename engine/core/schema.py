@@ -59,6 +59,14 @@ class NoAttributes(_Open):
 
 class JourneyEnteredAttributes(_Open):
     event: str = Field(description="name of the user event that entered the user")
+    holdout: Literal[True] | None = Field(
+        None, description="true: the run is in the journey's holdout (no message is sent)"
+    )
+    global_control: Literal[True] | None = Field(
+        None,
+        description="true: the user is in the global control group (no marketing send); "
+        "only on journeys with a marketing send",
+    )
 
 
 class NodeEnteredAttributes(_Open):
@@ -96,7 +104,8 @@ class FallbackTriggeredAttributes(ReasonAttributes):
 
 
 class MessageSuppressedAttributes(ReasonAttributes):
-    """reason: quiet_hours, frequency_cap, opted_out, invalid_phone, missing_phone..."""
+    """reason: holdout, global_control, quiet_hours, frequency_cap, opted_out,
+    invalid_phone, missing_phone..."""
 
     fallback_of: str | None = Field(None, description="a fallback SMS of this RCS message_id")
 
