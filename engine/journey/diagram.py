@@ -23,6 +23,7 @@ from typing import Any
 from engine.durations import format_duration
 from engine.journey.model import (
     BEST_TIME_DEFAULT,
+    BEST_TIME_WITHIN,
     WEEKDAYS,
     BranchNode,
     ExitNode,
@@ -178,7 +179,7 @@ def _facts(node: Any) -> list[str]:
                 days = _days(list(node.until_time.days))
                 return [f"until {node.until_time.time}" + (f" {days}" if days else "")]
             if node.best_time:
-                within = _dur(node.within, node.within_ms)
+                within = _dur(node.within or BEST_TIME_WITHIN, node.within_ms)
                 default = node.default or BEST_TIME_DEFAULT
                 return [f"best time within {within}", f"default {default}"]
             offset = node.offset_ms

@@ -64,7 +64,8 @@ def lift(treated: Counts, baseline: Counts, baseline_name: str) -> dict[str, Any
         "significant": low is not None and high is not None and (low > 0 or high < 0),
         "method": d["method"],
         "small_sample": d["small_sample"],
-        "warning": d["warning"],
+        # the split's wording, about the two groups here
+        "warning": d["warning"].replace("a variant", "a group") if d["warning"] else None,
     }
 
 
