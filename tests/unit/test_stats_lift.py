@@ -69,6 +69,7 @@ def test_lift_is_the_difference_with_newcombes_interval() -> None:
     assert 0 < rep["ci_low"] < 0.3 < rep["ci_high"] < 1
     assert rep["relative_lift"] == 1.5  # 50% vs 20%
     assert rep["significant"] is True and rep["small_sample"] is True  # holdout: 4 < 5 conv.
+    assert rep["warning"].startswith("small sample: a group has fewer than 30 users")
     assert rep["treated"]["conversion_rate"] == 0.5 and rep["holdout"]["users"] == 20
     assert rep["holdout"]["ci_low"] is not None
     flat = lift((10, 100), (10, 100), "control")
