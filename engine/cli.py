@@ -62,11 +62,13 @@ def _validate(args: argparse.Namespace) -> int:
 def _journey_files(paths: Iterable[str]) -> list[Path]:
     """The journey files of ``paths`` (directories expanded), each once: ``a.yaml a.yaml``
     or ``journeys journeys/a.yaml`` name one file, not a duplicate journey."""
+    from engine.journey.deployment import settings_files
     from engine.journey.loader import expand_paths
 
+    paths = list(paths)
     seen: set[Path] = set()
     files: list[Path] = []
-    for f in expand_paths(paths):
+    for f in expand_paths(paths) + settings_files(paths):  # the settings file is checked too
         if f.resolve() not in seen:
             seen.add(f.resolve())
             files.append(f)
@@ -185,17 +187,19 @@ def _read(path: str) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from engine.lint.deployment import engine_config
     from engine.lint.linter import load_journeys
     from engine.sim.simulator import Simulator, read_events
 
     journeys = load_journeys([args.journeys])
+    config = engine_config([args.journeys])  # the settings file next to the journeys
     if not journeys:
         raise ConfigError(f"{args.journeys}: no journey file (.yaml, .yml, .json) in it")
     inputs, rejected = read_events(args.events)
     for b in rejected:
         why = f"{b.reason}: {b.detail}" if b.detail else b.reason
         print(f"{args.events}:{b.line}: rejected: {why}", file=sys.stderr)
-    result = Simulator(journeys).run(inputs, until=args.until, trace=args.trace)
+    result = Simulator(journeys, config).run(inputs, until=args.until, trace=args.trace)
     if args.states_out:
         _write_states(args.states_out, result.states.values())
     out = sys.stdout.buffer
@@ -312,7 +316,8 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        sys.stdout.write(format_table(report) if report else "no outcomes\n")
+        control = agg.global_control(journeys)
+        sys.stdout.write(format_table(report, control) if report else "no outcomes\n")
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ import orjson
 import pytest
 
 from engine.cli import main as cli_main
+from engine.lint.deployment import engine_config
 from engine.lint.linter import lint_paths, load_journeys
 from engine.sim.simulator import Simulator, read_events
 
@@ -83,7 +84,8 @@ def replay(s: Scenario) -> bytes:
     """The scenario's outcomes, one JSON object per line, as ``journeys simulate`` prints them."""
     inputs, bad = read_events(s.events)
     assert not bad, f"{s.events}: unreadable lines: " + "; ".join(map(str, bad))
-    result = Simulator(load_journeys(list(s.journeys))).run(inputs)
+    config = engine_config(list(s.journeys))  # a scenario's journeys/_settings.yaml
+    result = Simulator(load_journeys(list(s.journeys)), config).run(inputs)
     return b"".join(orjson.dumps(o.to_wire()) + b"\n" for o in result.outcomes)
 
 
@@ -227,9 +229,14 @@ def test_golden_invariants(scenario: Scenario) -> None:
     delivered = {o["message_id"] for o in outcomes if o["type"] == "message_delivered"}
     sent_ids = [o["message_id"] for o in outcomes if o["type"] == "message_sent"]
     assert len(sent_ids) == len(set(sent_ids)), "a message id is sent at most once"
+    held_out = {o["instance_id"] for o in outcomes
+                if o["type"] == "journey_entered" and o["attributes"].get("holdout")}  # type: ignore[union-attr]
     for o in outcomes:
         attrs = o["attributes"]
         assert isinstance(attrs, dict)
+        assert not (o["type"] == "message_sent" and o["instance_id"] in held_out), (
+            f"{o['user_id']}: a message sent to a run in its journey's holdout"
+        )
         if o["type"] == "message_sent" and attrs.get("fallback_of"):
             assert attrs["fallback_of"] not in delivered, (
                 f"{o['user_id']}: SMS fallback for an RCS message that was delivered"

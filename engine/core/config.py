@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.journey.deployment import GlobalControl
+
 DAY_MS = 86_400_000
 
 
@@ -18,3 +20,5 @@ class EngineConfig:
     # this share of all users (0..1, chosen by a hash of the user id: no randomness).
     trace_users: frozenset[str] = field(default_factory=frozenset)
     trace_sample: float = 0.0
+    # The deployment's global control group (journeys/_settings.yaml), if it has one.
+    global_control: GlobalControl | None = None

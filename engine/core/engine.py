@@ -35,6 +35,7 @@ from engine.core.ids import wake_token
 from engine.core.inbound import handle_inbound
 from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.paths import route
+from engine.core.send_time import record as record_engagement
 from engine.core.state import UserState
 from engine.core.timers import fire_due, is_stale, reschedule
 from engine.core.user_actions import UserAction
@@ -111,6 +112,7 @@ class Engine:
         state.clock = now
         action = self._dispatch[type(inp)](step, inp)
         if action is not None:
+            record_engagement(step, action)  # the hour's history, for best_time waits
             route(step, action)
         self._tidy(step)
         reschedule(step)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.context import Step
+from engine.core.holdout import on_entry
 from engine.core.ids import derive_id
 from engine.core.inputs import UserEvent
 from engine.core.nodes import finish, goto
@@ -137,8 +138,9 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
     hist.last_entry = step.now
     inst = Instance(iid, journey.id, journey.version, journey.start, step.now, props, props)
     state.instances[iid] = inst
-    step.inst_outcome("journey_entered", inst, journey.start, event=ev.name)
-    step.trace("entry", "entered", inst, event=ev.name, event_id=ev.event_id)
+    groups = on_entry(step, journey, inst)  # holdout, global control (engine.core.holdout)
+    step.inst_outcome("journey_entered", inst, journey.start, event=ev.name, **groups)
+    step.trace("entry", "entered", inst, event=ev.name, event_id=ev.event_id, **groups)
     goto(step, inst, journey.start)
 
 

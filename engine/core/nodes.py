@@ -14,6 +14,7 @@ from engine.core.context import Step
 from engine.core.fallback import drop_sms
 from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
+from engine.core.send_time import best_time_end
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
 from engine.core.trace import cases_values, condition_values, waiting_values
@@ -84,10 +85,12 @@ def wait_target(step: Step, inst: Instance, node: WaitNode) -> int:
     if node.duration is not None:
         return clamp_instant(step.now + (node.duration_ms or 0))
     journey = step.journey(inst)
-    if node.until is not None:
+    if node.best_time:
+        return best_time_end(step, inst, node)  # send-time optimization
+    if node.until_time is not None:
         tz = zone(step.state.attrs.get("timezone"), journey.settings.default_timezone)
-        days = frozenset(WEEKDAY_INDEX[d] for d in node.until.days)
-        return next_local_time(step.now, node.until.minutes, days, tz)
+        days = frozenset(WEEKDAY_INDEX[d] for d in node.until_time.days)
+        return next_local_time(step.now, node.until_time.minutes, days, tz)
     root, *path = (node.until_property or "user").split(".")
     value: Any = step.scope(inst).get(root)
     for part in path:

@@ -62,6 +62,14 @@ class NoAttributes(_Open):
 
 class JourneyEnteredAttributes(_Open):
     event: str = Field(description="name of the user event that entered the user")
+    holdout: Literal[True] | None = Field(
+        None, description="true: the run is in the journey's holdout (no message is sent)"
+    )
+    global_control: Literal[True] | None = Field(
+        None,
+        description="true: the user is in the global control group (no marketing send); "
+        "only on journeys with a marketing send",
+    )
 
 
 class NodeEnteredAttributes(_Open):
@@ -102,7 +110,8 @@ class FallbackTriggeredAttributes(ReasonAttributes):
 
 
 class MessageSuppressedAttributes(ReasonAttributes):
-    """reason: quiet_hours, frequency_cap, opted_out, invalid_phone, missing_phone..."""
+    """reason: holdout, global_control, quiet_hours, frequency_cap, opted_out,
+    invalid_phone, missing_phone..."""
 
     fallback_of: str | None = Field(None, description="a fallback SMS of this RCS message_id")
 
@@ -526,11 +535,18 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-# id, journey_id, version, node, entered_at, entry, event, step, wake_at, last_send, sends
-InstanceWire = tuple[
-    str, str, int, str, int, dict[str, Any], dict[str, Any], int, int | None, str | None,
-    dict[str, str],
-]  # fmt: skip
+# id, journey_id, version, node, entered_at, entry, event, step, wake_at, last_send, sends,
+# and 1 at the end for a run in its journey's holdout
+InstanceWire = (
+    tuple[
+        str, str, int, str, int, dict[str, Any], dict[str, Any], int, int | None, str | None,
+        dict[str, str],
+    ]
+    | tuple[
+        str, str, int, str, int, dict[str, Any], dict[str, Any], int, int | None, str | None,
+        dict[str, str], Literal[1],
+    ]
+)  # fmt: skip
 # id, instance_id, journey_id, version, node, channel, sent_at, status, postbacks,
 # fallback_sms, timer_at, counted_at
 MessageWire = tuple[
@@ -553,6 +569,13 @@ class UserStateWire(_Closed):
     messages: list[MessageWire] = Field(default_factory=list, alias="m")
     history: dict[str, HistoryWire] = Field(default_factory=dict, alias="h")
     wake_at: int | None = Field(None, alias="w")
+    engagement: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        alias="e",
+        min_length=0,
+        max_length=24,
+        description="reads, taps and replies per local hour 0-23 (engine.core.send_time)",
+    )
 
 
 class StateRecord(_Closed):

@@ -1,10 +1,10 @@
 """Sends: the suppression rules, a send node's message, and the request for the gateway.
 
-A send node's message goes out unless a rule stops it, checked in this order: the user
-opted out, has no usable phone number, is in quiet hours (marketing only: the send is
-suppressed, or deferred to the end of the window), or has reached the frequency cap
-(marketing only). The RCS -> SMS fallback applies the same rules to its SMS
-(:mod:`.fallback`).
+A send node's message goes out unless a rule stops it, checked in this order: the run is
+in a control group (:mod:`.holdout`), the user opted out, has no usable phone number, is
+in quiet hours (marketing only: the send is suppressed, or deferred to the end of the
+window), or has reached the frequency cap (marketing only). The RCS -> SMS fallback
+applies the same rules to its SMS (:mod:`.fallback`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.core.context import Step
 from engine.core.effects import SendRequest
+from engine.core.holdout import held_back
 from engine.core.ids import derive_uuid
 from engine.core.localtime import WEEKDAY_INDEX, quiet_window_end, zone
 from engine.core.state import Instance, Message
@@ -89,7 +90,9 @@ def _log_send(step: Step) -> int:
 def send_node(step: Step, inst: Instance, node: SendNode, *, deferred: bool = False) -> str | None:
     """Send, suppress or defer the message of ``node``; the next node, or None if deferred."""
     journey = step.journey(inst)
-    reason = "opted_out" if step.state.opted_out else phone_problem(step.state.attrs)
+    reason = held_back(step, inst, node)  # a control group (engine.core.holdout) comes first
+    if reason is None:
+        reason = "opted_out" if step.state.opted_out else phone_problem(step.state.attrs)
     if reason is None and node.marketing:
         end = quiet_until(step, journey)
         if end is not None:

@@ -30,9 +30,10 @@ class Instance:
     wake_at: int | None = None  # the current node's timer (wait end, timeout, deferral)
     last_send: str | None = None  # message_id of the latest send
     sends: dict[str, str] = field(default_factory=dict)  # node id -> latest message_id
+    holdout: bool = False  # in the journey's holdout: no sends (engine.core.holdout)
 
     def to_wire(self) -> list[Any]:
-        return [
+        w = [
             self.id,
             self.journey_id,
             self.version,
@@ -45,10 +46,14 @@ class Instance:
             self.last_send,
             self.sends,
         ]
+        if self.holdout:  # only then: the other runs' wire form stays as it was
+            w.append(1)
+        return w
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Instance:
-        return cls(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10])
+        holdout = len(w) > 11 and bool(w[11])
+        return cls(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], holdout)
 
 
 @dataclass(slots=True)
@@ -121,6 +126,8 @@ class UserState:
     messages: dict[str, Message] = field(default_factory=dict)
     history: dict[str, JourneyHistory] = field(default_factory=dict)
     wake_at: int | None = None  # earliest pending timer, as last told to the adapter
+    # Reads, taps and replies per local hour (24 small ints, or empty): engine.core.send_time
+    engagement: list[int] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         w: dict[str, Any] = {"u": self.user_id, "c": self.clock}
@@ -140,6 +147,8 @@ class UserState:
             w["h"] = {k: v.to_wire() for k, v in self.history.items()}
         if self.wake_at is not None:
             w["w"] = self.wake_at
+        if self.engagement:
+            w["e"] = self.engagement
         return w
 
     @classmethod
@@ -157,6 +166,7 @@ class UserState:
             messages={m.id: m for m in messages},
             history={k: JourneyHistory.from_wire(v) for k, v in w.get("h", {}).items()},
             wake_at=w.get("w"),
+            engagement=w.get("e", []),
         )
 
     def remember_event(self, event_id: str) -> bool:

@@ -22,6 +22,8 @@ from typing import Any
 
 from engine.durations import format_duration
 from engine.journey.model import (
+    BEST_TIME_DEFAULT,
+    BEST_TIME_WITHIN,
     WEEKDAYS,
     BranchNode,
     ExitNode,
@@ -173,9 +175,13 @@ def _facts(node: Any) -> list[str]:
         case WaitNode():
             if node.duration_ms is not None:
                 return [_dur(node.duration, node.duration_ms)]
-            if node.until is not None:
-                days = _days(list(node.until.days))
-                return [f"until {node.until.time}" + (f" {days}" if days else "")]
+            if node.until_time is not None:
+                days = _days(list(node.until_time.days))
+                return [f"until {node.until_time.time}" + (f" {days}" if days else "")]
+            if node.best_time:
+                within = _dur(node.within or BEST_TIME_WITHIN, node.within_ms)
+                default = node.default or BEST_TIME_DEFAULT
+                return [f"best time within {within}", f"default {default}"]
             offset = node.offset_ms
             shift = f" {'+' if offset > 0 else ''}{format_duration(offset)}" if offset else ""
             return [f"until {node.until_property}{shift}"]
@@ -242,6 +248,8 @@ def diagram(journey: Journey, counts: Counts | None = None) -> Diagram:
     if entry.cooldown is not None:
         again += f", cooldown {_dur(entry.cooldown, entry.cooldown_ms)}"
     entry_facts.append(again)
+    if journey.holdout is not None:
+        entry_facts.append(f"holdout {journey.holdout}: no sends")
     nodes = [DiagramNode(ENTRY_ID, "entry", "Entry", tuple(entry_facts), figures(ENTRY_ID))]
     edges = [DiagramEdge(ENTRY_ID, journey.start)]
     for node_id, node in journey.nodes.items():

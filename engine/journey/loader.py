@@ -23,6 +23,9 @@ from engine.journey.fields import did_you_mean
 from engine.journey.model import NODE_TYPES, Journey
 
 JOURNEY_SUFFIXES = (".yaml", ".yml", ".json")
+# The deployment's settings file sits next to the journeys and is not one of them
+# (engine.journey.deployment reads it).
+SETTINGS_FILE_NAMES = ("_settings.yaml", "_settings.yml", "_settings.json")
 _BOOL, _INT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
 Loc = tuple[str | int, ...]
 
@@ -61,14 +64,15 @@ def node_of(loc: Loc) -> str:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, directories expanded to their journey files (sorted, not recursive)."""
+    """Files as given, directories expanded to their journey files (sorted, not recursive).
+    The deployment's settings file (:data:`SETTINGS_FILE_NAMES`) is never a journey."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             out.extend(sorted(f for f in p.iterdir() if f.suffix in JOURNEY_SUFFIXES))
         else:
             out.append(p)
-    return out
+    return [f for f in out if f.name not in SETTINGS_FILE_NAMES]
 
 
 class JourneyYamlLoader(yaml.SafeLoader):

@@ -44,6 +44,26 @@ def _check_time(value: str) -> str:
     return value
 
 
+_PERCENT_RE = re.compile(r"^(\d{1,3}(\.\d{1,4})?)%$")
+
+
+def _check_percent(value: str | None) -> str | None:
+    """``"10%"``, ``"2.5%"``: a share written as a percentage (a bare number is refused, so
+    that 0.1 and 10 can't be confused). The range is the linter's business."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _PERCENT_RE.match(value.strip()):
+        raise ValueError(f"{value!r} is not a percentage: write it like 10% (or 2.5%)")
+    if float(value.strip()[:-1]) > 100:
+        raise ValueError(f"{value!r} is more than 100%")
+    return value.strip()
+
+
+def percent_share(value: str | None) -> float:
+    """``"10%"`` -> 0.1; None -> 0.0."""
+    return 0.0 if value is None else float(value[:-1]) / 100
+
+
 def time_to_minutes(value: str) -> int:
     """``"21:30"`` -> 1290 minutes after midnight."""
     h, m = value.split(":")
@@ -256,17 +276,51 @@ class Until(_Model):
         return time_to_minutes(self.time)
 
 
+BEST_TIME = "best_time"
+BEST_TIME_WITHIN = "24h"  # the window of until: best_time when within is not given
+BEST_TIME_DEFAULT = "10:00"  # its local time when the user's history is too thin
+
+
 class WaitNode(_Node):
     type: Literal["wait"]
     duration: Duration | None = None
-    until: Until | None = None
+    until: Until | Literal["best_time"] | None = Field(
+        default=None,
+        description="{time, days}: a local time; best_time: the user's most engaged hour "
+        "within `within` (send-time optimization)",
+    )
+    within: Duration | None = Field(
+        default=None, description="until: best_time only: the window to pick the hour in (24h)"
+    )
+    default: str | None = Field(
+        default=None,
+        description="until: best_time only: local HH:MM used when the user's history is too "
+        "thin (10:00)",
+    )
     until_property: str | None = Field(
         default=None, description="Dotted path to a timestamp, e.g. user.renewal_date"
     )
     offset: Duration | None = Field(default=None, description="Added to until_property; may be -")
     next: NodeId
 
-    _v_duration = field_validator("duration")(classmethod(lambda cls, v: _check_duration(v)))
+    _v_duration = field_validator("duration", "within")(
+        classmethod(lambda cls, v: _check_duration(v))
+    )
+    @field_validator("until", mode="before")
+    @classmethod
+    def _until_kind(cls, v: Any) -> Any:
+        if isinstance(v, str) and v != BEST_TIME:
+            raise ValueError(
+                f"until is {{time: HH:MM, days: [...]}} or best_time, not {v!r}"
+                + (f": write until: {{time: \"{v}\"}}" if _TIME_RE.match(v) else "")
+            )
+        # A mapping is validated here so that its problems read "until.time: ...", not
+        # once per member of the union.
+        return Until.model_validate(v) if isinstance(v, dict) else v
+
+    _v_default = field_validator("default")(
+        classmethod(lambda cls, v: None if v is None else _check_time(v))
+    )
     _v_offset = field_validator("offset")(
         classmethod(lambda cls, v: _check_duration(v, allow_negative=True))
     )
@@ -282,7 +336,26 @@ class WaitNode(_Node):
             r"^(event|entry|user)(\.[A-Za-z0-9_]+)+$", self.until_property
         ):
             raise ValueError("until_property is a dotted path like user.renewal_date")
+        if (self.within is not None or self.default is not None) and not self.best_time:
+            raise ValueError("within and default go with until: best_time")
         return self
+
+    @property
+    def best_time(self) -> bool:
+        return self.until == BEST_TIME
+
+    @property
+    def until_time(self) -> Until | None:
+        """``until`` when it is a local time ({time, days}); None for best_time."""
+        return self.until if isinstance(self.until, Until) else None
+
+    @property
+    def within_ms(self) -> int:
+        return parse_duration_ms(self.within if self.within is not None else BEST_TIME_WITHIN)
+
+    @property
+    def default_minutes(self) -> int:
+        return time_to_minutes(self.default if self.default is not None else BEST_TIME_DEFAULT)
 
     @property
     def duration_ms(self) -> int | None:
@@ -510,10 +583,24 @@ class Journey(_Model):
     entry: Entry
     exit_on: list[str] = Field(default_factory=list)
     goal: Goal | None = None
+    holdout: str | None = Field(
+        default=None,
+        description="Share of entering users held out (no sends) to measure the journey's "
+        "lift, e.g. 10%; the same users whatever the version",
+    )
     settings: Settings = Field(default_factory=Settings)
     migrate: list[Migration] = Field(default_factory=list)
     start: NodeId
     nodes: dict[NodeId, Node] = Field(min_length=1)
+
+    _v_holdout = field_validator("holdout", mode="before")(
+        classmethod(lambda cls, v: _check_percent(v))
+    )
+
+    @property
+    def holdout_share(self) -> float:
+        """The holdout as a fraction (``10%`` -> 0.1; none -> 0.0)."""
+        return percent_share(self.holdout)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -11,7 +11,8 @@ messages without being wrong as such: an RCS send without SMS fallback
 (:mod:`engine.lint.fallback`), chips nobody answers (:mod:`engine.lint.chips`), costly
 SMS texts (:mod:`engine.lint.sms_text`), template variables that can be missing
 (:mod:`engine.lint.variables`), and a frequency cap other journeys' sends count against.
-They never stop a journey from loading.
+They never stop a journey from loading. Holdouts and ``best_time`` waits:
+:mod:`engine.lint.measurement`; the deployment's settings file: :mod:`engine.lint.deployment`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from engine.journey.model import (
 )
 from engine.journey.templates import Template, compile_template
 from engine.lint.chips import unanswered_chips, unoffered_answers
+from engine.lint.deployment import lint_settings
 from engine.lint.expression_hints import expression_hint
 from engine.lint.fallback import rcs_without_fallback
+from engine.lint.measurement import best_time_rules, holdout_rules
 from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
@@ -279,7 +282,7 @@ def _rule_nodes(c: _Lint) -> None:
                         c.add((*base, "cases", i, "when"), f"case {i} has the same condition as "
                               f"case {whens[case.when.strip()]}: it can never be taken")
                     whens.setdefault(case.when.strip(), i)
-            case WaitNode() if node.until is not None and not node.until.days:
+            case WaitNode() if node.until_time is not None and not node.until_time.days:
                 c.add((*base, "until", "days"), "until.days is empty: the wait would never end; "
                       "list the days (or leave days out for every day)")
             case SendNode():
@@ -391,6 +394,11 @@ def _warn_variables(c: _Lint) -> None:
     missing_variables(c.j, c.warn)
 
 
+def _rule_measurement(c: _Lint) -> None:
+    holdout_rules(c.j, c.add, c.warn)
+    best_time_rules(c.j, c.add, c.warn)
+
+
 RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_targets,
     _rule_reachable,
@@ -406,6 +414,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _warn_chips,
     _warn_sms,
     _warn_variables,
+    _rule_measurement,
 )
 
 
@@ -509,8 +518,10 @@ def lint_paths(
 
     With ``warnings``, the warnings too, in the same order (by file and line).
     """
+    paths = list(paths)
     loaded, problems = load_paths(paths)
-    return sorted(set(problems) | set(lint_loaded(loaded, warnings=warnings)))
+    settings = [p for p in lint_settings(paths) if warnings or not p.is_warning]
+    return sorted(set(problems) | set(lint_loaded(loaded, warnings=warnings)) | set(settings))
 
 
 def load_journeys(paths: Iterable[str | os.PathLike[str]]) -> list[Journey]:
@@ -518,8 +529,10 @@ def load_journeys(paths: Iterable[str | os.PathLike[str]]) -> list[Journey]:
 
     Warnings don't stop the loading: ``journeys validate`` shows them.
     """
+    paths = list(paths)
     loaded, problems = load_paths(paths)
     problems = problems + lint_loaded(loaded)
+    problems += [p for p in lint_settings(paths) if not p.is_warning]  # the settings file
     if problems:
         raise InvalidJourney(problems)
     return list(iter_journeys(loaded))

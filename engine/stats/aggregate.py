@@ -10,7 +10,9 @@ counter into the rows both show (:func:`node_row`, :func:`journey_summary`,
 Outcomes are delivered at least once: duplicates (same ``outcome_id``) count once. Split
 variants are attributed per instance (the ``variant`` of the split's ``node_entered``), so
 conversions can be compared between variants with a confidence interval
-(:mod:`engine.stats.proportions`). Users reached: :mod:`engine.stats.reach`; node order:
+(:mod:`engine.stats.proportions`); runs by control group too, for the lift of a journey
+over its holdout and of all journeys over the global control group
+(:mod:`engine.stats.lift`). Users reached: :mod:`engine.stats.reach`; node order:
 :mod:`engine.stats.flow`.
 """
 
@@ -25,6 +27,7 @@ from engine.durations import parse_ts_ms
 from engine.journey.diagram import ENTRY_ID
 from engine.journey.model import Journey
 from engine.stats.flow import node_order
+from engine.stats.lift import arm_of, global_report, holdout_report
 from engine.stats.proportions import diff_ci, rate_ci, small_sample
 from engine.stats.reach import Reach, fallback_of
 from engine.stats.winner import winner_report
@@ -231,6 +234,8 @@ class JourneyStats:
     after_decision: dict[str, Counter[str]] = field(default_factory=dict)  # split -> variants
     decisions: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # split -> outcome
     last_ts: int | None = None
+    # treated / holdout / control (engine.stats.lift) -> instance ids
+    arms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     messages: list[Mapping[str, Any]] = field(default_factory=list)  # sends, deliveries
     at: dict[str, str] = field(default_factory=dict)  # instance -> the node it is at
 
@@ -243,6 +248,7 @@ class JourneyStats:
         attrs = attrs if isinstance(attrs, dict) else {}
         if kind == "journey_entered":
             self.at[iid] = ENTRY_ID
+            self.arms[arm_of(attrs)].add(iid)
         elif kind == "goal_converted":
             self.converted_instances.add(iid)
         elif kind in ("message_sent", "message_delivered"):
@@ -310,6 +316,10 @@ class JourneyStats:
                 out[split]["winner"] = won
         return out
 
+    def arm_counts(self) -> dict[str, tuple[int, int]]:
+        """(converted, runs) per arm (:mod:`engine.stats.lift`)."""
+        return {a: (len(m & self.converted_instances), len(m)) for a, m in self.arms.items()}
+
     def to_json(self, journey: Journey | None = None) -> dict[str, Any]:
         counters = self.counters()
         totals: Counter[str] = Counter()
@@ -320,6 +330,7 @@ class JourneyStats:
             "nodes": node_rows(counters, journey, self.edges),
             "edges": [{"source": s, "target": t, "users": n} for (s, t), n in self.edges.items()],
             "splits": self.variant_report(journey),
+            **lift_reports(self.arm_counts(), journey),
         }
 
 
@@ -352,6 +363,27 @@ class Aggregator:
         in flow order and every node of the file listed."""
         files = {(j.id, j.version): j for j in journeys}
         return [self.journeys[k].to_json(files.get(k)) for k in sorted(self.journeys)]
+
+    def global_control(self, journeys: Iterable[Journey] = ()) -> dict[str, Any] | None:
+        """The global control group's lift across journeys (:func:`lift.global_report`)."""
+        files = {(j.id, j.version): j for j in journeys}
+        return global_report(
+            (js.arm_counts(), has_goal(files.get(k))) for k, js in sorted(self.journeys.items())
+        )
+
+
+def has_goal(journey: Journey | None) -> bool | None:
+    return None if journey is None else journey.goal is not None
+
+
+def lift_reports(arms: Mapping[str, tuple[int, int]], journey: Journey | None) -> dict[str, Any]:
+    """A version's ``holdout`` (its lift over the holdout) and ``global_control`` (over the
+    global control group, this version alone): None when there is no such group."""
+    share = journey.holdout if journey is not None else None
+    return {
+        "holdout": holdout_report(arms, share),
+        "global_control": global_report([(arms, has_goal(journey))]),
+    }
 
 
 # --------------------------------------------------------------------------- Prometheus

@@ -5,10 +5,11 @@ on every node, a band behind every arrow as wide as the share of users who took 
 their number by the arrowhead (``/journeys/{id}/graph.svg``). A page embeds its first data
 and the graph; its script (``static/dashboard.js``) renders KPI tiles, a funnel, bar charts
 of sends and conversions, split variants with their 95% intervals (and a small-sample
-warning) and a table of every step (users reached, per-channel counts, opt-outs, deferrals,
-suppressions: the figures of ``journeys stats``), then refreshes everything from the JSON
-API every few seconds. Markup, style and script are in ``static/``; nothing is loaded from
-the network.
+warning), the lift over the journey's holdout and over the global control group (with
+their 95% intervals) and a table of every step (users reached, per-channel counts,
+opt-outs, deferrals, suppressions: the figures of ``journeys stats``), then refreshes
+everything from the JSON API every few seconds. Markup, style and script are in
+``static/``; nothing is loaded from the network.
 
 The user search (``/users?id=...``, the box in every page's header) shows what ``journeys
 explain`` prints for one user: their timeline with the core's reasons, the journeys they
@@ -31,7 +32,7 @@ from aiohttp import web
 from engine.journey.diagram import ENTRY_ID
 from engine.journey.graph import render
 from engine.journey.model import Journey
-from engine.stats.aggregate import Metric, format_prometheus
+from engine.stats.aggregate import Metric, format_prometheus, has_goal
 from engine.stats.catalog import Catalog
 from engine.stats.windows import BUCKETS, WindowStats
 
@@ -79,6 +80,11 @@ def journey_list(stats: WindowStats, catalog: Catalog) -> list[dict[str, Any]]:
     return out
 
 
+def global_control(stats: WindowStats, catalog: Catalog) -> dict[str, Any] | None:
+    """The lift of all journeys over the global control group (:mod:`engine.stats.lift`)."""
+    return stats.global_control(lambda j, v: has_goal(catalog.journeys.get(j, {}).get(v)))
+
+
 def journey_report(
     stats: WindowStats, catalog: Catalog, jid: str, version: int | None = None
 ) -> dict[str, Any] | None:
@@ -101,6 +107,8 @@ def graph_counts(journey: Journey, report: dict[str, Any]) -> dict[str, dict[str
     counts = {ENTRY_ID: {"entered": s["entered"]}}
     if journey.goal is not None or s["converted"]:
         counts[ENTRY_ID]["converted"] = s["converted"]
+    if report.get("holdout"):
+        counts[ENTRY_ID]["held out"] = report["holdout"]["holdout"]["users"]
     for nid, node in journey.nodes.items():
         row = report["nodes"].get(nid, {})
         c = {"entered": row.get("entered", 0)}
@@ -263,7 +271,12 @@ def make_app(svc: ServiceView) -> web.Application:
         return {"journey_id": jid, "version": version, "bucket": bucket, "points": points}
 
     async def api_journeys(request: web.Request) -> web.Response:
-        return _json({"journeys": journey_list(svc.stats, svc.catalog)})
+        return _json(
+            {
+                "journeys": journey_list(svc.stats, svc.catalog),
+                "global_control": global_control(svc.stats, svc.catalog),
+            }
+        )
 
     async def api_journey(request: web.Request) -> web.Response:
         return _json(report(request))
@@ -307,7 +320,11 @@ def make_app(svc: ServiceView) -> web.Application:
 
     async def index(request: web.Request) -> web.Response:
         journeys = journey_list(svc.stats, svc.catalog)
-        initial = {"journeys": journeys, "problems": svc.catalog.problems}
+        initial = {
+            "journeys": journeys,
+            "problems": svc.catalog.problems,
+            "global_control": global_control(svc.stats, svc.catalog),
+        }
         text = page(svc, _asset("index.html"), initial, page="index")
         return web.Response(text=text, content_type="text/html")
 

@@ -56,6 +56,8 @@ LEGEND = (
     "('-': nothing delivered by RCS). fb%: of RCS sends.\n"
     f"A/B: 95% Newcombe interval of the difference; 'small sample' under {MIN_USERS} users "
     f"or {MIN_CONVERSIONS} conversions in a variant.\n"
+    "Lift: conversion rate of treated runs minus that of the holdout (or the global control "
+    "group), 95% Newcombe interval; relative: over the baseline's rate.\n"
 )
 
 
@@ -108,6 +110,28 @@ def _split_lines(split: str, rep: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _rate(g: Row) -> str:
+    cr = g["conversion_rate"]
+    shown = f" ({cr:.1%})" if cr is not None else ""
+    return f"{g['users']} runs, {g['converted']} converted{shown}"
+
+
+def lift_lines(label: str, rep: Row, baseline: str) -> list[str]:
+    """A lift report (:mod:`engine.stats.lift`): both groups, then the lift with its 95%
+    interval."""
+    lines = [f"  {label}: treated {_rate(rep['treated'])}; {baseline} {_rate(rep[baseline])}"]
+    if rep["lift"] is None:
+        return lines
+    line = (
+        f"  {label} lift: {rep['lift']:+.1%} (95% CI {rep['ci_low']:+.1%} .. "
+        f"{rep['ci_high']:+.1%})"
+    )
+    if rep["relative_lift"] is not None:
+        line += f", relative {rep['relative_lift']:+.0%}"
+    line += " significant" if rep["significant"] else ""
+    return [*lines, line + (f"  [{rep['warning']}]" if rep["warning"] else "")]
+
+
 def _headline(j: Row) -> str:
     rate = j["conversion_rate"]
     line = f"{j['journey_id']} v{j['version']}: {j['entered']} entered, {j['converted']} converted"
@@ -120,8 +144,11 @@ def _headline(j: Row) -> str:
     return line + ("; " + ", ".join(extra) if extra else "")
 
 
-def format_table(report: list[dict[str, Any]]) -> str:
-    """The table of an :meth:`engine.stats.aggregate.Aggregator.to_json` report."""
+def format_table(
+    report: list[dict[str, Any]], global_control: Mapping[str, Any] | None = None
+) -> str:
+    """The table of an :meth:`engine.stats.aggregate.Aggregator.to_json` report, and the
+    lift over the global control group (``Aggregator.global_control``)."""
     lines: list[str] = []
     for j in report:
         width = max([NODE_WIDTH, *(len(n) + 2 for n in j["nodes"])])
@@ -133,5 +160,14 @@ def format_table(report: list[dict[str, Any]]) -> str:
         lines += [_node_line(node, s, width) for node, s in j["nodes"].items()]
         for split, rep in j["splits"].items():
             lines += _split_lines(split, rep)
+        if j.get("holdout"):
+            share = j["holdout"]["share"]
+            lines += lift_lines(f"holdout{' ' + share if share else ''}", j["holdout"], "holdout")
+        lines.append("")
+    if global_control:
+        n = global_control["journey_versions"]
+        lines.append(f"global control group ({n} journey version{'' if n == 1 else 's'} "
+                     "with a goal and a marketing send):")
+        lines += lift_lines("global control", global_control, "control")
         lines.append("")
     return "\n".join(lines) + ("\n" + LEGEND if report else "")

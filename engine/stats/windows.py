@@ -11,7 +11,8 @@ JSON data). What it keeps, per journey id and version:
 * the same per-type counts in hourly and daily buckets of the outcome's own ``ts``, for the
   most recent :attr:`Limits.hours` hours and :attr:`Limits.days` days of data;
 * edges taken (``node_entered`` of a target, attributed to the node its run was at before)
-  and split variants (users per variant, and the goal conversions of their runs).
+  and split variants (users per variant, and the goal conversions of their runs);
+* runs per control-group arm and their conversions (:mod:`engine.stats.lift`).
 
 Outcomes are delivered at least once: one whose ``outcome_id`` is among the last
 :attr:`Limits.seen_ids` counted ids is a duplicate and changes nothing. Runs are remembered
@@ -22,7 +23,7 @@ a conversion of a run forgotten by then is counted in the totals but not per edg
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +34,12 @@ from engine.stats.aggregate import (
     ACTED,
     counter_keys,
     journey_summary,
+    lift_reports,
     node_rows,
     reached_keys,
     variant_rows,
 )
+from engine.stats.lift import arm_of, global_report
 from engine.stats.reach import Reach
 from engine.stats.winner import winner_report
 
@@ -79,6 +82,8 @@ class _Run:
     node: str
     variants: list[tuple[int, str, str]] = field(default_factory=list)  # version, split, name
     acted: set[str] = field(default_factory=set)  # clicked / read: counted for its variants
+    # the version it entered and its control-group arm (engine.stats.lift), for its goal
+    arm: tuple[int, str] | None = None
 
 
 def _ts_ms(value: Any) -> int | None:
@@ -102,6 +107,7 @@ class WindowStats:
         # outcome, and split -> its first entry (epoch ms)
         self.decisions: dict[JV, dict[str, dict[str, Any]]] = {}
         self.first_entry: dict[JV, dict[str, int]] = {}
+        self.arms: dict[JV, Counter[tuple[str, str]]] = {}  # arm, "users" or "converted"
         self.by_type: Counter[str] = Counter()
         self.counted = 0
         self.duplicates = 0
@@ -180,7 +186,8 @@ class WindowStats:
         if run is not None:
             self._runs.move_to_end(iid)
         if kind == "journey_entered":
-            run = self._runs[iid] = _Run(jid, ver, ENTRY_ID)
+            run = self._runs[iid] = _Run(jid, ver, ENTRY_ID, arm=(ver, arm_of(attrs)))
+            self.arms.setdefault((jid, ver), Counter())[(arm_of(attrs), "users")] += 1
             if len(self._runs) > self.limits.instances:
                 self._runs.popitem(last=False)
         elif kind == "node_entered" and run is not None:
@@ -189,6 +196,9 @@ class WindowStats:
         elif kind == "instance_migrated" and run is not None:
             run.version, run.node = ver, node
         elif kind == "goal_converted" and run is not None:
+            if run.arm is not None:
+                entered, arm = run.arm
+                self.arms.setdefault((jid, entered), Counter())[(arm, "converted")] += 1
             for v, split, name in run.variants:
                 self.variants.setdefault((jid, v), Counter())[(split, name, "converted")] += 1
         elif kind in ACTED and run is not None and ACTED[kind] not in run.acted:
@@ -265,6 +275,19 @@ class WindowStats:
                 out[split]["winner"] = won
         return out
 
+    def arm_counts(self, jid: str, ver: int) -> dict[str, tuple[int, int]]:
+        """(converted, runs) per control-group arm of one version (:mod:`engine.stats.lift`)."""
+        c = self.arms.get((jid, ver), Counter())
+        arms = [arm for arm, what in c if what == "users"]
+        return {arm: (c[(arm, "converted")], c[(arm, "users")]) for arm in arms}
+
+    def global_control(
+        self, has_goal: Callable[[str, int], bool | None] = lambda j, v: None
+    ) -> dict[str, Any] | None:
+        """The global control group's lift across journey versions (``has_goal`` says
+        which have a goal, None when not known)."""
+        return global_report((self.arm_counts(j, v), has_goal(j, v)) for j, v in sorted(self.arms))
+
     def report(self, jid: str, ver: int, journey: Journey | None = None) -> dict[str, Any]:
         """One version: summary, funnel, per-node figures in flow order (with label and
         type), edges taken, split variants with their 95% intervals."""
@@ -286,6 +309,7 @@ class WindowStats:
             "nodes": nodes,
             "edges": self.edge_report(jid, ver),
             "splits": self.split_report(jid, ver, journey),
+            **lift_reports(self.arm_counts(jid, ver), journey),
         }
 
     def series(
@@ -341,6 +365,7 @@ class WindowStats:
             "variants": [
                 [j, v, *k, n] for (j, v), c in self.variants.items() for k, n in c.items()
             ],
+            "arms": [[j, v, *k, n] for (j, v), c in self.arms.items() for k, n in c.items()],
             "by_type": dict(self.by_type),
             "counted": self.counted,
             "duplicates": self.duplicates,
@@ -349,7 +374,8 @@ class WindowStats:
             "seen": list(self._seen),
             "reach": self._reach.to_state(),
             "runs": [
-                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants], sorted(r.acted)]
+                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants], sorted(r.acted),
+                 list(r.arm) if r.arm else None]
                 for i, r in self._runs.items()
             ],
             "decisions": [
@@ -373,13 +399,17 @@ class WindowStats:
             s.edges.setdefault((j, v), Counter())[(src, dst)] = n
         for j, v, split, name, what, n in data.get("variants", ()):
             s.variants.setdefault((j, v), Counter())[(split, name, what)] = n
+        for j, v, arm, what, n in data.get("arms", ()):  # files from before holdouts: none
+            s.arms.setdefault((j, v), Counter())[(arm, what)] = n
         s.by_type = Counter(data.get("by_type", {}))
         s.counted, s.duplicates = data.get("counted", 0), data.get("duplicates", 0)
         s.invalid, s.last_ts = data.get("invalid", 0), data.get("last_ts")
         s._seen = dict.fromkeys(data.get("seen", ())[-s.limits.seen_ids :])
         s._reach = Reach.from_state(data.get("reach", ()), s.limits.messages)
-        for i, j, v, node, variants, *acted in data.get("runs", ())[-s.limits.instances :]:
-            s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants], set(*acted))
+        for i, j, v, node, variants, *more in data.get("runs", ())[-s.limits.instances :]:
+            acted = set(more[0]) if more and more[0] else set()
+            arm = (more[1][0], more[1][1]) if len(more) > 1 and more[1] else None
+            s._runs[i] = _Run(j, v, node, [(a, b, c) for a, b, c in variants], acted, arm)
         for j, v, n, o in data.get("decisions", ()):
             s.decisions.setdefault((j, v), {})[n] = o
         for j, v, n, t in data.get("first_entry", ()):

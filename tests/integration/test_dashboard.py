@@ -26,6 +26,8 @@ from test_stats_service import (
     write_journey,
 )
 
+from engine.stats.proportions import newcombe
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -121,6 +123,29 @@ def split_outcomes() -> list[dict[str, object]]:
     return out
 
 
+HOLDOUT_ID = "holdout-it"
+
+
+def holdout_outcomes() -> list[dict[str, object]]:
+    """A journey with a holdout and users in the global control group (no journey file):
+    40 treated runs (20 convert), 20 held out (4), 10 in the global control group (2)."""
+    out: list[dict[str, object]] = []
+    groups = (("t", {}, 40, 20), ("h", {"holdout": True}, 20, 4),
+              ("c", {"global_control": True}, 10, 2))  # fmt: skip
+    for tag, attrs, n, converted in groups:
+        for i in range(n):
+            iid = f"ho-{tag}{i}"
+            base = {"user_id": f"u-{iid}", "journey_id": HOLDOUT_ID, "journey_version": 1,
+                    "instance_id": iid, "channel": None, "message_id": None,
+                    "ts": "2026-11-02T10:00:00Z", "schema_version": 1}  # fmt: skip
+            out.append({**base, "outcome_id": f"{iid}-e", "type": "journey_entered",
+                        "node_id": "hello", "attributes": {"event": "go", **attrs}})  # fmt: skip
+            if i < converted:
+                out.append({**base, "outcome_id": f"{iid}-g", "type": "goal_converted",
+                            "node_id": None, "attributes": {"event": "buy"}})  # fmt: skip
+    return out
+
+
 @pytest.fixture
 async def dashboard(
     kafka_bootstrap: str, create_topic: TopicFactory, unique_name: Callable[[str], str],
@@ -130,7 +155,7 @@ async def dashboard(
     topic = await create_topic(partitions=2)
     journeys = write_journey(tmp_path / "journeys").parent
     outcomes = simulate(journeys, range(3))
-    await produce(kafka_bootstrap, topic, outcomes + split_outcomes())
+    await produce(kafka_bootstrap, topic, outcomes + split_outcomes() + holdout_outcomes())
     async with running(bootstrap=kafka_bootstrap, topic=topic, journeys_dir=str(journeys),
                        state_path=str(tmp_path / "state.json"), group_id=unique_name("dash"),
                        refresh_s=1.0) as svc:  # fmt: skip
@@ -141,6 +166,12 @@ async def dashboard(
             return bool(r["summary"]["converted"] == 6)
 
         await until(split_counted, "the split's conversions")
+
+        async def holdout_counted() -> bool:
+            r = await get(f"{svc.url}/api/journeys/{HOLDOUT_ID}")
+            return bool(r["summary"]["converted"] == 26)
+
+        await until(holdout_counted, "the holdout's conversions")
         yield svc.url
 
 
@@ -208,7 +239,11 @@ async def test_index_page_lists_the_journey(dashboard: str, tmp_path: Path) -> N
     card = page.text(f"data-journey={JOURNEY_ID}")
     assert card[:2] == ["Welcome offer", f"{JOURNEY_ID} · v1"]
     assert card[2:4] == ["3", "entered"]
-    assert page.text("id=sub")[0].startswith("2 journeys")
+    assert page.text("id=sub")[0].startswith("3 journeys")
+    # The lift of all journeys over the global control group (only holdout-it has one).
+    control = " ".join(page.text("data-global-control=1"))
+    assert "Global control group · 1 journey version with a goal" in control
+    assert "Lift: +30.0% (95% CI " in control and "control" in control
     card = page.text(f"data-journey={JOURNEY_ID}")
     assert card[4:8] == ["7", "sent", "100%", "reached"]
 
@@ -226,3 +261,17 @@ async def test_split_shows_newcombe_interval_and_small_sample_warning(
         "may be chance"
     ]
     assert page.text("data-variant=A") == ["A", "3", "1", "33%", "6.2% to 79.2%"]
+
+
+async def test_holdout_shows_both_rates_and_the_lift_interval(
+    dashboard: str, tmp_path: Path
+) -> None:
+    page = Texts(await browse(f"{dashboard}/journeys/{HOLDOUT_ID}", tmp_path / "chrome"))
+    card = " ".join(page.text("data-holdout=1"))
+    assert page.text("data-arm=treated")[:4] == ["treated", "40", "20", "50%"]
+    _, low, high = newcombe(20, 40, 4, 20)  # type: ignore[misc]
+    interval = f"(95% CI +{round(low, 4) * 100:.1f}% to +{round(high, 4) * 100:.1f}%)"
+    assert f"Lift: +30.0% {interval}, relative +150.0% significant" in card
+    assert "small sample" in card  # 4 conversions in the holdout
+    held = [t for t in page.texts["data-holdout=1"] if t.startswith("holdout")]
+    assert held and page.text("data-lift=holdout")

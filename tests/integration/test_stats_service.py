@@ -335,4 +335,4 @@ async def test_health_reports_engine_lag_and_dead_letters(
         assert "journeys_dead_letters_total 2\n" in metrics
         assert "journeys_pending_timers 5\n" in metrics
         listing = await get(f"{svc.url}/api/journeys")
-        assert listing == {"journeys": []}
+        assert listing == {"journeys": [], "global_control": None}

@@ -161,6 +161,32 @@
         "</h2>" + verdict + "<table><thead><tr><th>Variant</th><th>Users</th><th>Converted</th><th>Rate</th><th>95% CI</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
     }).join(""));
   }
+  // A lift report (engine/stats/lift.py): both groups' rates, the lift with its 95% interval.
+  function liftCard(title, rep, baseline, attr) {
+    function p1(x) { return (x * 100).toFixed(1) + "%"; }
+    function sp(x) { return (x >= 0 ? "+" : "") + p1(x); }
+    function row(name, g) {
+      var ci = g.ci_low === null ? "–" : p1(g.ci_low) + " to " + p1(g.ci_high);
+      return '<tr data-arm="' + esc(name) + '"><td>' + esc(name) + "</td><td>" + num(g.users) + "</td><td>" + num(g.converted) +
+        "</td><td>" + pct(g.conversion_rate) + '</td><td class="ci">' + ci + "</td></tr>";
+    }
+    var rows = row("treated", rep.treated) + row(baseline, rep[baseline]);
+    if (rep.lift !== null) {
+      var verdict = rep.significant ? " significant" : " not significant yet";
+      var rel = rep.relative_lift === null ? "" : ", relative " + sp(rep.relative_lift);
+      rows += '<tr><td class="note" colspan="5" data-lift="' + esc(attr) + '">Lift: <span class="' + (rep.significant ? "sig" : "nosig") + '">' +
+        sp(rep.lift) + "</span> (95% CI " + sp(rep.ci_low) + " to " + sp(rep.ci_high) + ")" + rel + verdict +
+        (rep.warning ? '<div class="small-sample">' + esc(rep.warning) + "</div>" : "") + "</td></tr>";
+    }
+    return '<div class="card split lift" data-' + attr + '="1"><h2>' + title +
+      "</h2><table><thead><tr><th>Group</th><th>Runs</th><th>Converted</th><th>Rate</th><th>95% CI</th></tr></thead><tbody>" + rows + "</tbody></table></div>";
+  }
+  function renderLift(r) {
+    var cards = [];
+    if (r.holdout) { cards.push(liftCard("Holdout" + (r.holdout.share ? " &middot; " + esc(r.holdout.share) : ""), r.holdout, "holdout", "holdout")); }
+    if (r.global_control) { cards.push(liftCard("Global control group", r.global_control, "control", "global-control")); }
+    set("lift", cards.join(""));
+  }
   function messaging(r) {  // the rule of the text table (engine/stats/table.py)
     return r.type === "send" || Object.keys(r.sent).length > 0 || Object.keys(r.suppressed).length > 0 ||
       r.deferred > 0 || r.failed > 0 || r.fallback > 0 || r.opted_out > 0;
@@ -198,6 +224,7 @@
       kpi("Clicked", s.clicked, s.click_through_rate, "of RCS delivered"), kpi("Converted", s.converted, s.conversion_rate, "conversion")
     ].join(""));
     renderFunnel(r.funnel);
+    renderLift(r);
     renderSplits(r.splits);
     set("rows", Object.keys(r.nodes).map(function (id) { return nodeRow(id, r.nodes[id]); }).join(""));
   }
@@ -207,6 +234,9 @@
     var list = data.journeys || [];
     var problems = (data.problems || []).length;
     set("sub", list.length + (list.length === 1 ? " journey" : " journeys") + (problems ? ' &middot; <span class="problems">' + problems + " problems in the journey files</span>" : ""));
+    var gc = data.global_control;
+    set("global-control", gc ? liftCard("Global control group &middot; " + num(gc.journey_versions) + " journey version" +
+      (gc.journey_versions === 1 ? "" : "s") + " with a goal", gc, "control", "global-control") : "");
     set("cards", list.length ? list.map(function (j) {
       var cells = [["entered", num(j.entered)], ["sent", num(j.sent)], ["reached", pct(j.reach_rate_of_sends)], ["converted", pct(j.conversion_rate)]]
         .map(function (c) { return '<div><div class="value">' + c[1] + '</div><div class="label">' + c[0] + "</div></div>"; }).join("");

@@ -44,6 +44,7 @@ EVENTS = Events(
 def build_worker(settings: Settings) -> Any:
     """The faust app of the engine worker, wired up (not started)."""
     from engine.core.engine import Engine, EngineConfig
+    from engine.lint.deployment import engine_config
     from engine.lint.linter import load_journeys
     from engine.stream.worker.control import DecisionFeed
     from engine.stream.worker.runtime import EngineRuntime
@@ -62,7 +63,7 @@ def build_worker(settings: Settings) -> Any:
     backend, checkpoint = parts.backend, parts.checkpoint
     timers = TimerIndex()
     tracing = EngineConfig(trace_users=settings.trace_users, trace_sample=settings.trace_sample)
-    engine = Engine(journeys, tracing)
+    engine = Engine(journeys, engine_config([path], tracing))  # + journeys/_settings.yaml
     decisions = DecisionFeed(settings, engine, checkpoint)  # splits' winners
     runtime = EngineRuntime(
         engine,
