@@ -146,7 +146,7 @@ class Settings:
     timer_settle_ms: int = 0
     # A dead worker's partitions wait this long for it (without static membership, a
     # restarted one too): 10 s, not Kafka's 30-45 s (docs/operations.md, recovery).
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = 8_000  # a dead member is noticed this fast (docs/operations.md)
     heartbeat_interval_ms: int = 1_000
     sim_delivery_ms: int = 5_000  # simulated provider: delivered this long after a send
     # gateway: forget a message's dedupe record this long after its claim (0: never). Keep

@@ -55,7 +55,8 @@ class Config:
 
 CONFIGS = (
     Config("dynamic, session 30 s (the old default)", False, 30_000, 3_000),
-    Config("dynamic, session 10 s (the default)", False, 10_000, 1_000),
+    Config("dynamic, session 10 s", False, 10_000, 1_000),
+    Config("dynamic, session 8 s (the default)", False, 8_000, 1_000),
     Config("static, session 30 s", True, 30_000, 3_000),
     Config("static, session 10 s", True, 10_000, 1_000),
 )
