@@ -17,15 +17,27 @@ from typing import Any
 import pytest
 
 from engine import cli
+from engine.backtest.job import needs_every_user
 from engine.backtest.sample import write_copies
 from engine.durations import format_ts
+from engine.lint.linter import load_journeys
 from engine.stream.common.settings import ENV_VARS
 from engine.stream.devtools.harness import StreamEnv
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "journeys"
-EVENTS = sorted((EXAMPLES / "events").glob("*.jsonl"))
 PARTITIONS = 4
+
+
+def independent_examples(out: Path) -> tuple[Path, list[Path]]:
+    """The example journeys without a split that picks its winner (whose users depend on
+    each other: a backtest replays those whole), and their events."""
+    out.mkdir()
+    events = []
+    for f in sorted((ROOT / "journeys").glob("*.yaml")):
+        if not needs_every_user(load_journeys([f])):
+            (out / f.name).write_text(f.read_text())
+            events += [e for e in [ROOT / "journeys" / "events" / f"{f.stem}.jsonl"] if e.exists()]
+    return out, events
 
 
 def main(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> str:
@@ -36,15 +48,15 @@ def main(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> str:
 
 
 def simulate_then_stats(
-    capsys: pytest.CaptureFixture[str], events: Path, tmp: Path
+    capsys: pytest.CaptureFixture[str], journeys: Path, events: Path, tmp: Path
 ) -> list[dict[str, Any]]:
     """`journeys simulate` into a file, then `journeys stats --file --json` over it."""
     outcomes = tmp / f"{events.stem}.outcomes.jsonl"
     outcomes.write_text(
-        main(capsys, "simulate", "--journeys", EXAMPLES, "--events", events, "--quiet")
+        main(capsys, "simulate", "--journeys", journeys, "--events", events, "--quiet")
     )
     report: list[dict[str, Any]] = json.loads(
-        main(capsys, "stats", "--file", outcomes, "--journeys", EXAMPLES, "--json")
+        main(capsys, "stats", "--file", outcomes, "--journeys", journeys, "--json")
     )
     return report
 
@@ -62,9 +74,7 @@ def tables(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def backtest(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        main(capsys, "backtest", "--journeys", EXAMPLES, *argv, "--json")
-    )
+    data: dict[str, Any] = json.loads(main(capsys, "backtest", *argv, "--json"))
     return data
 
 
@@ -77,12 +87,13 @@ def test_a_backtest_of_a_topic_is_simulate_then_stats_for_any_jobs(
 ) -> None:
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    env = StreamEnv(kafka_bootstrap, tmp_path, EXAMPLES, partitions=PARTITIONS)
+    journeys, events = independent_examples(tmp_path / "journeys")
+    env = StreamEnv(kafka_bootstrap, tmp_path, journeys, partitions=PARTITIONS)
     for var in ("JOURNEYS_BOOTSTRAP", "JOURNEYS_TOPIC_PREFIX", "JOURNEYS_PARTITIONS"):
         monkeypatch.setenv(var, env.env()[var])
     early, late, both = tmp_path / "early.jsonl", tmp_path / "late.jsonl", tmp_path / "all.jsonl"
-    n_early = write_copies(EVENTS, 4, early)
-    n_late = write_copies(EVENTS, 2, late, first=4)
+    n_early = write_copies(events, 4, early)
+    n_late = write_copies(events, 2, late, first=4)
     both.write_bytes(early.read_bytes() + late.read_bytes())
     try:
         since = format_ts(int(time.time() * 1000) - 1000)
@@ -92,25 +103,30 @@ def test_a_backtest_of_a_topic_is_simulate_then_stats_for_any_jobs(
         time.sleep(1.5)
         main(capsys, "produce", late)
 
-        expected = simulate_then_stats(capsys, both, tmp_path)
-        one = backtest(capsys, "--topic", "--since", since, "--jobs", "1")
-        three = backtest(capsys, "--topic", "--since", since, "--jobs", "3")
+        expected = simulate_then_stats(capsys, journeys, both, tmp_path)
+        topic = ("--journeys", journeys, "--topic")
+        one = backtest(capsys, *topic, "--since", since, "--jobs", "1")
+        three = backtest(capsys, *topic, "--since", since, "--jobs", "3")
         assert one["source"]["topic"] == env.settings().topics.user_events
         assert one["inputs"] == n_early + n_late and one["rejected"] == 0
         assert tables(one["journeys"]) == tables(expected)
         assert three["journeys"] == one["journeys"]  # SMS segments too
         assert sum(j["sms_segments"] for j in one["journeys"]) > 50
         # The file, split by the same partitioner: the same, to the last figure.
-        from_file = backtest(capsys, "--events", both, "--partitions", str(PARTITIONS))
+        from_file = backtest(
+            capsys, "--journeys", journeys, "--events", both, "--partitions", str(PARTITIONS)
+        )
         assert from_file["journeys"] == one["journeys"]
 
         # --since / --until: offsets for times pick each part alone.
-        first = backtest(capsys, "--topic", "--since", since, "--until", between, "--jobs", "2")
+        first = backtest(capsys, *topic, "--since", since, "--until", between, "--jobs", "2")
         assert first["inputs"] == n_early
-        assert tables(first["journeys"]) == tables(simulate_then_stats(capsys, early, tmp_path))
-        second = backtest(capsys, "--topic", "--since", between)
+        want = simulate_then_stats(capsys, journeys, early, tmp_path)
+        assert tables(first["journeys"]) == tables(want)
+        second = backtest(capsys, *topic, "--since", between)
         assert second["inputs"] == n_late
-        assert tables(second["journeys"]) == tables(simulate_then_stats(capsys, late, tmp_path))
-        assert backtest(capsys, "--topic", "--since", "now")["inputs"] == 0
+        want = simulate_then_stats(capsys, journeys, late, tmp_path)
+        assert tables(second["journeys"]) == tables(want)
+        assert backtest(capsys, *topic, "--since", "now")["inputs"] == 0
     finally:
         asyncio.run(env.aclose())

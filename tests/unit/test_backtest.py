@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from engine import cli
 from engine.backtest import job as job_module
 from engine.backtest.compare import compare
-from engine.backtest.job import Job, Rejected, batches, run_job
+from engine.backtest.job import Job, Rejected, batches, needs_every_user, run_job
 from engine.backtest.partitions import UNROUTABLE, partition_of, split_lines
 from engine.backtest.progress import ProgressLine
 from engine.backtest.report import rejected_lines
@@ -32,15 +33,31 @@ from engine.backtest.window import check_window, parse_instant
 from engine.channels.prepare import Prepared
 from engine.core.wire import decode_line
 from engine.errors import ConfigError
+from engine.lint.deployment import engine_config
 from engine.lint.linter import load_journeys
 from engine.sim.simulator import Simulator, read_events
-from engine.stats.aggregate import Aggregator
+from engine.stats.aggregate import Aggregator, JourneyStats
 from engine.stream.common.settings import ENV_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "journeys"
-EXAMPLE_EVENTS = sorted((EXAMPLES / "events").glob("*.jsonl"))
 DAY_MS = 86_400_000
+
+
+def independent_examples(out: Path) -> tuple[Path, list[Path]]:
+    """The example journeys whose users don't depend on each other (no split that picks
+    its winner), with their events: what a backtest can split by partition and batch."""
+    out.mkdir()
+    kept = []
+    for f in sorted((ROOT / "journeys").iterdir()):
+        if f.suffix in (".yaml", ".yml") and not needs_every_user(load_journeys([f])):
+            (out / f.name).write_text(f.read_text())
+            events = ROOT / "journeys" / "events" / f"{f.stem}.jsonl"
+            if events.exists():
+                kept.append(events)
+    return out, kept
+
+
+ALL_EXAMPLES = ROOT / "journeys"
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +67,20 @@ def _no_journeys_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def examples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    return independent_examples(tmp_path_factory.mktemp("examples") / "journeys")
+
+
+@pytest.fixture(scope="module")
+def journeys(examples: tuple[Path, list[Path]]) -> Path:
+    return examples[0]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory, examples: tuple[Path, list[Path]]) -> Path:
     """Three copies of the example events: every journey, feature and reason in them."""
     path = tmp_path_factory.mktemp("history") / "events.jsonl"
-    write_copies(EXAMPLE_EVENTS, 3, path)
+    write_copies(examples[1], 3, path)
     return path
 
 
@@ -62,7 +89,7 @@ def stats_of_simulate(journeys: Path, events: Path) -> tuple[list[dict[str, Any]
     loaded = load_journeys([journeys])
     inputs, bad = read_events(events)
     assert not bad
-    sim = Simulator(loaded)
+    sim = Simulator(loaded, engine_config([journeys]))
     result = sim.run(inputs)
     agg = Aggregator()
     agg.add_all(orjson.loads(orjson.dumps(o.to_wire())) for o in result.outcomes)
@@ -119,8 +146,8 @@ def test_split_lines_keeps_a_users_lines_together_in_file_order() -> None:
     assert sorted(no for part in by_part.values() for no, _ in part) == [1, 2, 3, 4, 5]
 
 
-def test_batches_hold_whole_users_in_their_order() -> None:
-    inputs, _ = read_events(EXAMPLE_EVENTS[0])
+def test_batches_hold_whole_users_in_their_order(examples: tuple[Path, list[Path]]) -> None:
+    inputs, _ = read_events(examples[1][0])
     got = list(batches(inputs, 5))
     assert sum(len(b) for b in got) == len(inputs)
     owner: dict[str, int] = {}
@@ -153,15 +180,18 @@ def test_since_and_until_take_durations_back_from_now_or_iso_times() -> None:
 
 
 def test_a_backtest_of_a_file_is_simulate_then_stats(
-    history: Path, capsys: pytest.CaptureFixture[str]
+    history: Path,
+    capsys: pytest.CaptureFixture[str],
+    journeys: Path,
+    examples: tuple[Path, list[Path]],
 ) -> None:
-    expected, (sim, result) = stats_of_simulate(EXAMPLES, history)
-    got = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history)
+    expected, (sim, result) = stats_of_simulate(journeys, history)
+    got = backtest_json(capsys, "--journeys", journeys, "--events", history)
     assert sorted_edges(without_segments(got["journeys"])) == sorted_edges(expected)
     assert got["inputs"] == len(read_events(history)[0])
     assert got["users"] == len({i.user_id for i in read_events(history)[0]})
     assert got["rejected"] == 0
-    assert {j["journey_id"] for j in got["journeys"]} == {p.stem for p in EXAMPLE_EVENTS}
+    assert {j["journey_id"] for j in got["journeys"]} == {p.stem for p in examples[1]}
     # Segments, counted another way: the simulated provider's own prepared SMS.
     node_of = {s.message_id: (s.journey_id, s.node_id) for s in result.sends}
     want: Counter[tuple[str | None, str | None]] = Counter()
@@ -186,37 +216,66 @@ def test_a_backtest_of_a_file_is_simulate_then_stats(
 
 
 def test_any_jobs_partitions_or_batches_give_the_same_tables(
-    history: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    history: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    journeys: Path,
 ) -> None:
-    one = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history, "--jobs", "1")
-    three = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history, "--jobs", "3")
+    one = backtest_json(capsys, "--journeys", journeys, "--events", history, "--jobs", "1")
+    three = backtest_json(capsys, "--journeys", journeys, "--events", history, "--jobs", "3")
     assert three == one
-    other = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history, "--partitions", "3")
+    other = backtest_json(capsys, "--journeys", journeys, "--events", history, "--partitions", "3")
     assert other["journeys"] == one["journeys"]
     assert other["source"]["partitions"] == 3
     monkeypatch.setattr(job_module, "BATCH_INPUTS", 7)  # many small simulator runs
-    small = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history)
+    small = backtest_json(capsys, "--journeys", journeys, "--events", history)
     assert small == one
 
 
-def test_merge_order_does_not_change_the_counts(history: Path) -> None:
-    jobs = plan_jobs(FileSource(str(history), 5), str(EXAMPLES), None)
+def test_merge_order_does_not_change_the_counts(history: Path, journeys: Path) -> None:
+    jobs = plan_jobs(FileSource(str(history), 5), str(journeys), None)
     assert len(jobs) == 5
     results = [run_job(j) for j in jobs]
-    journeys = load_journeys([EXAMPLES])
-    forward = merge(results, 5, baseline=False).candidate.report(journeys)
-    backward = merge(results[::-1], 5, baseline=False).candidate.report(journeys)
+    loaded = load_journeys([journeys])
+    forward = merge(results, 5, baseline=False).candidate.report(loaded)
+    backward = merge(results[::-1], 5, baseline=False).candidate.report(loaded)
     assert forward == backward
 
 
-def test_the_table_is_the_stats_table_with_the_segments(
-    history: Path, capsys: pytest.CaptureFixture[str]
+def test_a_split_that_picks_its_winner_replays_every_user_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = cli.main(["backtest", "--journeys", str(EXAMPLES), "--events", str(history)])
+    """Its decision counts every user's outcomes: no partitions, no batches, and still the
+    tables of simulate + stats (and --jobs changes nothing)."""
+    history = tmp_path / "events.jsonl"
+    write_copies(sorted((ALL_EXAMPLES / "events").glob("*.jsonl")), 2, history)
+    assert needs_every_user(load_journeys([ALL_EXAMPLES]))
+    jobs = plan_jobs(FileSource(str(history), 8), str(ALL_EXAMPLES), None)
+    assert len(jobs) == 1 and jobs[0].whole and jobs[0].size == len(read_events(history)[0])
+    expected, _ = stats_of_simulate(ALL_EXAMPLES, history)
+    got = backtest_json(capsys, "--journeys", ALL_EXAMPLES, "--events", history, "--jobs", "2")
+    assert sorted_edges(without_segments(got["journeys"])) == sorted_edges(expected)
+    assert any(j["splits"] for j in got["journeys"] if j["journey_id"] == "welcome-offer")
+
+
+def test_journey_stats_merge_knows_every_field() -> None:
+    """JourneyStats.merge must merge every field: a new field fails here until it does
+    (then add it to merge, and to this list)."""
+    assert {f.name for f in fields(JourneyStats)} == {
+        "journey_id", "version", "counts", "edges", "variants", "converted_instances",
+        "acted", "first_entry", "after_decision", "decisions", "last_ts", "arms", "messages",
+        "at",
+    }  # fmt: skip
+
+
+def test_the_table_is_the_stats_table_with_the_segments(
+    history: Path, capsys: pytest.CaptureFixture[str], journeys: Path
+) -> None:
+    code = cli.main(["backtest", "--journeys", str(journeys), "--events", str(history)])
     out, err = capsys.readouterr()
     assert code == cli.EXIT_OK
-    got = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history)
-    assert out == format_run(got["journeys"])
+    got = backtest_json(capsys, "--journeys", journeys, "--events", history)
+    assert out == format_run(got["journeys"], got["global_control"])
     header = next(line for line in out.splitlines() if line.lstrip().startswith("node"))
     assert header.split()[-2:] == ["segs", "notes"]
     assert "order-updates v1: 57 entered, 12 converted (21.1%)" in out
@@ -226,29 +285,32 @@ def test_the_table_is_the_stats_table_with_the_segments(
 
 
 def test_rejected_lines_are_listed_and_fail_unless_allowed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    journeys: Path,
+    examples: tuple[Path, list[Path]],
 ) -> None:
     events = tmp_path / "events.jsonl"
-    good = EXAMPLE_EVENTS[0].read_text()
+    good = examples[1][0].read_text()
     events.write_text('{"user_id": "u-1", "name": "x", "ts": "tomorrow"}\n' + good)
-    code = cli.main(["backtest", "--journeys", str(EXAMPLES), "--events", str(events)])
+    code = cli.main(["backtest", "--journeys", str(journeys), "--events", str(events)])
     out, err = capsys.readouterr()
     assert code == cli.EXIT_PROBLEMS
     assert f"{events}:1: rejected: " in err
     assert "--allow-rejects" in err.splitlines()[-1]
     assert out.startswith("appointment-confirm v1:")
-    allowed = ["backtest", "--journeys", str(EXAMPLES), "--events", str(events), "--allow-rejects"]
+    allowed = ["backtest", "--journeys", str(journeys), "--events", str(events), "--allow-rejects"]
     assert cli.main(allowed) == cli.EXIT_OK
 
 
 # --------------------------------------------------------------------------- baseline
 
 
-def candidate_dir(tmp_path: Path) -> Path:
+def candidate_dir(tmp_path: Path, journeys: Path) -> Path:
     """order-updates v2: the apology SMS is gone (the run exits when nothing ships)."""
     out = tmp_path / "candidate"
     out.mkdir()
-    for f in EXAMPLES.glob("*.yaml"):
+    for f in journeys.glob("*.yaml"):
         (out / f.name).write_text(f.read_text())
     path = out / "order-updates.yaml"
     text = path.read_text()
@@ -264,13 +326,13 @@ def candidate_dir(tmp_path: Path) -> Path:
 
 
 def test_a_baseline_side_by_side_with_the_differences(
-    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], journeys: Path
 ) -> None:
-    cand = candidate_dir(tmp_path)
+    cand = candidate_dir(tmp_path, journeys)
     got = backtest_json(
-        capsys, "--journeys", cand, "--baseline", EXAMPLES, "--events", history, "--jobs", "2"
+        capsys, "--journeys", cand, "--baseline", journeys, "--events", history, "--jobs", "2"
     )
-    alone = backtest_json(capsys, "--journeys", EXAMPLES, "--events", history)
+    alone = backtest_json(capsys, "--journeys", journeys, "--events", history)
     assert got["baseline"] == alone["journeys"]
     diffs = {d["journey_id"]: d for d in got["differences"]}
     orders = diffs["order-updates"]
@@ -285,7 +347,7 @@ def test_a_baseline_side_by_side_with_the_differences(
     assert all(f["difference"] in (0, None) for f in same.values())
     table = format_comparison(got["differences"])
     code = cli.main(
-        ["backtest", "--journeys", str(cand), "--baseline", str(EXAMPLES), "--events", str(history)]
+        ["backtest", "--journeys", str(cand), "--baseline", str(journeys), "--events", str(history)]
     )
     out, _ = capsys.readouterr()
     assert code == cli.EXIT_OK
@@ -383,8 +445,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
     return code, out, err
 
 
-def test_bad_arguments(history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    j, ev = EXAMPLES, history
+def test_bad_arguments(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], journeys: Path
+) -> None:
+    j, ev = journeys, history
     (tmp_path / "empty").mkdir()
     cases: list[tuple[list[str | Path], str]] = [
         (["--journeys", j], "one of the arguments --events --topic is required"),
@@ -404,9 +468,11 @@ def test_bad_arguments(history: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         assert says in out + err, (argv, out, err)
 
 
-def test_without_a_broker_it_says_what_it_would_read(capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_a_broker_it_says_what_it_would_read(
+    capsys: pytest.CaptureFixture[str], journeys: Path
+) -> None:
     code, out, err = run(
-        capsys, "backtest", "--journeys", EXAMPLES, "--topic", "--since", "1d",
+        capsys, "backtest", "--journeys", journeys, "--topic", "--since", "1d",
         "--bootstrap", "127.0.0.1:1",
     )  # fmt: skip
     assert code == cli.EXIT_USAGE
@@ -415,9 +481,9 @@ def test_without_a_broker_it_says_what_it_would_read(capsys: pytest.CaptureFixtu
     assert err.splitlines()[-1].startswith("journeys: can't reach Kafka")
 
 
-def test_a_job_of_a_file_decodes_like_simulate() -> None:
+def test_a_job_of_a_file_decodes_like_simulate(journeys: Path) -> None:
     lines = [(1, b'{"user_id": "u", "event_id": "e", "name": "x", "ts": "bad"}'), (2, b"{")]
-    result = run_job(Job(0, str(EXAMPLES), lines=lines))
+    result = run_job(Job(0, str(journeys), lines=lines))
     assert result.inputs == 0
     assert [(r.position, r.reason) for r in result.rejected] == [
         (1, "bad_timestamp"),
@@ -426,7 +492,7 @@ def test_a_job_of_a_file_decodes_like_simulate() -> None:
     ok = (3, orjson.dumps({"user_id": "u", "name": "x", "ts": "2026-11-02T15:00:00Z",
                            "event_id": "e"}))  # fmt: skip
     assert decode_line(orjson.loads(ok[1])).user_id == "u"
-    assert run_job(Job(0, str(EXAMPLES), lines=[ok])).users == 1
+    assert run_job(Job(0, str(journeys), lines=[ok])).users == 1
 
 
 def test_rejected_records_of_a_topic_say_where_they_are() -> None:
