@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The quick start: from a fresh clone to journeys running on a real local Kafka.
+# The quick start: from a fresh clone to journeys running on a real local Kafka, ending on
+# a check that holds.
 #
 #   bash deploy/quickstart.sh
 #
 # 1. checks Java, Maven and Python, sets up .venv
-# 2. validates the example journeys (journeys validate journeys/)
+# 2. validates the example journeys (journeys/) and the quick start's own
+#    (deploy/quickstart/journeys: the same ideas with waits of seconds, not days)
 # 3. starts a local Kafka broker (deploy/local-kafka.sh; stopped at the end if we started it)
 # 4. starts the engine worker (journeys run) and the channel gateway (journeys gateway,
 #    simulated provider) on fresh topics of their own (a per-run topic prefix)
-# 5. replays the example journeys' events (journeys produce), moved back in time by whole
-#    weeks so every timer is already due: the run takes a minute, not a month
-# 6. waits until the outcomes on Kafka match what `journeys simulate` gives for the same
-#    events, then prints the per-journey, per-node table (journeys stats)
-# 7. stops what it started. Logs stay in the run directory it prints.
+# 5. replays 50 shoppers' events in real time (journeys produce --now): about 25 seconds
+# 6. replays the same events, read back from the topic, through the simulator
+#    (journeys backtest --topic), and waits until the engine's outcomes on Kafka give the
+#    very same per-journey, per-node table: every figure identical, or exit 1
+# 7. prints that table (journeys stats) and stops what it started. Logs stay in the run
+#    directory it prints.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,9 +29,13 @@ need python3 "Install Python 3.11 or newer."
 echo "==> Python environment"
 bash deploy/setup-venv.sh
 J=".venv/bin/journeys"
+PY=".venv/bin/python"
+QS_JOURNEYS="deploy/quickstart/journeys"
 
 echo "==> journeys validate journeys/"
 "$J" validate journeys/
+echo "==> journeys validate $QS_JOURNEYS/"
+"$J" validate "$QS_JOURNEYS/"
 
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/journeys-quickstart.XXXXXX")"
 stamp="$(date +%s)"
@@ -39,9 +46,6 @@ export JOURNEYS_APP_ID="quickstart-${stamp}-engine"
 export JOURNEYS_GATEWAY_APP_ID="quickstart-${stamp}-gateway"
 export JOURNEYS_DATA_DIR="$RUN_DIR/data"
 export JOURNEYS_PARTITIONS="${JOURNEYS_PARTITIONS:-4}"
-# The events are replayed from the past, so every timer is due at once: let each
-# partition settle (backlog and provider receipts handled) before its timers fire.
-export JOURNEYS_TIMER_SETTLE_MS="${JOURNEYS_TIMER_SETTLE_MS:-700}"
 
 kafka_was_running=0
 bash deploy/local-kafka.sh status >/dev/null 2>&1 && kafka_was_running=1
@@ -60,22 +64,30 @@ echo "==> local Kafka"
 bash deploy/local-kafka.sh start
 
 echo "==> engine worker and gateway (topics ${JOURNEYS_TOPIC_PREFIX}journey.*)"
-"$J" run --journeys journeys >"$RUN_DIR/worker.log" 2>&1 &
+"$J" run --journeys "$QS_JOURNEYS" >"$RUN_DIR/worker.log" 2>&1 &
 pids+=($!)
 "$J" gateway >"$RUN_DIR/gateway.log" 2>&1 &
 pids+=($!)
+"$PY" deploy/quickstart.py ready "$RUN_DIR/worker.log:worker_ready" \
+  "$RUN_DIR/gateway.log:gateway_ready" --timeout "${QUICKSTART_READY_TIMEOUT:-120}"
 
-echo "==> replaying the example events"
-.venv/bin/python deploy/quickstart.py shift --out "$RUN_DIR/events" journeys/events/*.jsonl
-for f in "$RUN_DIR"/events/*.jsonl; do
-  "$J" produce --pace "${QUICKSTART_PACE_MS:-40}" "$f"
-done
+echo "==> replaying shoppers' events in real time (journeys produce --now)"
+"$PY" deploy/quickstart.py events --out "$RUN_DIR/events.jsonl"
+"$J" produce --now "$RUN_DIR/events.jsonl" 2>"$RUN_DIR/produce.log"
 
-echo "==> waiting for the journeys to finish"
-.venv/bin/python deploy/quickstart.py wait --journeys journeys --events "$RUN_DIR/events" \
-  --timeout "${QUICKSTART_TIMEOUT:-300}"
+echo "==> journeys backtest --journeys $QS_JOURNEYS --topic --since 15m"
+echo "    (the simulator, over the events the worker consumed, read back from the topic)"
+"$J" backtest --journeys "$QS_JOURNEYS" --topic --since 15m --json >"$RUN_DIR/backtest.json"
 
-echo "==> journeys stats"
-"$J" stats
+echo "==> waiting for the engine's outcomes to give the same table"
+"$PY" deploy/quickstart.py compare --journeys "$QS_JOURNEYS" --backtest "$RUN_DIR/backtest.json" \
+  --timeout "${QUICKSTART_TIMEOUT:-90}"
+
+echo "==> journeys stats --journeys $QS_JOURNEYS"
+"$J" stats --journeys "$QS_JOURNEYS"
 echo
-echo "Done. To look again while a broker runs: JOURNEYS_TOPIC_PREFIX=$JOURNEYS_TOPIC_PREFIX $J stats"
+echo "Done. While a broker runs, look again with:"
+echo "  JOURNEYS_TOPIC_PREFIX=$JOURNEYS_TOPIC_PREFIX $J stats"
+echo "  JOURNEYS_TOPIC_PREFIX=$JOURNEYS_TOPIC_PREFIX $J backtest --journeys $QS_JOURNEYS --topic --since 1d"
+echo "Try a change before launch: edit a copy of $QS_JOURNEYS, then"
+echo "  $J backtest --journeys COPY --baseline $QS_JOURNEYS --events $RUN_DIR/events.jsonl"

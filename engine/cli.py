@@ -6,7 +6,8 @@ Exit codes (docs/journeys.md, "Command line"):
 
 * 0: done, nothing wrong.
 * 1: done, and problems were found: ``validate`` problems, files ``schema --check``
-  finds out of date, input lines ``simulate`` rejected, what ``diff`` flags.
+  finds out of date, input lines ``simulate`` or ``backtest`` rejected, what ``diff``
+  flags.
 * 2: the command could not do its job: bad flags, a missing or unreadable file, journeys
   that don't load (outside ``validate``), bad settings, a broker that can't be reached.
 * 70: an internal error, i.e. a bug: please report it. 130: interrupted (Ctrl-C).
@@ -33,6 +34,7 @@ from engine.errors import ConfigError, EngineError, InvalidJourney
 from engine.stream.common.settings import DEFAULT_BOOTSTRAP, DEFAULT_TOPICS, Settings, add_arguments
 
 if TYPE_CHECKING:
+    from engine.backtest.run import FileSource, TopicSource
     from engine.core.state import UserState
     from engine.lint.inflight import InFlight
 
@@ -280,6 +282,82 @@ def _summary(outcomes: Sequence[object]) -> None:
     print(f"{'journey':<24} {'node':<20} {'outcome':<20} {'count':>6}", file=sys.stderr)
     for (jid, ver, node, kind), n in sorted(counts.items()):
         print(f"{jid + '@' + str(ver):<24} {node:<20} {kind:<20} {n:>6}", file=sys.stderr)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from engine.backtest.job import journeys_of
+    from engine.backtest.progress import ProgressLine
+    from engine.backtest.report import rejected_lines, summary, to_json
+    from engine.backtest.run import plan_jobs, run_backtest
+    from engine.backtest.table import format_comparison, format_run
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more worker processes")
+    candidate = journeys_of(args.journeys)
+    if not candidate:
+        raise ConfigError(f"{args.journeys}: no journey file (.yaml, .yml, .json) in it")
+    baseline = journeys_of(args.baseline) if args.baseline else None
+    if baseline is not None and not baseline:
+        raise ConfigError(f"{args.baseline}: no journey file (.yaml, .yml, .json) in it")
+    source, described = _backtest_source(args)
+    jobs = plan_jobs(source, args.journeys, args.baseline)
+    result = run_backtest(jobs, args.jobs, ProgressLine(sys.stderr, 0))
+    for line in rejected_lines(result.rejected, described):
+        print(line, file=sys.stderr)
+    print(summary(result, args.jobs), file=sys.stderr)
+    out = to_json(result, described, candidate, baseline)
+    if args.json:
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif "differences" in out:
+        sys.stdout.write(format_comparison(out["differences"]))
+    else:
+        table = format_run(out["journeys"], out["global_control"])
+        sys.stdout.write(table if out["journeys"] else "no outcomes\n")
+    if result.rejected and not args.allow_rejects:
+        print(
+            f"journeys: {len(result.rejected)} record(s) rejected (listed above): fix them, or "
+            "pass --allow-rejects to replay without them",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _backtest_source(
+    args: argparse.Namespace,
+) -> tuple[FileSource | TopicSource, dict[str, object]]:
+    """The history to replay (a file, or a topic between two times) and how to name it."""
+    import time
+
+    from engine.backtest.run import FileSource, TopicSource
+    from engine.backtest.window import check_window, parse_instant
+    from engine.durations import format_ts
+
+    if args.events is not None:
+        if args.since is not None or args.until is not None:
+            raise ConfigError(
+                "--since and --until pick a topic's records by time: with --events every "
+                "line of the file is replayed (drop them, or read the topic with --topic)"
+            )
+        settings = Settings.from_env_and_args(args)
+        file = FileSource(args.events, settings.partitions)
+        return file, {"events": args.events, "partitions": settings.partitions}
+    if args.since is None:
+        raise ConfigError(
+            "--topic needs --since: how far back to replay, like --since 30d or "
+            "--since 2026-11-01T00:00:00Z"
+        )
+    now = int(time.time() * 1000)
+    since = parse_instant(args.since, now, "--since")
+    until = parse_instant(args.until, now, "--until") if args.until is not None else None
+    check_window(since, until)
+    settings = _kafka_reader(args, "user_events")
+    topic = TopicSource(settings, settings.topics.user_events, since, until)
+    return topic, {
+        "topic": settings.topics.user_events,
+        "since": format_ts(since),
+        "until": format_ts(until) if until is not None else None,
+    }
 
 
 def _sms_segments(args: argparse.Namespace) -> int:
@@ -539,8 +617,8 @@ def _version() -> str:
 
 
 EPILOG = """\
-exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate rejected,
-what diff flags); 2 usage or input error (bad flags, missing or unreadable files, bad
+exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate or backtest
+rejected, what diff flags); 2 usage or input error (bad flags, missing or unreadable files, bad
 settings, no broker); 70 internal error (please report it); 130 interrupted. Details:
 docs/journeys.md.
 --debug or JOURNEYS_DEBUG=1 shows the traceback of an error."""
@@ -709,6 +787,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_arguments(p)
+    p = add(
+        "backtest",
+        _backtest,
+        "replay real history (a topic since a time, or an events file) through the journeys "
+        "and print per-journey, per-node counts; --baseline: side by side with other versions",
+    )
+    p.add_argument(
+        "--journeys",
+        required=True,
+        type=_existing_path,
+        metavar="DIR",
+        help="the journeys to try (directory or file): the candidate",
+    )
+    p.add_argument(
+        "--baseline",
+        type=_existing_path,
+        metavar="DIR",
+        help="the journeys to compare with, over the same history (default: none)",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--events",
+        type=_existing_file,
+        metavar="FILE",
+        help="replay a JSON-lines file of events (no default: this or --topic)",
+    )
+    src.add_argument(
+        "--topic",
+        nargs="?",
+        const="",
+        dest="topic_user_events",
+        metavar="TOPIC",
+        help="replay this topic's records (no default: this or --events; --topic alone: "
+        f"{DEFAULT_TOPICS['user_events']}, with JOURNEYS_TOPIC_PREFIX; "
+        "JOURNEYS_TOPIC_USER_EVENTS)",
+    )
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="with --topic: the records from this time on, by record timestamp: a duration "
+        "back from now (30d, 12h) or an ISO-8601 time (no default: --topic needs it)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="WHEN",
+        help="with --topic: the records before this time, in the same forms (default: up to "
+        "the end of each partition now)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes; the work is split by partition, the tables are the same",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="with --events: split the users as a topic of N partitions would "
+        f"(default: {Settings.partitions}; JOURNEYS_PARTITIONS)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 even when records were rejected (they are still listed on stderr)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help=f"broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
+    )
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")

@@ -215,6 +215,16 @@ def variant_rows(raw: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one pass
 
 
+def _sets_by_variant() -> dict[str, dict[str, set[str]]]:
+    # Named functions, not lambdas: a JourneyStats pickles (``journeys backtest --jobs``
+    # sends them between processes).
+    return defaultdict(_variant_sets)
+
+
+def _variant_sets() -> dict[str, set[str]]:
+    return defaultdict(set)
+
+
 @dataclass
 class JourneyStats:
     """The counts of one journey version, exact: every run and send is remembered."""
@@ -224,9 +234,7 @@ class JourneyStats:
     counts: dict[str, Counter[str]] = field(default_factory=dict)  # node ("": none) -> keys
     edges: Counter[tuple[str, str]] = field(default_factory=Counter)
     # split node -> variant -> instance ids; and converted instance ids
-    variants: dict[str, dict[str, set[str]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(set))
-    )
+    variants: dict[str, dict[str, set[str]]] = field(default_factory=_sets_by_variant)
     converted_instances: set[str] = field(default_factory=set)
     # splits that pick their winner (engine.stats.winner)
     acted: dict[str, set[str]] = field(default_factory=lambda: {"clicked": set(), "read": set()})
@@ -285,6 +293,39 @@ class JourneyStats:
             if o.get("type") == "message_delivered" and reach.delivered(o):
                 out[o.get("node_id") or ""].update(reached_keys(o))
         return out
+
+    def fold_reach(self) -> None:
+        """Count the users reached by the messages so far into the counters, and forget the
+        messages. Only for whole users (``journeys backtest`` counts batches of users):
+        a delivery that comes later could no longer find its send."""
+        self.counts = self.counters()
+        self.messages = []
+
+    def merge(self, other: JourneyStats) -> None:
+        """Add the counts of other users (none of them counted here): ``journeys
+        backtest`` counts partitions apart and merges them, and gets the report of all of
+        them. Every field is merged here: a field added to the class must be added here
+        too (tests/unit/test_backtest.py fails until it is)."""
+        for node, c in other.counts.items():
+            self.counts.setdefault(node, Counter()).update(c)
+        self.edges.update(other.edges)
+        for split, by_variant in other.variants.items():
+            for variant, instances in by_variant.items():
+                self.variants[split][variant] |= instances
+        self.converted_instances |= other.converted_instances
+        for what, instances in other.acted.items():
+            self.acted.setdefault(what, set()).update(instances)
+        for split, ts in other.first_entry.items():
+            self.first_entry[split] = min(ts, self.first_entry.get(split, ts))
+        for split, after in other.after_decision.items():
+            self.after_decision.setdefault(split, Counter()).update(after)
+        self.decisions.update(other.decisions)
+        if other.last_ts is not None:
+            self.last_ts = max(other.last_ts, self.last_ts or other.last_ts)
+        for arm, instances in other.arms.items():
+            self.arms[arm] |= instances
+        self.messages.extend(other.messages)
+        self.at.update(other.at)
 
     def variant_report(self, journey: Journey | None = None) -> dict[str, Any]:
         out = {}

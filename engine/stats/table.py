@@ -29,7 +29,8 @@ def _messaging(s: Row) -> bool:
 
 #: header, width, cell, and whether it is a message column (left empty for a node that
 #: did nothing with messages: a wait, a split, an exit)
-COLUMNS: tuple[tuple[str, int, Callable[[Row], object], bool], ...] = (
+Columns = tuple[tuple[str, int, Callable[[Row], object], bool], ...]
+COLUMNS: Columns = (
     ("entered", 8, lambda s: s["entered"], False),
     ("sent rcs/sms", 13, lambda s: _pair(s["sent"]), True),
     ("deliv rcs/sms", 14, lambda s: _pair(s["delivered_by_channel"]), True),
@@ -74,11 +75,11 @@ def _notes(s: Row) -> str:
     return " ".join(notes)
 
 
-def _node_line(node: str, s: Row, node_width: int) -> str:
+def _node_line(node: str, s: Row, node_width: int, columns: Columns = COLUMNS) -> str:
     messaging = _messaging(s)
     cells = "".join(
         f"{'' if (message and not messaging) else str(cell(s)):>{column_width(h, w)}}"
-        for h, w, cell, message in COLUMNS
+        for h, w, cell, message in columns
     )
     notes = _notes(s)
     return (f"  {node:<{node_width}}{cells}" + (f"  {notes}" if notes else "")).rstrip()
@@ -145,19 +146,23 @@ def _headline(j: Row) -> str:
 
 
 def format_table(
-    report: list[dict[str, Any]], global_control: Mapping[str, Any] | None = None
+    report: list[dict[str, Any]],
+    global_control: Mapping[str, Any] | None = None,
+    columns: Columns = COLUMNS,
+    legend: str = LEGEND,
 ) -> str:
     """The table of an :meth:`engine.stats.aggregate.Aggregator.to_json` report, and the
-    lift over the global control group (``Aggregator.global_control``)."""
+    lift over the global control group (``Aggregator.global_control``). ``columns`` and
+    ``legend``: those of ``journeys stats``, or more, as ``journeys backtest`` shows."""
     lines: list[str] = []
     for j in report:
         width = max([NODE_WIDTH, *(len(n) + 2 for n in j["nodes"])])
         header = f"  {'node':<{width}}" + "".join(
-            f"{h:>{column_width(h, w)}}" for h, w, _, _ in COLUMNS
+            f"{h:>{column_width(h, w)}}" for h, w, _, _ in columns
         )
         lines.append(_headline(j))
         lines.append(header + "  notes")
-        lines += [_node_line(node, s, width) for node, s in j["nodes"].items()]
+        lines += [_node_line(node, s, width, columns) for node, s in j["nodes"].items()]
         for split, rep in j["splits"].items():
             lines += _split_lines(split, rep)
         if j.get("holdout"):
@@ -170,4 +175,4 @@ def format_table(
                      "with a goal and a marketing send):")
         lines += lift_lines("global control", global_control, "control")
         lines.append("")
-    return "\n".join(lines) + ("\n" + LEGEND if report else "")
+    return "\n".join(lines) + ("\n" + legend if report else "")
