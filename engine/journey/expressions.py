@@ -285,6 +285,17 @@ _COMPARISONS: Final[dict[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
 }
 
 
+# Callees whose own refusal says more than "only named functions can be called".
+_CALLEE_REFUSALS: Final = (
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.JoinedStr,
+    ast.NamedExpr,
+)
+
 _REFUSED_BINOPS: Final[dict[type[ast.operator], str]] = {
     ast.BitAnd: "&",
     ast.BitOr: "|",
@@ -738,9 +749,12 @@ class _Compiler:
         if isinstance(func, ast.Attribute):
             raise self.fail(f"method calls are not allowed ('.{func.attr}()')", node)
         allowed = ", ".join(sorted(_FUNCTIONS))
-        if not isinstance(func, ast.Name) or func.id not in _FUNCTIONS:
-            name = func.id if isinstance(func, ast.Name) else type(func).__name__
-            raise self.fail(f"function {name!r} is not allowed; allowed: {allowed}", node)
+        if not isinstance(func, ast.Name):
+            # `(lambda: ...)()`, `f(x)(y)`: say what the callee is, not that it is a call.
+            what = self._refusal(func) if isinstance(func, _CALLEE_REFUSALS) else None
+            raise self.fail(what or f"only named functions can be called: {allowed}", func)
+        if func.id not in _FUNCTIONS:
+            raise self.fail(f"function {func.id!r} is not allowed; allowed: {allowed}", node)
         if node.keywords:
             raise self.fail(f"{func.id}() takes no keyword arguments", node)
         fn, low, high = _FUNCTIONS[func.id]

@@ -203,6 +203,9 @@ def _text(value: object) -> str:
 
 def _leaves(value: object) -> Iterable[object]:
     """The items ``join`` sees: nested lists are flattened (any depth, to be safe)."""
+    if isinstance(value, range):  # no longer than MAX_VALUE_LENGTH: checked before
+        yield from value
+        return
     if not isinstance(value, list | tuple):
         yield value
         return
@@ -222,7 +225,7 @@ def _join_length(left: object, args: tuple[object, ...], kwargs: dict[str, objec
     sep = len(_text(separator))
     total = 0
     for item in _leaves(left):
-        total += sep + (len(item) if isinstance(item, str) else 24)  # 24: a printed number
+        total += sep + len(item if isinstance(item, str) else _text(item))
         if total > MAX_VALUE_LENGTH:
             break
     return total
