@@ -26,6 +26,8 @@ Time and memory are bounded, at load time and per render (every bound is a
 * a render takes at most :data:`MAX_RENDER_STEPS` steps (a tag, an output, a loop
   iteration, a filter) and handles at most :data:`MAX_RENDER_DATA` characters or
   items (every value read from the scope or made by a filter counts its length);
+  inside :func:`shared_budget` (a send node) those bounds and the loop total are for
+  all the renders together, and the rendered texts count as data;
 * a filter may not make a string or list longer than :data:`MAX_VALUE_LENGTH`, and may
   not take a range longer than that: ``join`` and ``replace`` are checked before they
   build anything, since their result can be the square of their input.
@@ -35,7 +37,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, ClassVar, Final
 
@@ -92,6 +96,25 @@ class _Meter:
             )
 
 
+# Set by shared_budget(): the renders inside draw on one meter.
+_SHARED_METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
+
+
+@contextmanager
+def shared_budget() -> Iterator[None]:
+    """Make the renders inside share one budget of steps, data and loop iterations.
+
+    A send node has up to hundreds of templates (a carousel's cards, their chips...):
+    each within the limits is not enough, so render_send renders them all inside one
+    budget. The rendered texts count as data too, which bounds the whole message.
+    """
+    token = _SHARED_METER.set(_Meter())
+    try:
+        yield
+    finally:
+        _SHARED_METER.reset(token)
+
+
 def _size(value: object) -> int:
     """What handling ``value`` costs: its length, or 1. Ranges are lazy: 1."""
     if isinstance(value, str | list | tuple | dict):
@@ -121,7 +144,10 @@ class _MeteredContext(RenderContext):
 
     def __init__(self, template: liquid.BoundTemplate, **kwargs: Any) -> None:
         parent = kwargs.get("parent_context")
-        self.meter = parent.meter if isinstance(parent, _MeteredContext) else _Meter()
+        if isinstance(parent, _MeteredContext):
+            self.meter = parent.meter
+        else:
+            self.meter = _SHARED_METER.get() or _Meter()
         super().__init__(template, **kwargs)
 
     @property
@@ -383,6 +409,12 @@ class Template:
             raise TemplateError(
                 f"rendered text is longer than {MAX_OUTPUT_CHARS} characters", source=self.source
             )
+        meter = _SHARED_METER.get()
+        if meter is not None:
+            try:
+                meter.handle(len(text))
+            except ResourceLimitError as exc:
+                raise _translate(exc, self.source, "cannot render") from exc
         return text
 
     def __eq__(self, other: object) -> bool:

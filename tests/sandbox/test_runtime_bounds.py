@@ -19,7 +19,8 @@ from liquid.builtin.filters.array import uniq as liquid_uniq
 from engine.core import Engine, Outcome, SendRequest, UserEvent, UserState
 from engine.errors import TemplateError
 from engine.journey.expressions import MAX_SEQUENCE_LENGTH, compile_expression
-from engine.journey.model import Journey
+from engine.journey.model import Journey, SendNode
+from engine.journey.render import render_send
 from engine.journey.templates import (
     _ENV,
     MAX_LOOP_ITERATIONS,
@@ -181,3 +182,42 @@ nodes:
     assert "loop iteration limit" in str(failed[0].attributes["detail"])
     (sent,) = [e for e in effects if isinstance(e, SendRequest)]
     assert sent.content["text"] == "still here"
+
+
+# --- the templates of one send share a budget ---
+
+LOOP_9000 = "{% for i in (1..9000) %}{% endfor %}x"
+
+
+def carousel(description: str, cards: int = 10, title: str = "Card") -> SendNode:
+    return SendNode.model_validate(
+        {
+            "type": "send",
+            "channel": "rcs",
+            "next": "done",
+            "carousel": {
+                "width": "MEDIUM",
+                "cards": [{"title": title, "description": description} for _ in range(cards)],
+            },
+        }
+    )
+
+
+def test_a_send_nodes_templates_share_one_budget() -> None:
+    # Each description alone is within the limits...
+    assert compile_template(LOOP_9000).render(SCOPE) == "x"
+    assert len(render_send(carousel(LOOP_9000, cards=1), SCOPE).cards) == 1
+    # ...ten of them in one send are not: 90,000 loop iterations for one message.
+    with pytest.raises(TemplateError, match="loop iteration limit"):
+        render_send(carousel(LOOP_9000), SCOPE)
+    # The budget is per send: the next send starts afresh.
+    assert len(render_send(carousel(LOOP_9000, cards=1), SCOPE).cards) == 1
+
+
+def test_the_rendered_texts_of_a_send_count_as_data() -> None:
+    # Each of these reads, makes and renders 80,000 characters: 800,000 for ten cards.
+    long = "{{ event.text | append: event.text }}"
+    assert len(render_send(carousel(long), SCOPE).cards) == 10
+    # Twice that passes 1,000,000 characters for one message.
+    with pytest.raises(TemplateError, match="render data limit"):
+        render_send(carousel(long, title=long), SCOPE)
