@@ -26,7 +26,7 @@ simply false instead of failing the journey:
   ``None``, which is falsy and compares false to numbers;
 * results that would be too big give ``None`` before anything large is built: a string
   or list made by ``*``, ``+`` or ``str()`` longer than :data:`MAX_SEQUENCE_LENGTH`
-  characters or items (``'a' * 10**9``; ``[[0] * 100] * 100`` counts the 10,000 items
+  characters or items (``'a' * 10**9``; ``[[0] * 1000] * 100`` counts the 100,100 items
   it would repeat, so nesting cannot multiply the bound), an ``int ** int`` of more than
   :data:`MAX_POWER_BITS` bits (``(9**100)**100``), and printf-style ``str % x``.
 
