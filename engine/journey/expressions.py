@@ -24,8 +24,15 @@ simply false instead of failing the journey:
   ``1 in None``) gives ``False``; ``==``/``!=`` follow Python, so ``None == None``;
 * arithmetic and functions that fail (``1 / 0``, ``None + 1``, ``int('x')``) give
   ``None``, which is falsy and compares false to numbers;
-* results that would be too big (``'a' * 10**9``, ``(9**100)**100``) and printf-style
-  ``str % x`` give ``None`` before anything large is built.
+* results that would be too big give ``None`` before anything large is built: a string
+  or list made by ``*``, ``+`` or ``str()`` longer than :data:`MAX_SEQUENCE_LENGTH`
+  characters or items (``'a' * 10**9``; ``[[0] * 1000] * 100`` counts the 100,100 items
+  it would repeat, so nesting cannot multiply the bound), an ``int ** int`` of more than
+  :data:`MAX_POWER_BITS` bits (``(9**100)**100``), and printf-style ``str % x``.
+
+So evaluation is bounded by the source: there are no loops, no names to bind, no
+method calls and no attribute reads (``a.b`` is a dict lookup), and every value it
+builds is capped.
 """
 
 from __future__ import annotations
@@ -47,7 +54,9 @@ ALLOWED_ROOTS: Final[frozenset[str]] = frozenset({"event", "entry", "user", "jou
 MAX_SOURCE_LENGTH: Final = 2000
 MAX_DEPTH: Final = 32
 MAX_EXPONENT: Final = 100
-# `*` on strings/lists beyond this length gives None (checked before multiplying).
+# A string or list built by `*`, `+` or str() beyond this many characters or items
+# gives None. For `*` and str() nested lists count every item they would repeat or
+# print, so `[[[0] * 1000] * 1000] * 1000` cannot stand for 10**9 items.
 MAX_SEQUENCE_LENGTH: Final = 10_000
 # `int ** int` beyond this many bits gives None: stacked powers grow 100x per level.
 MAX_POWER_BITS: Final = 10_000
@@ -127,10 +136,14 @@ def _str(x: object) -> str | None:
     # A missing value stays missing rather than becoming the text 'None'.
     if x is None:
         return None
+    # Printing a list walks every item it holds, shared ones included: bound that first.
+    if isinstance(x, list | tuple | dict) and _weight(x, MAX_SEQUENCE_LENGTH) > MAX_SEQUENCE_LENGTH:
+        return None
     try:
-        return str(x)
+        text = str(x)
     except ValueError:  # ints too long to print
         return None
+    return text if len(text) <= MAX_SEQUENCE_LENGTH or isinstance(x, str) else None
 
 
 def _bool(x: object) -> bool:
@@ -181,14 +194,53 @@ ALLOWED_FUNCTIONS: Final[frozenset[str]] = frozenset(_FUNCTIONS)
 # --- guarded operators ---
 
 
+def _weight(value: object, limit: int) -> int:
+    """Characters and items in ``value``, nested ones included; stops past ``limit``.
+
+    A list repeated by ``*`` holds the same inner list many times: this counts each time,
+    which is what comparing or printing it costs.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += len(v)
+        elif isinstance(v, list | tuple):
+            total += len(v)
+            stack.extend(x for x in v if isinstance(x, str | list | tuple | dict))
+        elif isinstance(v, dict):
+            total += len(v)
+            stack.extend(v.values())
+        if total > limit:
+            return limit + 1
+    return total
+
+
+def _repeat(seq: Any, times: int) -> Any:
+    if times <= 0:
+        return seq * times  # empty
+    if isinstance(seq, str):
+        size = len(seq) * times
+    else:
+        size = _weight(seq, MAX_SEQUENCE_LENGTH // times + 1) * times
+    return seq * times if size <= MAX_SEQUENCE_LENGTH else None
+
+
 def _mul(a: Any, b: Any) -> Any:
     if isinstance(a, _SEQUENCES) and isinstance(b, int):
-        size = len(a) * b
-    elif isinstance(b, _SEQUENCES) and isinstance(a, int):
-        size = len(b) * a
-    else:
-        return a * b
-    return a * b if size <= MAX_SEQUENCE_LENGTH else None
+        return _repeat(a, b)
+    if isinstance(b, _SEQUENCES) and isinstance(a, int):
+        return _repeat(b, a)
+    return a * b
+
+
+def _add(a: Any, b: Any) -> Any:
+    result = a + b
+    # Each operand is bounded, so the result is at most twice as long: check after.
+    if isinstance(result, str | list) and len(result) > MAX_SEQUENCE_LENGTH:
+        return None
+    return result
 
 
 def _mod(a: Any, b: Any) -> Any:
@@ -212,7 +264,7 @@ def _not_in(a: Any, b: Any) -> bool:
 
 
 _BINOPS: Final[dict[type[ast.operator], Callable[[Any, Any], Any]]] = {
-    ast.Add: operator.add,
+    ast.Add: _add,
     ast.Sub: operator.sub,
     ast.Mult: _mul,
     ast.Div: operator.truediv,
@@ -232,6 +284,17 @@ _COMPARISONS: Final[dict[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
     ast.NotIn: _not_in,
 }
 
+
+# Callees whose own refusal says more than "only named functions can be called".
+_CALLEE_REFUSALS: Final = (
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.JoinedStr,
+    ast.NamedExpr,
+)
 
 _REFUSED_BINOPS: Final[dict[type[ast.operator], str]] = {
     ast.BitAnd: "&",
@@ -686,9 +749,12 @@ class _Compiler:
         if isinstance(func, ast.Attribute):
             raise self.fail(f"method calls are not allowed ('.{func.attr}()')", node)
         allowed = ", ".join(sorted(_FUNCTIONS))
-        if not isinstance(func, ast.Name) or func.id not in _FUNCTIONS:
-            name = func.id if isinstance(func, ast.Name) else type(func).__name__
-            raise self.fail(f"function {name!r} is not allowed; allowed: {allowed}", node)
+        if not isinstance(func, ast.Name):
+            # `(lambda: ...)()`, `f(x)(y)`: say what the callee is, not that it is a call.
+            what = self._refusal(func) if isinstance(func, _CALLEE_REFUSALS) else None
+            raise self.fail(what or f"only named functions can be called: {allowed}", func)
+        if func.id not in _FUNCTIONS:
+            raise self.fail(f"function {func.id!r} is not allowed; allowed: {allowed}", node)
         if node.keywords:
             raise self.fail(f"{func.id}() takes no keyword arguments", node)
         fn, low, high = _FUNCTIONS[func.id]

@@ -20,7 +20,9 @@ Rules:
 - a suggestion's postback is the model's :attr:`Suggestion.postback` (the explicit one,
   or the slug of the *unrendered* label), rendered: the core matches clicks on the same
   value;
-- template errors raise :class:`~engine.errors.TemplateError`, unchanged.
+- template errors raise :class:`~engine.errors.TemplateError`, unchanged;
+- all the templates of a node share one budget (:func:`~engine.journey.templates.shared_budget`):
+  a carousel of many chips costs no more than one template may.
 
 Channel limits are not checked here: see :mod:`engine.channels.rcs` and
 :mod:`engine.channels.sms`.
@@ -45,7 +47,7 @@ from engine.journey.model import (
     Suggestion,
     ViewLocationAction,
 )
-from engine.journey.templates import compile_template
+from engine.journey.templates import compile_template, shared_budget
 
 SuggestionKind = Literal["reply", "open_url", "dial", "view_location", "share_location", "calendar"]
 
@@ -345,13 +347,14 @@ def render_send(node: SendNode, scope: Mapping[str, Any]) -> RenderedMessage:
     """
     r = _Renderer(scope)
     fallback = node.fallback
-    return RenderedMessage(
-        channel=node.channel,
-        text=None if node.text is None else r(node.text),
-        rich_card=None if node.rich_card is None else r.card(node.rich_card),
-        carousel=None if node.carousel is None else r.carousel(node.carousel),
-        suggestions=r.suggestions(node.suggestions),
-        fallback_sms=None if fallback is None else r.opt(fallback.sms),
-        ttl_ms=node.ttl_ms,
-        fallback_after_ms=None if fallback is None else fallback.after_ms,
-    )
+    with shared_budget():
+        return RenderedMessage(
+            channel=node.channel,
+            text=None if node.text is None else r(node.text),
+            rich_card=None if node.rich_card is None else r.card(node.rich_card),
+            carousel=None if node.carousel is None else r.carousel(node.carousel),
+            suggestions=r.suggestions(node.suggestions),
+            fallback_sms=None if fallback is None else r.opt(fallback.sms),
+            ttl_ms=node.ttl_ms,
+            fallback_after_ms=None if fallback is None else fallback.after_ms,
+        )

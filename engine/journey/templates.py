@@ -8,32 +8,284 @@ locked down because templates come from journey files, not from engineers:
   is the way to write a fallback;
 * there is no template loader: ``include`` and ``render`` are removed, so using them
   is a parse error rather than a file-system lookup;
-* loops, local variables and output are bounded; output longer than
-  :data:`MAX_OUTPUT_CHARS` is a :class:`TemplateError`;
 * unknown filters are refused at load time, not when the first user is rendered;
 * the ``date`` filter does not read the clock (``'now'`` is refused; pass the time in
   the scope) and reads epoch seconds as UTC, so rendering is deterministic.
+
+Time and memory are bounded, at load time and per render (every bound is a
+:class:`TemplateError`, which the core reports as ``message_failed`` reason
+``template``):
+
+* a template is at most :data:`MAX_TEMPLATE_CHARS` long, every ``{{`` / ``{%`` must be
+  closed and markup holds at most :data:`MAX_MARKUP_PARENS` ``(``: Liquid's lexer is
+  quadratic on those, so they are refused before it runs;
+* output is at most :data:`MAX_OUTPUT_CHARS` characters;
+* loops run at most :data:`MAX_LOOP_ITERATIONS` iterations, nested loops multiplied and
+  every loop of the render added up, and never reach past that item (``offset:`` and
+  ``reversed`` walk the items they skip);
+* a render takes at most :data:`MAX_RENDER_STEPS` steps (a tag, an output, a loop
+  iteration, a filter) and handles at most :data:`MAX_RENDER_DATA` characters or
+  items (every value read from the scope or made by a filter counts its length);
+  inside :func:`shared_budget` (a send node) those bounds and the loop total are for
+  all the renders together, and the rendered texts count as data;
+* a filter may not make a string or list longer than :data:`MAX_VALUE_LENGTH`, and may
+  not take a range longer than that: ``join`` and ``replace`` are checked before they
+  build anything, since their result can be the square of their input.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 import liquid
-from liquid.exceptions import FilterArgumentError, LiquidError, OutputStreamLimitError
-from liquid.filter import with_environment
+from liquid import RenderContext, soft_str
+from liquid.exceptions import (
+    FilterArgumentError,
+    LiquidError,
+    LoopIterationLimitError,
+    OutputStreamLimitError,
+    ResourceLimitError,
+)
+from liquid.filter import sequence_filter, with_context, with_environment
+from liquid.token import Token
+from liquid.undefined import UNDEFINED, Undefined
 
 from engine.errors import TemplateError
 
+MAX_TEMPLATE_CHARS: Final = 20_000
+MAX_MARKUP_PARENS: Final = 256
 MAX_OUTPUT_CHARS: Final = 20_000
+MAX_LOOP_ITERATIONS: Final = 10_000
+MAX_VALUE_LENGTH: Final = 100_000
+MAX_RENDER_STEPS: Final = 50_000
+MAX_RENDER_DATA: Final = 1_000_000
+
+
+class _Meter:
+    """The work done by one render, or by all the renders inside one shared_budget()."""
+
+    __slots__ = ("data", "iterations", "steps")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.data = 0
+        self.iterations = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_RENDER_STEPS:
+            raise ResourceLimitError(
+                f"render step limit reached: more than {MAX_RENDER_STEPS} tags, outputs, "
+                "loop iterations and filters; loop over fewer items",
+                token=None,
+            )
+
+    def handle(self, size: int) -> None:
+        self.data += size
+        if self.data > MAX_RENDER_DATA:
+            raise ResourceLimitError(
+                f"render data limit reached: more than {MAX_RENDER_DATA} characters or "
+                "items read or made; work on smaller values, or fewer times",
+                token=None,
+            )
+
+
+# Set by shared_budget(): the renders inside draw on one meter.
+_SHARED_METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
+
+
+@contextmanager
+def shared_budget() -> Iterator[None]:
+    """Make the renders inside share one budget of steps, data and loop iterations.
+
+    A send node has up to hundreds of templates (a carousel's cards, their chips...):
+    each within the limits is not enough, so render_send renders them all inside one
+    budget. The rendered texts count as data too, which bounds the whole message.
+    """
+    token = _SHARED_METER.set(_Meter())
+    try:
+        yield
+    finally:
+        _SHARED_METER.reset(token)
+
+
+def _size(value: object) -> int:
+    """What handling ``value`` costs: its length, or 1. Ranges are lazy: 1."""
+    if isinstance(value, str | list | tuple | dict):
+        return max(len(value), 1)
+    return 1
+
+
+def _range_length(value: range) -> int:
+    try:
+        return len(value)
+    except OverflowError:  # longer than sys.maxsize
+        return MAX_VALUE_LENGTH + 1
+
+
+class _MeteredContext(RenderContext):
+    """A render context that meters its work (see the module docstring).
+
+    The hooks are RenderContext's own methods: ``get`` (every variable read),
+    ``filter`` (every filter call), ``raise_for_loop_limit`` (every loop start),
+    ``stopindex`` (every for loop, before it skips or reverses items) and
+    ``disabled_tags``, which ``Node.render`` reads once per node rendered. They are
+    Liquid internals: tests/sandbox/corpus.yaml has cases that only each of them stops,
+    so an upgrade of python-liquid that bypasses one fails the tests.
+    """
+
+    __slots__ = ("_disabled", "meter")
+    meter: _Meter
+
+    def __init__(self, template: liquid.BoundTemplate, **kwargs: Any) -> None:
+        parent = kwargs.get("parent_context")
+        if isinstance(parent, _MeteredContext):
+            self.meter = parent.meter
+        else:
+            self.meter = _SHARED_METER.get() or _Meter()
+        super().__init__(template, **kwargs)
+
+    @property
+    def disabled_tags(self) -> list[str]:
+        self.meter.step()
+        return self._disabled
+
+    @disabled_tags.setter
+    def disabled_tags(self, value: list[str]) -> None:
+        self._disabled = value
+
+    def get(
+        self, path: list[object], *, token: Token | None, default: object = UNDEFINED
+    ) -> object:
+        value = super().get(path, token=token, default=default)
+        self.meter.handle(_size(value))
+        return value
+
+    def filter(self, name: str, token: Token | None) -> Callable[..., object]:
+        return _metered(name, super().filter(name, token), self.meter, token)
+
+    def raise_for_loop_limit(self, length: int = 1) -> None:
+        super().raise_for_loop_limit(length)
+        self.meter.iterations += length
+        if self.meter.iterations > MAX_LOOP_ITERATIONS:
+            raise LoopIterationLimitError(
+                f"loop iteration limit reached: more than {MAX_LOOP_ITERATIONS} in total",
+                token=None,
+            )
+
+    def stopindex(self, key: str, index: int | None = None) -> int:
+        # Called with where a for loop stops before it skips `offset` items or copies
+        # them to reverse them: a loop over (1..10**9) with offset: 10**9 - 2 walks it all.
+        if index is not None and index > MAX_LOOP_ITERATIONS:
+            raise LoopIterationLimitError(
+                f"loop iteration limit reached: a loop may not go past item "
+                f"{MAX_LOOP_ITERATIONS} (offset plus limit)",
+                token=None,
+            )
+        return super().stopindex(key, index)
+
+
+def _metered(
+    name: str, func: Callable[..., object], meter: _Meter, token: Token | None
+) -> Callable[..., object]:
+    predict = _PREDICTED_LENGTH.get(name)
+
+    def too_long(what: str) -> ResourceLimitError:
+        return ResourceLimitError(
+            f"value length limit reached: {name} {what} more than {MAX_VALUE_LENGTH} "
+            "characters or items",
+            token=token,
+        )
+
+    def run(left: object, *args: object, **kwargs: object) -> object:
+        meter.step()
+        for value in (left, *args, *kwargs.values()):
+            if isinstance(value, range) and _range_length(value) > MAX_VALUE_LENGTH:
+                raise too_long("takes a range of")
+            meter.handle(_size(value))
+        if predict is not None and predict(left, args, kwargs) > MAX_VALUE_LENGTH:
+            raise too_long("would make")
+        result = func(left, *args, **kwargs)
+        size = _size(result)
+        if size > MAX_VALUE_LENGTH:
+            raise too_long("made")
+        meter.handle(size)
+        return result
+
+    return run
+
+
+# --- filters whose result can be the square of their input: predicted before they run ---
+
+
+def _text(value: object) -> str:
+    return "" if value is None or isinstance(value, Undefined) else soft_str(value)
+
+
+def _leaves(value: object) -> Iterable[object]:
+    """The items ``join`` sees: nested lists are flattened (any depth, to be safe)."""
+    if isinstance(value, range):  # no longer than MAX_VALUE_LENGTH: checked before
+        yield from value
+        return
+    if not isinstance(value, list | tuple):
+        yield value
+        return
+    stack: list[Any] = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list | tuple):
+                stack.append(iter(item))
+                break
+            yield item
+        else:
+            stack.pop()
+
+
+def _join_length(left: object, args: tuple[object, ...], kwargs: dict[str, object]) -> int:
+    separator = args[0] if args else kwargs.get("separator", " ")
+    sep = len(_text(separator))
+    total = 0
+    for item in _leaves(left):
+        total += sep + len(item if isinstance(item, str) else _text(item))
+        if total > MAX_VALUE_LENGTH:
+            break
+    return total
+
+
+def _replace_length(left: object, args: tuple[object, ...], kwargs: dict[str, object]) -> int:
+    text = _text(left)
+    old = _text(args[0]) if args else ""
+    new = _text(args[1]) if len(args) > 1 else _text(kwargs.get("sub", ""))
+    count = len(text) + 1 if old == "" else text.count(old)
+    return len(text) + count * max(len(new) - len(old), 0)
+
+
+def _split_length(left: object, args: tuple[object, ...], kwargs: dict[str, object]) -> int:
+    text = _text(left)
+    sep = args[0] if args else kwargs.get("sep")
+    if sep is None or isinstance(sep, Undefined) or _text(sep) == "":
+        return len(text)
+    return text.count(_text(sep)) + 1
+
+
+_PREDICTED_LENGTH: Final[
+    dict[str, Callable[[object, tuple[object, ...], dict[str, object]], int]]
+] = {"join": _join_length, "replace": _replace_length, "split": _split_length}
+
+
+class _MeteredTemplate(liquid.BoundTemplate):
+    context_class = _MeteredContext
 
 
 class _SandboxEnvironment(liquid.Environment):
-    loop_iteration_limit: ClassVar[int | None] = 10_000
+    template_class = _MeteredTemplate
+    loop_iteration_limit: ClassVar[int | None] = MAX_LOOP_ITERATIONS
     # Liquid counts UTF-8 bytes; a character is at most 4, and the exact character
     # limit is checked after rendering. This bound stops runaway output early.
     output_stream_limit: ClassVar[int | None] = 4 * MAX_OUTPUT_CHARS
@@ -83,6 +335,45 @@ def _deterministic_date(value: object, fmt: object, *, environment: liquid.Envir
 
 _ENV.add_filter("date", _deterministic_date)
 
+_MISSING: Final = object()
+
+
+def _uniq(sequence: list[Any], key: object = None, *, context: RenderContext) -> list[Any]:
+    """Liquid's ``uniq`` in linear time (Liquid's is quadratic: ``list.index`` per item).
+
+    Unhashable items (dicts) are compared one by one, as Liquid does; that work is
+    metered.
+    """
+    meter = context.meter if isinstance(context, _MeteredContext) else _Meter()
+    seen: set[Any] = set()
+    seen_unhashable: list[Any] = []
+    result: list[Any] = []
+    for obj in sequence:
+        item = obj
+        if key is not None:
+            try:
+                item = obj[key]
+            except KeyError:
+                item = _MISSING
+            except TypeError as err:
+                raise FilterArgumentError(
+                    f"can't read property '{key}' of {obj}", token=None
+                ) from err
+        try:
+            if item in seen:
+                continue
+            seen.add(item)
+        except TypeError:
+            meter.handle(len(seen_unhashable))
+            if item in seen_unhashable:
+                continue
+            seen_unhashable.append(item)
+        result.append(obj)
+    return result
+
+
+_ENV.add_filter("uniq", with_context(sequence_filter(_uniq)))
+
 
 class Template:
     """A parsed template. Immutable and safe to share between threads."""
@@ -119,6 +410,12 @@ class Template:
             raise TemplateError(
                 f"rendered text is longer than {MAX_OUTPUT_CHARS} characters", source=self.source
             )
+        meter = _SHARED_METER.get()
+        if meter is not None:
+            try:
+                meter.handle(len(text))
+            except ResourceLimitError as exc:
+                raise _translate(exc, self.source, "cannot render") from exc
         return text
 
     def __eq__(self, other: object) -> bool:
@@ -179,6 +476,12 @@ def _render_simple(parts: tuple[_Part, ...], scope: Mapping[str, Any]) -> str | 
 @lru_cache(maxsize=4096)
 def compile_template(source: str) -> Template:
     """Parse ``source``; raises TemplateError naming the problem and where it is."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"template is longer than {MAX_TEMPLATE_CHARS} characters",
+            source=source,
+        )
+    _refuse_costly_markup(source)
     try:
         bound = _ENV.from_string(source)
     except LiquidError as exc:
@@ -191,6 +494,57 @@ def compile_template(source: str) -> Template:
                 f"unknown filter {name!r}{_where(source, offset)}", source=source, offset=offset
             )
     return Template(source, bound)
+
+
+_RAW_BLOCKS: Final = tuple(
+    (name, re.compile(rf"\{{%-?\s*{name}\s*-?%\}}"), re.compile(rf"\{{%-?\s*end{name}\s*-?%\}}"))
+    for name in ("raw", "doc")
+)
+_OPENER: Final = re.compile(r"\{\{|\{%")
+
+
+def _refuse_costly_markup(source: str) -> None:
+    """Refuse markup that would make Liquid's parser slow, before it runs; linear.
+
+    Liquid's lexer retries its patterns at every unclosed opener and scans to the end
+    each time (10,000 ``{{`` take minutes), so every ``{{``, ``{%``, ``{% raw %}`` and
+    ``{% doc %}`` must be closed. Its expression lexer looks ahead for ``..`` at every
+    ``(``, so parentheses inside markup are capped at :data:`MAX_MARKUP_PARENS`.
+    """
+    for opener, closer in (("{{", "}}"), ("{%", "%}")):
+        last_close = source.rfind(closer)
+        at = source.find(opener, last_close + 2 if last_close >= 0 else 0)
+        if at >= 0:
+            raise TemplateError(
+                f"cannot parse: '{opener}' is never closed with '{closer}'{_where(source, at)}",
+                source=source,
+                offset=at,
+            )
+    for name, opening, closing in _RAW_BLOCKS:
+        last_end = max((m.start() for m in closing.finditer(source)), default=-1)
+        unclosed = opening.search(source, last_end + 1)
+        if unclosed is not None:
+            at = unclosed.start()
+            raise TemplateError(
+                f"cannot parse: '{{% {name} %}}' is never closed with '{{% end{name} %}}'"
+                f"{_where(source, at)}",
+                source=source,
+                offset=at,
+            )
+    pos, parens = 0, 0
+    while (markup := _OPENER.search(source, pos)) is not None:
+        closer = "}}" if markup.group() == "{{" else "%}"
+        close_at = source.find(closer, markup.end())  # found: checked above
+        parens += source.count("(", markup.end(), close_at)
+        if parens > MAX_MARKUP_PARENS:
+            at = markup.start()
+            raise TemplateError(
+                f"cannot parse: more than {MAX_MARKUP_PARENS} '(' inside {{{{ }}}} and "
+                f"{{% %}}{_where(source, at)}",
+                source=source,
+                offset=at,
+            )
+        pos = close_at + 2
 
 
 def _translate(exc: LiquidError, source: str, what: str) -> TemplateError:
