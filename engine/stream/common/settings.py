@@ -32,6 +32,8 @@ DEFAULT_TOPICS: dict[str, str] = {
     "send_requests": "journey.send-requests",
     "outcomes": "journey.outcomes",
     "dead_letters": "journey.dead-letters",
+    # the gateway's message-id map, compacted (engine/stream/gateway/idmap.py)
+    "gateway_ids": "journey.gateway-ids",
 }
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -40,9 +42,9 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 @dataclass(frozen=True)
 class Topics:
-    """The seven topics. All are created with the same partition count and keyed by
-    user_id (dead letters: by the original key), so a user's inputs, timers, sends and
-    receipts share one partition number everywhere."""
+    """The topics. All are created with the same partition count and keyed by user_id
+    (dead letters: by the original key; the gateway's id map: by id), so a user's inputs,
+    timers, sends and receipts share one partition number everywhere."""
 
     user_events: str = DEFAULT_TOPICS["user_events"]
     channel_receipts: str = DEFAULT_TOPICS["channel_receipts"]
@@ -51,6 +53,7 @@ class Topics:
     send_requests: str = DEFAULT_TOPICS["send_requests"]
     outcomes: str = DEFAULT_TOPICS["outcomes"]
     dead_letters: str = DEFAULT_TOPICS["dead_letters"]
+    gateway_ids: str = DEFAULT_TOPICS["gateway_ids"]
 
     def engine_inputs(self) -> tuple[str, str, str, str]:
         """What the engine worker consumes (co-partitioned)."""

@@ -37,6 +37,8 @@ def admin_client(settings: Settings, client_id: str) -> AIOKafkaAdminClient:
 def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     if name == settings.topics.dead_letters:
         return {"max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
+    if name == settings.topics.gateway_ids:  # a map: the latest record per id is kept
+        return {"cleanup.policy": "compact"}
     return {}
 
 
