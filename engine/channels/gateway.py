@@ -293,7 +293,8 @@ class ChannelGateway:
             msg = prepare(req, self.originals)
             if isinstance(msg, Prepared):
                 return await self._deliver(provider, msg, req, claim, 0.0)
-        if provider is not None and same and claim.body is not None:
+        can_look_up = isinstance(provider, LookupProvider) and claim.body is not None
+        if provider is not None and same and can_look_up:
             found = await self._look_up(provider, claim)
             if found is not None:
                 return SendOutcome(
@@ -390,7 +391,8 @@ class ChannelGateway:
         if not isinstance(provider, LookupProvider) or claim.body is None:
             return None
         body = claim.body
-        await self._sleep(self.lookup_settle_s)  # let a message in flight show up
+        if self.lookup_settle_s > 0:
+            await self._sleep(self.lookup_settle_s)  # let a message in flight show up
         try:
             return await self._call(provider, lambda: provider.lookup(claim.to, body, claim.at_ms))
         except ProviderError as exc:

@@ -182,10 +182,13 @@ class IdMapFollower:
         for _ in range(100):
             if parts:
                 break
-            await consumer.force_metadata_update()
+            # as engine.stream.devtools.outcomes does: aiokafka has no public refresh
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic)
             await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+        if not parts:
+            raise RuntimeError(f"topic {topic} has no partitions (was it created?)")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
