@@ -391,8 +391,11 @@ class ChannelGateway:
         if not isinstance(provider, LookupProvider) or claim.body is None:
             return None
         body = claim.body
-        if self.lookup_settle_s > 0:
-            await self._sleep(self.lookup_settle_s)  # let a message in flight show up
+        # Let a message in flight show up: give it lookup_settle_s from the claim (after a
+        # restart that has usually passed already).
+        settle = claim.at_ms / 1000 + self.lookup_settle_s - self._now_ms() / 1000
+        if settle > 0:
+            await self._sleep(min(settle, self.lookup_settle_s))
         try:
             return await self._call(provider, lambda: provider.lookup(claim.to, body, claim.at_ms))
         except ProviderError as exc:
