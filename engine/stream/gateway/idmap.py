@@ -6,14 +6,15 @@ gateway instance.
 
 Records (key -> JSON value; a tombstone forgets)::
 
-    m:<message_id>   {"u", "to", "ch", "pv", "j", "n", "p", "at", "pid"?}
+    m:<message_id>   {"u", "to", "ch", "pv", "j", "n", "p", "at"}
     s:<provider_id>  {"m": message_id}
     t:<phone>        {"m": message_id}    the latest message to that phone (inbound texts)
     e:<event key>    {"at": ms}           a webhook event handed on (dedupe)
 
 The gateway writes ``m:`` and ``t:`` with the claim (acknowledged before the provider is
-called) and ``s:`` when the provider answers (through the checkpoint, so before the
-request's offset is committed); the webhook ingress writes ``e:``. Every instance reads
+called) and ``s:`` when the provider answers with an id of its own (through the
+checkpoint, so before the request's offset is committed); the webhook ingress writes
+``e:``. A gateway whose providers are both simulated keeps no map (nothing calls back). Every instance reads
 the whole topic into memory at start (a plain consumer, no group), keeps following it,
 and applies its own writes at once (:meth:`IdMap.apply`).
 
@@ -67,6 +68,11 @@ def message_records(sent: SentMessage, at_ms: int) -> list[KV]:
     if sent.provider_id:
         out.append((f"s:{sent.provider_id}".encode(), mid))
     return out
+
+
+def provider_records(message_id: str, provider_id: str) -> list[KV]:
+    """The provider's id of a message, once it answered."""
+    return [(f"s:{provider_id}".encode(), orjson.dumps({"m": message_id}))]
 
 
 def forget_records(message_id: str, provider_id: str | None) -> list[KV]:

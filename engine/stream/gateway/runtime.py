@@ -72,13 +72,18 @@ class GatewayRuntime:
         dead_letters: DeadLetters,
         ids: idmap.IdMap,
         concurrency: int,
+        *,
+        map_ids: bool = True,
     ) -> None:
+        """``map_ids``: keep the id map (off when no provider can call back: only the
+        simulated one)."""
         topics = settings.topics
         self.settings = settings
         self.gateway = gateway
         self.checkpoint = checkpoint
         self.dead_letters = dead_letters
         self.ids = ids
+        self.map_ids = map_ids
         self.ids_topic = topics.gateway_ids
         self.send = backend.send
         self.stats = GatewayStats()
@@ -244,9 +249,10 @@ class GatewayRuntime:
             await self.receipts.produce(wire.receipt_wire(accepted), p, rec)
         if outcome.later:
             await self.receipts.produce_or_keep(mid, p, rec, outcome.later)
-        if outcome.provider_id and outcome.claim is not None:
-            sent = self._sent(req, outcome.claim, p, outcome.provider_id)
-            await self._produce_ids(idmap.message_records(sent, outcome.claim.at_ms), "effect")
+        pid = outcome.provider_id
+        if self.map_ids and pid and pid != mid and outcome.claim is not None:
+            # the provider's own id (Twilio's SID): a callback may name only that
+            await self._produce_ids(idmap.provider_records(mid, pid), "effect")
         if p in self.owned:
             self.claims.put(mid.encode(), p, rec)
 
@@ -324,6 +330,8 @@ class GatewayRuntime:
 
     async def _id_records(self, req: SendRequest, claim: Claim, partition: int) -> list[Any]:
         """The id-map records of a claim (produced with it, awaited before the call)."""
+        if not self.map_ids:
+            return []
         records = idmap.message_records(self._sent(req, claim, partition, None), claim.at_ms)
         return await self._produce_ids(records, None)
 

@@ -82,6 +82,7 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
         parts.dead_letters,
         ids,
         providers.concurrency,
+        map_ids=providers.rcs != "simulated" or providers.sms != "simulated",
     )
     ingress = Ingress(settings, providers, ids, sock)
 
