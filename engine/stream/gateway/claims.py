@@ -130,6 +130,7 @@ class KafkaClaimStore:
         self.closing = False
         self._queue: list[tuple[SendRequest, Claim, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Task[None]] = set()
 
     async def claim(self, req: SendRequest, claim: Claim) -> None:
         if self.closing:
@@ -162,7 +163,9 @@ class KafkaClaimStore:
                     if not done.done():
                         done.set_exception(exc)
                 raise
-            asyncio.ensure_future(self._acknowledged(batch, acks))
+            task = asyncio.ensure_future(self._acknowledged(batch, acks))
+            self._acks.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(self._acks.discard)
 
     @staticmethod
     async def _acknowledged(

@@ -14,9 +14,9 @@ Records (key -> JSON value; a tombstone forgets)::
 The gateway writes ``m:`` and ``t:`` with the claim (acknowledged before the provider is
 called) and ``s:`` when the provider answers with an id of its own (through the
 checkpoint, so before the request's offset is committed); the webhook ingress writes
-``e:``. A gateway whose providers are both simulated keeps no map (nothing calls back). Every instance reads
-the whole topic into memory at start (a plain consumer, no group), keeps following it,
-and applies its own writes at once (:meth:`IdMap.apply`).
+``e:``. A gateway whose providers are both simulated keeps no map (nothing calls back).
+Every instance reads the whole topic into memory at start (a plain consumer, no group),
+keeps following it, and applies its own writes at once (:meth:`IdMap.apply`).
 
 Memory: one entry per message, forgotten with the message's claim record
 (``JOURNEYS_DEDUPE_RETENTION_H``); event ids are forgotten after ``EVENT_RETENTION_MS``
