@@ -393,3 +393,21 @@ def test_a_missing_or_invalid_send_rate_is_no_rate(raw: Any) -> None:
         send_rate = raw
 
     assert send_rate(R()) is None  # type: ignore[arg-type]
+
+
+async def test_a_shutdown_fails_the_claims_not_yet_written_and_they_stay_queued() -> None:
+    from engine.stream.gateway.claims import Closing
+
+    w = World()
+    req = request(1, "sms")
+    claim = Claim(req.message_id, "sms", "twilio", False, PHONE, "SMS 1", 1)
+    async with w.checkpoint.lock:  # a checkpoint in progress: the claim waits for it
+        waiting = asyncio.ensure_future(w.runtime.store.claim(req, claim))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        w.runtime.store.close()  # what the shutdown's drain does
+    with pytest.raises(Closing):
+        await waiting
+    assert w.backend.changelog == []  # never claimed: a restart sends it as new
+    with pytest.raises(Closing):
+        await w.runtime.store.claim(request(2, "sms"), claim)

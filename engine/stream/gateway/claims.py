@@ -131,6 +131,7 @@ class KafkaClaimStore:
         self._queue: list[tuple[SendRequest, Claim, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._acks: set[asyncio.Task[None]] = set()
+        self._writing: list[tuple[SendRequest, Claim, asyncio.Future[None]]] = []
 
     async def claim(self, req: SendRequest, claim: Claim) -> None:
         if self.closing:
@@ -145,10 +146,13 @@ class KafkaClaimStore:
         await asyncio.sleep(0)  # let the claims made at the same moment join the batch
         while self._queue:
             batch, self._queue = self._queue, []
+            self._writing = batch
             acks: list[Awaitable[Any]] = []
             try:
                 async with self.claims.checkpoint.lock:
                     for req, claim, done in batch:
+                        if done.done():  # failed by close() while waiting for the lock
+                            continue
                         if self.closing:
                             done.set_exception(Closing(req.message_id))
                             continue
@@ -158,6 +162,7 @@ class KafkaClaimStore:
                         partition = int(rec.get("p", 0))
                         acks.append(await self.claims.write_now(key, partition, rec))
                         acks += await self.id_records(req, claim, partition)
+                self._writing = []  # written: from here on only the broker can fail them
             except Exception as exc:  # the producer is gone: fail the whole batch
                 for _req, _claim, done in batch:
                     if not done.done():
@@ -166,6 +171,15 @@ class KafkaClaimStore:
             task = asyncio.ensure_future(self._acknowledged(batch, acks))
             self._acks.add(task)  # held until done (the loop keeps only weak references)
             task.add_done_callback(self._acks.discard)
+
+    def close(self) -> None:
+        """No new claim: the ones still waiting to be written fail with :class:`Closing`
+        (their sends stay queued for the restart)."""
+        self.closing = True
+        for req, _claim, done in [*self._queue, *self._writing]:
+            if not done.done():
+                done.set_exception(Closing(req.message_id))
+        self._queue = []
 
     @staticmethod
     async def _acknowledged(

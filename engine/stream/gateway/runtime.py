@@ -401,7 +401,7 @@ class GatewayRuntime:
         """Step 0 of every checkpoint. Queued sends are durable as records, so only a
         shutdown waits: for the provider calls in flight (not the queue)."""
         if self.checkpoint.closing and not self.sender.stopped:
-            self.store.closing = True
+            self.store.close()
             left = await self.sender.stop(STOP_WAIT_S)
             event(log, "gateway_sender_stopped", in_flight_left=left)
 
