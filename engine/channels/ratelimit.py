@@ -54,25 +54,11 @@ class TokenBucket:
         self._last = monotonic()
         self._lock = asyncio.Lock()
 
-    @property
-    def tokens(self) -> float:
-        """Tokens available now (after refilling)."""
-        self._refill()
-        return self._tokens
-
     def _refill(self) -> None:
         now = self._monotonic()
         elapsed = max(0.0, now - self._last)
         self._last = now
         self._tokens = min(self.limit.burst, self._tokens + elapsed * self.limit.per_second)
-
-    def try_acquire(self, tokens: float = 1.0) -> bool:
-        """Take ``tokens`` if they are there now; never waits."""
-        self._refill()
-        if self._tokens + _EPSILON >= tokens and not self._lock.locked():
-            self._tokens -= tokens
-            return True
-        return False
 
     async def acquire(self, tokens: float = 1.0) -> float:
         """Wait until ``tokens`` are available and take them; returns the seconds waited."""
