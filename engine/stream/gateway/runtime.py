@@ -354,7 +354,9 @@ class GatewayRuntime:
         ``partitions`` a crash (or the previous owner) left unsettled. Returns how many
         were resubmitted."""
         self.owned = set(partitions)
-        self.gateway.set_share(len(partitions) / max(1, self.settings.partitions))
+        share = min(1.0, max(len(partitions) / max(1, self.settings.partitions), 1e-3))
+        self.gateway.set_share(share)
+        self.sender.share = share
         unsettled: list[tuple[int, int, bytes, Record]] = []
         for key, rec in self.claims.records():
             p = int(rec.get("p", -1))

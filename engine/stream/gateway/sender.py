@@ -8,7 +8,8 @@ concurrently, outside the lock:
   revoke never overtakes the send it revokes);
 * **per-journey send rate** (``SendRequest.send_rate``, from the journey's
   ``settings.send_rate``): a send waits for a place in its journey's window; the sends
-  over the rate wait in the order they came (:class:`~engine.channels.ratelimit.WindowLimit`);
+  over the rate wait in the order they came (:class:`~engine.channels.ratelimit.WindowLimit`).
+  Each instance takes its :attr:`Sender.share` of it (its fraction of the partitions);
 * **bounded concurrency**: at most ``concurrency`` jobs in a provider call at once
   (``JOURNEYS_GATEWAY_CONCURRENCY``); a job waiting for its journey's rate holds no slot.
 
@@ -87,6 +88,7 @@ class Sender:
         self.gates: dict[tuple[str, int, float], WindowLimit] = {}
         self.running = 0
         self.stopped = False
+        self.share = 1.0  # of the send-requests partitions this instance owns
 
     # -- in
 
@@ -171,6 +173,9 @@ class Sender:
                 self.running -= 1
 
     def _gate(self, journey: str, max_calls: int, per_s: float) -> WindowLimit:
+        # The rate is the journey's, for the whole deployment: this instance's share of it
+        # is as many sends over a longer window.
+        per_s = per_s / self.share
         key = (journey, max_calls, per_s)
         gate = self.gates.get(key)
         if gate is None:
