@@ -406,6 +406,7 @@ class GatewayRuntime:
             self.store.close()
             left = await self.sender.stop(STOP_WAIT_S)
             event(log, "gateway_sender_stopped", in_flight_left=left)
+            await self.gateway.close()  # the providers' sessions, once no call needs them
 
     def gauges(self) -> dict[str, Any]:
         return self.sender.gauges()

@@ -143,8 +143,7 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
             fail_stop("webhook_ingress_failed", error=repr(exc))
 
     async def stop_ingress(sender: Any = None, **kwargs: Any) -> None:
-        await ingress.stop()
-        await gateway.close()
+        await ingress.stop()  # the providers close at the shutdown's checkpoint (drain)
 
     app.task(start_ingress)
     app.on_before_shutdown.connect(stop_ingress)
