@@ -260,8 +260,9 @@ class ChannelGateway:
         if isinstance(msg, Refused):
             log.info("send %s refused: %s (%s)", req.message_id, msg.reason, msg.detail)
             return SendOutcome("refused", self._receipt(req, "failed", msg.reason))
+        waits: list[float] = []  # rate-limit waits of the calls made for it
         if self.rcs is not None and req.channel == "rcs":
-            capable, reason = await self._capable(self.rcs, msg, req)
+            capable, reason = await self._capable(self.rcs, msg, req, waits)
             if not capable:
                 return SendOutcome("not_capable", self._receipt(req, "not_capable", reason))
         claim = Claim(
@@ -275,7 +276,7 @@ class ChannelGateway:
         )
         if self.claims is not None:
             await self.claims.claim(req, claim)
-        return await self._deliver(provider, msg, req, claim, held_s)
+        return await self._deliver(provider, msg, req, claim, held_s + sum(waits))
 
     async def resume(self, req: SendRequest, claim: Claim) -> SendOutcome:
         """Settle a send claimed before a crash whose answer was lost, by provider kind:
@@ -403,7 +404,7 @@ class ChannelGateway:
             return None
 
     async def _capable(
-        self, rcs: RcsProvider, msg: Prepared, req: SendRequest
+        self, rcs: RcsProvider, msg: Prepared, req: SendRequest, waits: list[float]
     ) -> tuple[bool, str | None]:
         """Whether the message may go out over RCS, and the not_capable reason if not."""
         if not self.check_capability:
@@ -414,7 +415,7 @@ class ChannelGateway:
             cap = cached[1]
         else:
             try:
-                cap = await self._call(rcs, lambda: rcs.capability(msg.to, req.profile))
+                cap = await self._call(rcs, lambda: rcs.capability(msg.to, req.profile), waits)
             except NotReachable:
                 cap = Capability(reachable=False)
             except ProviderError as exc:  # the send will tell; don't block on a lookup
@@ -452,12 +453,17 @@ class ChannelGateway:
         else:
             await self._sleep(delay)
 
-    async def _call(self, provider: Provider, op: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, provider: Provider, op: Callable[[], Awaitable[T]], waits: list[float] | None = None
+    ) -> T:
         """A call that is safe to repeat (capability, revoke, lookup) under the provider's
-        rate limit, retried per :attr:`retry`."""
+        rate limit, retried per :attr:`retry`; what it waited for the limit goes to
+        ``waits``."""
         retry = 0
         while True:
-            await self._wait_turn(provider.name)
+            waited = await self._wait_turn(provider.name)
+            if waits is not None:
+                waits.append(waited)
             try:
                 return await op()
             except RetryableProviderError as exc:
