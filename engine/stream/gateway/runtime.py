@@ -41,7 +41,7 @@ from engine.core import wire
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Receipt
 from engine.errors import InputError
-from engine.stream.common.checkpoint import Checkpoint
+from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
 from engine.stream.common.settings import Settings
@@ -178,13 +178,21 @@ class GatewayRuntime:
             return  # not sent here, or a replayed revoke: done already
         if self.sender.cancel_send(mid):
             # Still waiting for its turn (a send rate): it never went out, and now won't.
+            # Durable before the receipt goes out: a restart must not send it after all.
             self.live.pop(mid, None)
             rec.update(st="sent", revoked=True, rvd=True)
             rec.pop("req", None)
+            p = int(rec.get("p", partition))
+            written = await self.claims.write_now(mid.encode(), p, rec)
+            try:
+                await written
+            except Exception as exc:
+                fail_stop("revoke_not_acknowledged", message_id=mid, error=repr(exc))
+                raise
             self.stats.revoked += 1
             revoked = Receipt(rev.user_id, rev.ts, "revoked", mid, reason="revoked_before_send")
-            await self.receipts.produce(wire.receipt_wire(revoked), partition, rec)
-            self.claims.put(mid.encode(), int(rec.get("p", partition)), rec)
+            await self.receipts.produce(wire.receipt_wire(revoked), p, rec)
+            self.claims.put(mid.encode(), p, rec)
             return
         self.sender.submit(Job("revoke", rev.user_id, mid, partition, rev=rev))
 
@@ -205,7 +213,7 @@ class GatewayRuntime:
                 outcome = await self.gateway.send(job.req, held_s=waited_s)
         except Closing:
             return  # stopping: the send stays queued for the restart
-        await self._settle(job, outcome, waited_s)
+        await self._settle(job, outcome)
 
     async def _originals(self, req: SendRequest) -> None:
         """An SMS fallback may derive its text from the RCS original: its content comes
@@ -220,7 +228,7 @@ class GatewayRuntime:
         if original is not None and "c" in original:
             self.gateway.remember_original(source, original["c"])
 
-    async def _settle(self, job: Job, outcome: SendOutcome, waited_s: float) -> None:
+    async def _settle(self, job: Job, outcome: SendOutcome) -> None:
         req = job.req
         assert req is not None
         mid, p = req.message_id, job.partition
@@ -235,11 +243,10 @@ class GatewayRuntime:
         for r in outcome.receipts:
             await self.receipts.produce(wire.receipt_wire(r), p, rec)
         handed = outcome.handed_over_ms
-        held = waited_s + outcome.held_s
         if (
             outcome.status == "sent"
             and handed is not None
-            and held > 0
+            and outcome.held_s > 0  # a rate limit (the journey's or the provider's) held it
             and handed - req.ts > HELD_MS
         ):
             # Held back by a rate limit: the provider took it only now. The core restarts
