@@ -442,9 +442,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    from engine.channels.providers.config import ProviderSettings
     from engine.stream.gateway.service import run_gateway
 
-    return run_gateway(Settings.from_env_and_args(args))
+    settings = Settings.from_env_and_args(args)
+    # Secrets and provider settings from the environment only; checked before anything runs.
+    providers = ProviderSettings.from_env(os.environ, rcs=args.rcs, sms=args.sms)
+    return run_gateway(settings, providers)
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -864,8 +868,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")
     add_arguments(p, journeys=True)
-    p = add("gateway", _gateway, "the channel gateway (simulated provider by default)")
+    p = add("gateway", _gateway, "the channel gateway and its webhook server")
     add_arguments(p)
+    g = p.add_argument_group("providers (their settings and secrets: JOURNEYS_* variables only)")
+    g.add_argument("--rcs", choices=["simulated", "rbm"], default="simulated", help="RCS provider")
+    g.add_argument(
+        "--sms", choices=["simulated", "twilio"], default="simulated", help="SMS provider"
+    )
     p = add("produce", _produce, "feed a JSON-lines file of events into journey.user-events")
     p.add_argument("file")
     p.add_argument(

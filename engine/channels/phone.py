@@ -7,6 +7,7 @@ libphonenumber (the ``phonenumbers`` port); see docs/channels.md.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -39,6 +40,7 @@ _MISSING: Final = PhoneCheck(ok=False, e164=None, reason="missing_phone")
 _INVALID: Final = PhoneCheck(ok=False, e164=None, reason="invalid_phone")
 
 
+@functools.lru_cache(maxsize=100_000)  # libphonenumber is slow, and users get many messages
 def normalize_phone(raw: str | None, default_region: str | None = None) -> PhoneCheck:
     """Parse ``raw`` (E.164, or national with ``default_region`` like ``"US"``) to E.164.
 

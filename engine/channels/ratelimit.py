@@ -1,4 +1,5 @@
-"""Per-provider rate limits (token bucket) and retry backoff with jitter.
+"""Per-provider rate limits (token bucket), per-journey send rates (a sliding window) and
+retry backoff with jitter.
 
 Both take their clock from the caller: ``monotonic()`` for "now" in seconds and an async
 ``sleep(seconds)``. Tests pass a fake clock whose ``sleep`` just moves time forward, so a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -52,25 +54,11 @@ class TokenBucket:
         self._last = monotonic()
         self._lock = asyncio.Lock()
 
-    @property
-    def tokens(self) -> float:
-        """Tokens available now (after refilling)."""
-        self._refill()
-        return self._tokens
-
     def _refill(self) -> None:
         now = self._monotonic()
         elapsed = max(0.0, now - self._last)
         self._last = now
         self._tokens = min(self.limit.burst, self._tokens + elapsed * self.limit.per_second)
-
-    def try_acquire(self, tokens: float = 1.0) -> bool:
-        """Take ``tokens`` if they are there now; never waits."""
-        self._refill()
-        if self._tokens + _EPSILON >= tokens and not self._lock.locked():
-            self._tokens -= tokens
-            return True
-        return False
 
     async def acquire(self, tokens: float = 1.0) -> float:
         """Wait until ``tokens`` are available and take them; returns the seconds waited."""
@@ -87,11 +75,57 @@ class TokenBucket:
             self._tokens -= tokens
         return waited
 
-    def hold(self, seconds: float) -> None:
-        """The provider said "slow down" (429): the next call waits at least ``seconds``,
-        and every call after it keeps the rate."""
+    def set_rate(self, per_second: float) -> None:
+        """A new rate from now on (this instance's share of a deployment-wide rate
+        changed); the burst scales with it, and never drops below one call."""
         self._refill()
-        self._tokens = min(self._tokens, 1.0 - seconds * self.limit.per_second)
+        burst = max(1.0, self.limit.burst * per_second / self.limit.per_second)
+        self.limit = RateLimit(per_second, burst)
+        self._tokens = min(self._tokens, burst)
+
+
+class WindowLimit:
+    """At most ``max_calls`` in any window of ``per_s`` seconds (a journey's
+    ``settings.send_rate``). Waiters go one at a time in arrival order, so the sends
+    over the rate wait in the order they came."""
+
+    def __init__(
+        self,
+        max_calls: int,
+        per_s: float,
+        *,
+        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if max_calls < 1 or per_s <= 0:
+            raise ValueError("a send rate needs max >= 1 and a positive window")
+        self.max_calls = max_calls
+        self.per_s = per_s
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._calls: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> float:
+        """Wait for a place in the window and take it; returns the seconds waited."""
+        waited = 0.0
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                while self._calls and self._calls[0] <= now - self.per_s:
+                    self._calls.popleft()
+                if len(self._calls) < self.max_calls:
+                    self._calls.append(now)
+                    return waited
+                wait = self._calls[0] + self.per_s - now
+                await self._sleep(wait)
+                waited += wait
+
+    @property
+    def idle(self) -> bool:
+        """Nobody waiting and no call in the current window: the limit can be dropped."""
+        now = self._monotonic()
+        return not self._lock.locked() and all(t <= now - self.per_s for t in self._calls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,25 +50,66 @@ CALENDAR_DESCRIPTION_MAX = 500
 
 IMAGE_EXTENSIONS = frozenset({"jpeg", "jpg", "gif", "png"})
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | {
-    "mp4", "m4v", "mpeg", "webm", "h263", "aac", "mp3", "ogg", "3gpp", "pdf",
+    "mp4",
+    "m4v",
+    "mpeg",
+    "webm",
+    "h263",
+    "aac",
+    "mp3",
+    "ogg",
+    "3gpp",
+    "pdf",
 }
 IMAGE_CONTENT_TYPES = frozenset({"image/jpeg", "image/jpg", "image/gif", "image/png"})
 MEDIA_CONTENT_TYPES = IMAGE_CONTENT_TYPES | {
-    "video/mp4", "video/m4v", "video/x-m4v", "video/mpeg", "video/webm", "video/h263",
-    "audio/aac", "audio/mp3", "audio/mpeg", "audio/ogg", "application/ogg", "audio/3gpp",
-    "video/3gpp", "application/pdf",
+    "video/mp4",
+    "video/m4v",
+    "video/x-m4v",
+    "video/mpeg",
+    "video/webm",
+    "video/h263",
+    "audio/aac",
+    "audio/mp3",
+    "audio/mpeg",
+    "audio/ogg",
+    "application/ogg",
+    "audio/3gpp",
+    "video/3gpp",
+    "application/pdf",
 }
 
 #: every ``limit`` name :func:`validate_agent_message` and :func:`build_agent_message` raise
 LIMITS = (
-    "rcs.content", "rcs.text_length", "rcs.text_empty", "rcs.payload_size",
-    "rcs.message_suggestions", "rcs.card_suggestions", "rcs.card_orientation",
-    "rcs.horizontal_alignment", "rcs.card_title_length", "rcs.card_description_length",
-    "rcs.card_empty", "rcs.media_height", "rcs.carousel_cards", "rcs.carousel_width",
-    "rcs.carousel_tall_media", "rcs.media_url", "rcs.media_type", "rcs.suggestion_kind",
-    "rcs.suggestion_text_length", "rcs.postback_length", "rcs.url_length", "rcs.url",
-    "rcs.dial_phone", "rcs.view_location", "rcs.calendar_title_length",
-    "rcs.calendar_description_length", "rcs.calendar_time", "rcs.expiry", "rcs.message_id",
+    "rcs.content",
+    "rcs.text_length",
+    "rcs.text_empty",
+    "rcs.payload_size",
+    "rcs.message_suggestions",
+    "rcs.card_suggestions",
+    "rcs.card_orientation",
+    "rcs.horizontal_alignment",
+    "rcs.card_title_length",
+    "rcs.card_description_length",
+    "rcs.card_empty",
+    "rcs.media_height",
+    "rcs.carousel_cards",
+    "rcs.carousel_width",
+    "rcs.carousel_tall_media",
+    "rcs.media_url",
+    "rcs.media_type",
+    "rcs.suggestion_kind",
+    "rcs.suggestion_text_length",
+    "rcs.postback_length",
+    "rcs.url_length",
+    "rcs.url",
+    "rcs.dial_phone",
+    "rcs.view_location",
+    "rcs.calendar_title_length",
+    "rcs.calendar_description_length",
+    "rcs.calendar_time",
+    "rcs.expiry",
+    "rcs.message_id",
 )
 
 _TTL = re.compile(r"^\d+(\.\d{1,9})?s$")
@@ -125,9 +166,7 @@ def build_agent_message(
     return payload
 
 
-def build_and_validate(
-    msg: RenderedMessage, message_id: str, ttl_ms: int | None
-) -> dict[str, Any]:
+def build_and_validate(msg: RenderedMessage, message_id: str, ttl_ms: int | None) -> dict[str, Any]:
     """:func:`build_agent_message` then :func:`validate_agent_message` (with declared media
     content types)."""
     payload = build_agent_message(msg, message_id=message_id, ttl_ms=ttl_ms)
@@ -159,7 +198,9 @@ def _card_content(card: RenderedCard) -> dict[str, Any]:
     return _some(
         title=card.title,
         description=card.description,
-        media=None if media is None else {
+        media=None
+        if media is None
+        else {
             "height": media.height,
             "contentInfo": _some(
                 fileUrl=media.url, thumbnailUrl=media.thumbnail_url, forceRefresh=False
@@ -188,7 +229,9 @@ def suggestion_json(s: RenderedSuggestion) -> dict[str, Any]:
             kind = {"shareLocationAction": {}}
         case "calendar":
             event = _some(
-                startTime=_utc(s.start), endTime=_utc(s.end), title=s.title,
+                startTime=_utc(s.start),
+                endTime=_utc(s.end),
+                title=s.title,
                 description=s.description,
             )
             kind = {"createCalendarEventAction": event}
@@ -335,7 +378,8 @@ def _check_media_url(url: Any, types: Mapping[str, str], where: str, *, images_o
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     _require(
-        ext in allowed, "rcs.media_type",
+        ext in allowed,
+        "rcs.media_type",
         f"{where} {url!r}: file type {ext or '(none)'!r} is not one of "
         f"{', '.join(sorted(allowed))}; declare content_type if the URL has no extension",
     )

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.channels.simulated import ContractProvider
+from engine.channels.offline import OfflineGateway
+from engine.channels.providers.simulated import Event
 from engine.core.config import EngineConfig
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Input, Receipt
@@ -18,14 +19,15 @@ from engine.stream.common.settings import Settings
 from engine.stream.user_records import changelog_topic, read_user
 
 
-class _RecordingProvider(ContractProvider):
-    """The simulator's provider, keeping the receipts it makes: they are inputs too."""
+class _RecordingProvider(OfflineGateway):
+    """The simulator's provider, keeping the receipts (and simulated replies) it makes:
+    they are inputs too."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.receipts: list[Receipt] = []
+        self.receipts: list[Event] = []
 
-    def send(self, req: SendRequest) -> list[Receipt]:
+    def send(self, req: SendRequest) -> list[Event]:
         out = super().send(req)
         self.receipts += out
         return out

@@ -8,7 +8,9 @@ next line of the file: causes before the things that follow them.
 
 The loop makes no journey decision: the core drops stale wake-ups and classifies
 keywords. What it keeps is the simulated provider's bookkeeping (which deliveries it
-has scheduled, and which of them a revoke or a failure cancelled).
+has scheduled, and which of them a revoke or a failure cancelled): the same seeded
+provider ``journeys gateway`` runs by default, through
+:class:`~engine.channels.offline.OfflineGateway`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.channels.offline import OfflineGateway
 from engine.channels.preview import send_summary
-from engine.channels.simulated import ContractProvider
 from engine.core.effects import Effect, Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
@@ -102,10 +104,11 @@ class Simulator:
         self,
         journeys: Iterable[Journey],
         config: EngineConfig | None = None,
-        provider: ContractProvider | None = None,
+        provider: OfflineGateway | None = None,
     ) -> None:
         self.engine = Engine(journeys, config)
-        self.provider = provider or ContractProvider()
+        # the one simulated provider, set to the contract, behind the gateway's steps
+        self.provider = provider or OfflineGateway()
         self.experiments = Experiments()
 
     def run(

@@ -181,24 +181,27 @@ async def test_lookup_finds_a_message_sent_before_a_crash(wire: Wire) -> None:
     found = await wire.sms.lookup_message(PHONE, "Your code is 1234", since)
     assert found is not None and found.sid == sent.provider_id and found.status == "queued"
     [call] = [c for c in wire.fake.calls_to("GET", "/Messages.json")][:1]
-    assert call.query["To"] == PHONE and call.query["DateSent>"] == time.strftime(
-        "%Y-%m-%d", time.gmtime(since / 1000)
-    )
+    # no DateSent filter: a message still queued at Twilio has no date_sent yet
+    assert call.query == {"To": PHONE, "PageSize": "100"}
     assert await wire.sms.lookup(PHONE, "Not sent", since) is None
     assert await wire.sms.lookup("+14155550100", "Your code is 1234", since) is None
     # created before the claim: not ours
     assert await wire.sms.lookup(PHONE, "Your code is 1234", since + 60_000) is None
 
 
-async def test_lookup_ignores_earlier_days_and_follows_pages(wire: Wire) -> None:
+async def test_lookup_follows_pages_and_stops_at_older_messages(wire: Wire) -> None:
     since = int(time.time() * 1000)
-    await wire.sms.send(*sms(1, "Old news"))
-    [old_sid] = wire.fake.sms.meta
-    wire.fake.sms.meta[old_sid]["created"] -= 3 * 86400  # three days ago
+    for n in range(100, 100 + 150):  # older than the claim: where the listing stops
+        await wire.sms.send(*sms(n, "Old news" if n == 100 else f"Old {n}"))
+    for sid in wire.fake.sms.meta:
+        wire.fake.sms.meta[sid]["created"] -= 3 * 86400  # three days ago
     target = await wire.sms.send(*sms(2, "Needle"))
     for n in range(3, 3 + 130):  # newer ones push it to the second page (100 a page)
         await wire.sms.send(*sms(n, f"Hay {n}"))
-    assert await wire.sms.lookup(PHONE, "Old news", since) is None  # DateSent>= today
+    wire.fake.calls.clear()
+    assert await wire.sms.lookup(PHONE, "Old news", since) is None  # before the claim
+    pages = wire.fake.calls_to("GET", "/Messages.json")
+    assert len(pages) == 2  # of 3: the old ones begin on the second page
     wire.fake.calls.clear()
     assert await wire.sms.lookup(PHONE, "Needle", since) == target
     pages = wire.fake.calls_to("GET", "/Messages.json")

@@ -45,7 +45,9 @@ UNAUTHENTICATED``) and ``agentId``.
 
 * ``GET /_fake/counts``: what reached the "user" (see :meth:`FakeProviders.counts`);
 * ``GET /_fake/messages``: every message with its state;
-* ``POST /_fake/script``: scripted statuses and behaviour (:meth:`FakeProviders.script`);
+* ``POST /_fake/script``: scripted statuses and behaviour (:meth:`FakeProviders.script`;
+  ``latency_ms``: RBM and Twilio sends take that long, half of it before the message
+  exists and half after, so a client killed mid-request may or may not have sent it);
 * ``POST /_fake/deliver/{message_id}`` (``?read=1``; Twilio: ``?status=undelivered&
   error_code=30003``): signed DELIVERED (+READ) events, or Twilio status callbacks;
 * ``POST /_fake/expire/{message_id}``: the RBM TTL ran out (TTL_EXPIRATION_REVOKED);
@@ -355,6 +357,7 @@ class RbmState:
     duplicate_status: int = 409  # the answer to a repeated messageId (409 or 200)
     auto_deliver_ms: int | None = None  # DELIVERED this long after an accepted send
     auto_read: bool = False
+    latency_ms: int = 0  # a send takes this long: half before the message exists, half after
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # first send only
     posts: Counter[str] = field(default_factory=Counter)  # messageId -> POSTs that got a 2xx/409
     revokes: Counter[str] = field(default_factory=Counter)
@@ -368,6 +371,7 @@ class SmsState:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # sid -> resource fields
     accepted: Counter[str] = field(default_factory=Counter)  # our mid -> messages created
     auto_status_ms: int | None = None  # sent + delivered callbacks this long after a send
+    latency_ms: int = 0  # a send takes this long: half before the message exists, half after
 
 
 class FakeProviders:
@@ -586,6 +590,8 @@ class FakeProviders:
         problem = agent_message_problems(payload)
         if problem is not None:
             return self._rbm_error(400, problem)
+        if self.rbm.latency_ms:
+            await asyncio.sleep(self.rbm.latency_ms / 2000)
         self.rbm.posts[mid] += 1
         if mid in self.rbm.messages:  # ignored, as the platform does with a repeated id
             if self.rbm.duplicate_status == 409:
@@ -594,6 +600,8 @@ class FakeProviders:
             self.rbm.messages[mid] = {"phone": phone, "payload": payload, "state": "pending"}
             if self.rbm.auto_deliver_ms is not None:
                 self._spawn(self._auto_deliver(mid, self.rbm.auto_deliver_ms))
+        if self.rbm.latency_ms:
+            await asyncio.sleep(self.rbm.latency_ms / 2000)
         return web.json_response(
             {
                 "name": f"phones/{phone}/agentMessages/{mid}",
@@ -729,6 +737,8 @@ class FakeProviders:
             return self._twilio_error(400, 21602, "Message body is required.")
         if not (form.get("From") or form.get("MessagingServiceSid")):
             return self._twilio_error(400, 21603, "A 'From' phone number is required.")
+        if self.sms.latency_ms:
+            await asyncio.sleep(self.sms.latency_ms / 2000)
         sid = f"SM{next(self._sids):032x}"
         now = time.time()
         callback = form.get("StatusCallback")
@@ -745,6 +755,8 @@ class FakeProviders:
             self.sms.accepted[mid] += 1
         if self.sms.auto_status_ms is not None:
             self._spawn(self._auto_status(sid, self.sms.auto_status_ms))
+        if self.sms.latency_ms:
+            await asyncio.sleep(self.sms.latency_ms / 2000)
         return web.json_response(self._resource(sid, created=True), status=201)
 
     def _resource(self, sid: str, *, created: bool = False) -> dict[str, Any]:
@@ -995,6 +1007,8 @@ class FakeProviders:
                 self.rbm.auto_read = bool(value)
             elif key == "twilio_auto_status_ms":
                 self.sms.auto_status_ms = None if value is None else int(value)
+            elif key == "latency_ms":  # RBM and Twilio sends
+                self.rbm.latency_ms = self.sms.latency_ms = int(value)
             elif key == "token_expires_in":
                 self.google.expires_in = int(value)
             elif key == "webhook_base":
@@ -1132,6 +1146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--token-expires-in", type=int, default=3600)
     p.add_argument("--auto-deliver-ms", type=int, help="RBM: DELIVERED this long after a send")
     p.add_argument("--twilio-auto-status-ms", type=int, help="Twilio: sent+delivered after this")
+    p.add_argument("--latency-ms", type=int, default=0, help="RBM and Twilio sends take this long")
     return p.parse_args(argv)
 
 
@@ -1148,6 +1163,7 @@ async def serve(args: argparse.Namespace) -> None:
     fake.google.expires_in = args.token_expires_in
     fake.rbm.auto_deliver_ms = args.auto_deliver_ms
     fake.sms.auto_status_ms = args.twilio_auto_status_ms
+    fake.rbm.latency_ms = fake.sms.latency_ms = args.latency_ms
     await fake.start(args.host, args.port)
     for path in args.trust_service_account:
         fake.trust(json.loads(Path(path).read_text()))

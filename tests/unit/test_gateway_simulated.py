@@ -1,14 +1,14 @@
-"""The seeded simulated provider, alone and behind the gateway."""
+"""The one seeded simulated provider: alone, behind the gateway, and as the contract's
+(what ``journeys simulate`` and ``journeys gateway`` run by default)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import uuid
 from typing import Any
 
 from engine.channels.gateway import ChannelGateway
+from engine.channels.offline import OfflineGateway
 from engine.channels.providers.simulated import SimulatedProvider
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import Inbound, Receipt
@@ -29,7 +29,7 @@ def req(n: int, channel: str = "rcs", **kw: Any) -> SendRequest:
         message_id=str(uuid.UUID(int=n)),
         ts=T0 + n,
         user_id=f"u-{n}",
-        to=f"+1415555{n % 10000:04d}",
+        to=kw.pop("to", f"+1415555{n % 10000:04d}"),
         channel=channel,
         content=content,
         journey_id="j",
@@ -44,21 +44,20 @@ def gateway(provider: SimulatedProvider) -> ChannelGateway:
     return ChannelGateway(rcs=provider, sms=provider, now_ms=lambda: T0, rng=random.Random(1))
 
 
-async def drain(provider: SimulatedProvider) -> list[Receipt | Inbound]:
-    return provider.due(2**62)
+async def events(gw: ChannelGateway, r: SendRequest) -> list[Receipt | Inbound]:
+    """What the provider announced for this send (the gateway produces each when due)."""
+    outcome = await gw.send(r)
+    return [*outcome.receipts, *outcome.later]
 
 
 async def test_plan_is_deterministic_per_seed_and_message_whatever_the_order() -> None:
     requests = [req(n) for n in range(1, 200)]
     a, b = SimulatedProvider(seed=42), SimulatedProvider(seed=42)
-    for r in requests:
-        await gateway(a).handle_send(r)
+    events_a = [e for r in requests for e in await events(gateway(a), r)]
     shuffled = list(requests)
     random.Random(3).shuffle(shuffled)
     gw_b = gateway(b)
-    for r in shuffled:
-        await gw_b.handle_send(r)
-    events_a, events_b = await drain(a), await drain(b)
+    events_b = [e for r in shuffled for e in await events(gw_b, r)]
     key = lambda e: (e.ts, e.message_id, type(e).__name__)  # noqa: E731
     assert sorted(events_a, key=key) == sorted(events_b, key=key)
     assert events_a  # something happened
@@ -90,16 +89,16 @@ async def test_receipts_are_timestamped_within_the_latency_range() -> None:
 
 async def test_not_capable_users_get_not_capable_through_the_gateway() -> None:
     sim = SimulatedProvider(seed=9, rcs_capable_share=0.0)
-    [receipt] = await gateway(sim).handle_send(req(1))
-    assert (receipt.status, receipt.reason) == ("not_capable", "not_reachable")
-    assert sim.sent == {}
+    [receipt] = await events(gateway(sim), req(1))
+    assert (receipt.status, receipt.reason) == ("not_capable", None)
+    assert not sim.taken(req(1).message_id)
 
 
 async def test_profile_overrides_the_capability_draw() -> None:
     sim = SimulatedProvider(seed=9, rcs_capable_share=0.0)
-    assert await gateway(sim).handle_send(req(1, profile={"rcs_capable": True})) == []
+    assert (await gateway(sim).send(req(1, profile={"rcs_capable": True}))).status == "sent"
     sim2 = SimulatedProvider(seed=9, rcs_capable_share=1.0)
-    [receipt] = await gateway(sim2).handle_send(req(1, profile={"rcs_capable": False}))
+    [receipt] = await events(gateway(sim2), req(1, profile={"rcs_capable": False}))
     assert receipt.status == "not_capable"
 
 
@@ -119,71 +118,61 @@ async def test_ttl_shorter_than_latency_is_revoked_by_the_platform() -> None:
 
 async def test_revoke_before_delivery_cancels_it() -> None:
     sim = SimulatedProvider(seed=4, failure_rate=0.0, delivery_latency_ms=(10_000, 20_000))
-    gw = gateway(sim)
     r = req(1, ttl_ms=60_000, profile={"rcs_capable": True})
-    assert await gw.handle_send(r) == []
-    assert await gw.handle_revoke(Revoke(r.message_id, r.user_id, r.ts + 5_000)) == []
-    events = await drain(sim)
-    assert [(e.status, e.ts - r.ts) for e in events if isinstance(e, Receipt)] == [
-        ("revoked", 5_000)
+    [delivered] = sim.accept(r)
+    assert sim.revoke_now(Revoke(r.message_id, r.user_id, r.ts + 5_000)) == [
+        Receipt(r.user_id, r.ts + 5_000, "revoked", r.message_id)
     ]
+    assert not sim.is_live(delivered)
 
 
 async def test_revoke_after_delivery_changes_nothing() -> None:
     sim = SimulatedProvider(seed=4, failure_rate=0.0, read_rate=0.0, delivery_latency_ms=(1, 2))
-    gw = gateway(sim)
     r = req(1, profile={"rcs_capable": True})
-    assert await gw.handle_send(r) == []
-    await gw.handle_revoke(Revoke(r.message_id, r.user_id, r.ts + 60_000))
-    assert [e.status for e in await drain(sim) if isinstance(e, Receipt)] == ["delivered"]
+    [delivered] = sim.accept(r)
+    assert sim.revoke_now(Revoke(r.message_id, r.user_id, r.ts + 60_000)) == []
+    assert sim.is_live(delivered)
 
 
-async def test_replies_are_classified_for_keywords() -> None:
+async def test_replies_are_left_for_the_core_to_classify() -> None:
     sim = SimulatedProvider(
         seed=3, failure_rate=0.0, read_rate=1.0, reply_rate=0.0, opt_out_rate=1.0
     )
     inbound = [e for e in sim.plan(req(1)) if isinstance(e, Inbound)]
     stop = [e for e in inbound if e.text == "STOP"]
-    assert len(stop) == 1 and stop[0].keyword == "opt_out" and stop[0].event_id
-
-
-async def test_run_emits_events_when_due() -> None:
-    sim = SimulatedProvider(
-        seed=6,
-        failure_rate=0.0,
-        read_rate=0.0,
-        tap_rate=0.0,
-        reply_rate=0.0,
-        delivery_latency_ms=(1000, 1001),
-    )
-    assert await gateway(sim).handle_send(req(1, channel="sms")) == []
-    now = [T0]
-    emitted: list[Receipt | Inbound] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        now[0] += int(seconds * 1000) or 1
-        await asyncio.sleep(0)
-
-    async def emit(event: Receipt | Inbound) -> None:
-        emitted.append(event)
-
-    task = asyncio.create_task(sim.run(emit, now_ms=lambda: now[0], sleep=fake_sleep))
-    while not emitted:
-        await asyncio.sleep(0)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert [(e.status, e.ts) for e in emitted if isinstance(e, Receipt)] == [
-        ("delivered", req(1).ts + 1000)
-    ]
-    assert now[0] >= req(1).ts + 1000
+    assert len(stop) == 1 and stop[0].keyword is None and stop[0].event_id
 
 
 async def test_repeated_send_is_ignored_like_rbm() -> None:
+    """A gateway restarted after a crash sends a claimed message again with its id: the
+    user gets it once."""
     sim = SimulatedProvider(seed=1)
     r = req(1, profile={"rcs_capable": True})
-    gw1, gw2 = gateway(sim), gateway(sim)  # two gateways without a shared dedupe store
-    await gw1.handle_send(r)
-    await gw2.handle_send(r)
-    delivered = [e for e in await drain(sim) if isinstance(e, Receipt)]
-    assert len([e for e in delivered if e.status in ("delivered", "failed")]) == 1
+    first = await events(gateway(sim), r)
+    again = await events(gateway(sim), r)
+    assert first and again == [] and sim.repeats == 1
+
+
+async def test_the_contract_delivers_five_seconds_after_the_send_and_nothing_else() -> None:
+    sim = SimulatedProvider.contract()
+    for n in range(1, 50):
+        for channel in ("rcs", "sms"):
+            r = req(n, channel)
+            assert sim.plan(r) == [Receipt(r.user_id, r.ts + 5_000, "delivered", r.message_id)]
+    assert not sim.is_capable("+14155550000", {"rcs_capable": False})
+
+
+async def test_the_offline_gateway_and_the_library_agree_on_the_contract() -> None:
+    """journeys simulate and journeys gateway run the same provider: the same receipts."""
+    offline = OfflineGateway()
+    online = ChannelGateway(
+        rcs=(shared := SimulatedProvider.contract()), sms=shared, now_ms=lambda: T0
+    )
+    cases = [
+        req(1),
+        req(2, "sms"),
+        req(3, profile={"rcs_capable": False}),
+        req(4, to="555"),  # refused: invalid_phone
+    ]
+    for r in cases:
+        assert offline.send(r) == await events(online, r), r

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,6 @@ from engine.channels.providers.config import (
     TwilioConfig,
     WebhookConfig,
     build_providers,
-    build_rcs_provider,
-    build_sms_provider,
 )
 from engine.channels.providers.google_token import ServiceAccountTokenSource
 from engine.channels.providers.rbm import RBM_BASE_URL, RbmProvider
@@ -195,23 +194,50 @@ def test_rates_become_token_buckets(env: dict[str, str]) -> None:
 
 
 async def test_factories_build_the_adapters(env: dict[str, str]) -> None:
-    rcs = build_rcs_provider("rbm", env)
-    sms = build_sms_provider("twilio", {**env, "JOURNEYS_TWILIO_FROM": SERVICE_SID})
+    settings = ProviderSettings.from_env(
+        {**env, "JOURNEYS_TWILIO_FROM": SERVICE_SID}, rcs="rbm", sms="twilio"
+    )
+    rcs, sms = build_providers(settings)
     try:
         assert isinstance(rcs, RbmProvider) and rcs.agent_id == env["JOURNEYS_RBM_AGENT_ID"]
         assert isinstance(rcs._token, ServiceAccountTokenSource)
-        assert isinstance(sms, TwilioSmsProvider)
+        assert isinstance(sms, TwilioSmsProvider) and not sms.idempotent
         assert sms.status_callback == "https://hooks.example.com/webhooks/twilio"
         assert (sms.messaging_service_sid, sms.from_number) == (SERVICE_SID, None)
         assert AUTH_TOKEN not in repr(sms)
     finally:
         await rcs.close()
         await sms.close()
-    assert isinstance(build_rcs_provider("simulated", {}), SimulatedProvider)
     with pytest.raises(ConfigError, match="JOURNEYS_TWILIO_ACCOUNT_SID"):
-        build_sms_provider("twilio", {"JOURNEYS_WEBHOOK_PUBLIC_URL": "https://x.example"})
+        ProviderSettings.from_env(
+            {"JOURNEYS_WEBHOOK_PUBLIC_URL": "https://x.example"}, sms="twilio"
+        )
+
+
+def test_gateway_settings_from_the_environment() -> None:
+    s = ProviderSettings.from_env({})
+    assert (s.concurrency, s.capability_ttl_s, s.webhook.port) == (32, 3600.0, 8088)
+    s = ProviderSettings.from_env(
+        {"JOURNEYS_GATEWAY_CONCURRENCY": "4", "JOURNEYS_CAPABILITY_TTL_S": "60"}
+    )
+    assert (s.concurrency, s.capability_ttl_s) == (4, 60.0)
+    with pytest.raises(ConfigError) as exc:
+        ProviderSettings.from_env(
+            {"JOURNEYS_GATEWAY_CONCURRENCY": "0", "JOURNEYS_CAPABILITY_TTL_S": "soon"}
+        )
+    assert "JOURNEYS_GATEWAY_CONCURRENCY" in str(exc.value)
+    assert "JOURNEYS_CAPABILITY_TTL_S" in str(exc.value)
 
 
 def test_simulated_rcs_and_sms_share_one_provider() -> None:
     rcs, sms = build_providers(ProviderSettings.from_env({}), seed=7)
     assert rcs is sms and isinstance(rcs, SimulatedProvider) and rcs.seed == 7
+    assert rcs.plan(_request())[0].ts == _request().ts + 5_000  # the contract's
+
+
+def _request() -> Any:
+    from engine.core.effects import SendRequest
+
+    return SendRequest(
+        "m", 1_000, "u", "+14155550123", "sms", {"text": "hi"}, None, None, None, None
+    )

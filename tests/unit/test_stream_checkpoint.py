@@ -149,6 +149,7 @@ def test_gateway_forgets_old_dedupe_records_only_when_nothing_is_pending() -> No
         b"old-pending": {"p": 0, "st": "sent", "at": 1_000, "sched": [[5, {}]]},
         b"old-elsewhere": {"p": 3, "st": "sent", "at": 1_000},
         b"new": {"p": 0, "st": "sent", "at": 9_000},
+        b"old-queued": {"p": 0, "st": "queued", "at": 1_000},  # not sent yet
     }
 
     class Items:
@@ -157,5 +158,5 @@ def test_gateway_forgets_old_dedupe_records_only_when_nothing_is_pending() -> No
 
     cp = Checkpoint(backend=FakeBackend(), on_fail=stop)
     claims = Claims(Items(), cp)
-    assert claims.sweep({0, 1}, older_than_ms=5_000) == 1
+    assert [key for key, _rec in claims.sweep({0, 1}, older_than_ms=5_000)] == [b"old"]
     assert cp.dirty == {b"old": (0, None)}  # a tombstone, written at the next checkpoint

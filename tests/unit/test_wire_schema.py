@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.channels.simulated import ContractProvider
+from engine.channels.offline import OfflineGateway
 from engine.core import schema, wire
 from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
 from engine.core.engine import Engine, EngineConfig
@@ -181,7 +181,7 @@ def input_lines() -> list[dict[str, Any]]:
     return lines
 
 
-class RecordingProvider(ContractProvider):
+class RecordingProvider(OfflineGateway):
     """The simulator's provider, keeping the receipts it makes and the revokes it gets."""
 
     def __init__(self, delivery_ms: int = 5_000, log: RecordingProvider | None = None) -> None:

@@ -7,7 +7,8 @@ Adapters raise the engine's provider errors with a little more meaning attached:
 * :class:`RateLimited` (429) carries the provider's ``Retry-After``;
 * :class:`OutcomeUnknown` (timeout, 500/502/504, connection lost mid-request): the
   request may have been carried out. The gateway retries it only for an *idempotent*
-  provider (RBM dedupes on ``messageId``); retrying a plain SMS API could send twice.
+  provider (RBM dedupes on ``messageId``); for another it asks the provider first
+  (:class:`LookupProvider`), since retrying a plain SMS API could send twice.
 
 Webhook parsers turn provider callbacks into :class:`ReceiptEvent` / :class:`InboundEvent`,
 which still name the user by phone or message id; the webhook receiver resolves the user.
@@ -21,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.channels.prepare import Prepared
 from engine.core.effects import Revoke, SendRequest
-from engine.core.inputs import Keyword, ReceiptStatus
+from engine.core.inputs import Inbound, Receipt, ReceiptStatus
 from engine.errors import PermanentProviderError, RetryableProviderError
 
 
@@ -65,9 +66,24 @@ class Capability:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """The provider took the message; ``provider_id`` is its own id (Twilio ``sid``)."""
+    """The provider took the message; ``provider_id`` is its own id (Twilio ``sid``).
+
+    ``events`` is what the provider already knows will happen to the message, each at its
+    ``ts`` (the simulated provider's plan: its delivery 5 s later). Real providers report
+    through webhooks instead and leave it empty."""
 
     provider_id: str | None = None
+    events: tuple[Receipt | Inbound, ...] = ()
+
+
+@runtime_checkable
+class LookupProvider(Protocol):
+    """A provider without an idempotency key that can say whether a message went out."""
+
+    async def lookup(self, to: str, body: str, since_ms: int) -> SendResult | None:
+        """The message sent to ``to`` with text ``body`` at or after ``since_ms`` (epoch
+        ms), or ``None`` when the provider has none."""
+        ...
 
 
 @runtime_checkable
@@ -115,13 +131,13 @@ class ReceiptEvent:
 
 @dataclass(frozen=True, slots=True)
 class InboundEvent:
-    """A message from the user: a suggestion tap (``postback``) or ``text``."""
+    """A message from the user: a suggestion tap (``postback``) or ``text``. Keywords
+    (STOP, START, HELP) are left to the core to classify."""
 
     phone: str
     dedupe_key: str
     postback: str | None = None
-    text: str | None = None
-    keyword: Keyword | None = None
+    text: str | None = None  # a shared location as ``geo:<lat>,<lng>`` (RFC 5870)
     message_id: str | None = None  # the provider's id of the user's message
     ts: int | None = None
 

@@ -20,6 +20,8 @@ consumed nothing.
 ``JOURNEYS_TWILIO_RATE``                  sends per second, all instances together (optional)
 ``JOURNEYS_WEBHOOK_PORT``                 the webhook server's port, default 8088
 ``JOURNEYS_WEBHOOK_PUBLIC_URL``           its public base URL (required with rbm or twilio)
+``JOURNEYS_GATEWAY_CONCURRENCY``          provider calls in flight at once, default 32
+``JOURNEYS_CAPABILITY_TTL_S``             how long an RCS capability answer is kept, 3600
 ========================================  ===========================================
 
 Secrets (auth token, webhook token) are left out of the dataclasses' ``repr`` and out of
@@ -42,7 +44,7 @@ from engine.channels.providers.google_token import (
     load_credentials,
 )
 from engine.channels.providers.rbm import RBM_BASE_URL, RbmProvider
-from engine.channels.providers.simulated import SimulatedProvider
+from engine.channels.providers.simulated import CONTRACT_DELIVERY_MS, SimulatedProvider
 from engine.channels.providers.twilio import TWILIO_BASE_URL, TwilioSmsProvider, sender_fields
 from engine.channels.ratelimit import RateLimit
 from engine.errors import ConfigError
@@ -55,8 +57,8 @@ SMS_KINDS: Final = ("simulated", "twilio")
 RBM_WEBHOOK_PATH: Final = "/webhooks/rbm"
 TWILIO_WEBHOOK_PATH: Final = "/webhooks/twilio"
 DEFAULT_WEBHOOK_PORT: Final = 8088
-#: the contract's simulated delivery time (docs/journeys.md): delivered 5 s after the send
-SIMULATED_DELIVERY_MS: Final = 5_000
+DEFAULT_CONCURRENCY: Final = 32
+DEFAULT_CAPABILITY_TTL_S: Final = 3600.0
 
 AGENT_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ACCOUNT_SID: Final = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -127,6 +129,26 @@ def _rate(value: str) -> float:
 def _optional_rate(env: Env, var: str, problems: _Problems) -> float | None:
     value = env.get(var, "").strip()
     return problems.check(var, lambda: _rate(value)) if value else None
+
+
+def _count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"not a whole number: {value!r}") from None
+    if not 1 <= n <= 10_000:
+        raise ValueError(f"must be 1..10000, got {n}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        raise ValueError(f"not a number of seconds: {value!r}") from None
+    if not math.isfinite(s) or s < 0:
+        raise ValueError(f"must be a number of seconds >= 0, got {value!r}")
+    return s
 
 
 def _port(value: str) -> int:
@@ -275,6 +297,8 @@ class ProviderSettings:
     rbm: RbmConfig | None = None
     twilio: TwilioConfig | None = None
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    concurrency: int = DEFAULT_CONCURRENCY
+    capability_ttl_s: float = DEFAULT_CAPABILITY_TTL_S
 
     @classmethod
     def from_env(
@@ -290,12 +314,27 @@ class ProviderSettings:
         twilio = TwilioConfig._parse(env, problems) if sms == "twilio" else None
         real = rcs == "rbm" or sms == "twilio"
         webhook = WebhookConfig._parse(env, problems, public_url_required=real)
+        var = "JOURNEYS_GATEWAY_CONCURRENCY"
+        raw = env.get(var, "").strip()
+        concurrency = problems.check(var, lambda: _count(raw)) if raw else None
+        var = "JOURNEYS_CAPABILITY_TTL_S"
+        raw_ttl = env.get(var, "").strip()
+        ttl = problems.check(var, lambda: _seconds(raw_ttl)) if raw_ttl else None
         problems.raise_if_any()
-        return cls(rcs, sms, rbm, twilio, webhook)
+        return cls(
+            rcs,
+            sms,
+            rbm,
+            twilio,
+            webhook,
+            DEFAULT_CONCURRENCY if concurrency is None else concurrency,
+            DEFAULT_CAPABILITY_TTL_S if ttl is None else ttl,
+        )
 
     def rate_limits(self) -> dict[str, RateLimit]:
         """Token-bucket limits by provider name, for ``ChannelGateway(rate_limits=...)``.
-        The rates are for the whole deployment: divide them among gateway instances."""
+        The rates are for the whole deployment: each instance takes its share
+        (:meth:`ChannelGateway.set_share`)."""
         limits: dict[str, RateLimit] = {}
         for name, cfg in (("rbm", self.rbm), ("twilio", self.twilio)):
             if cfg is not None and cfg.rate_per_s is not None:
@@ -304,23 +343,6 @@ class ProviderSettings:
 
 
 # --------------------------------------------------------------------------- factories
-
-
-def contract_simulated_provider(
-    seed: int = 0, delivery_ms: int = SIMULATED_DELIVERY_MS
-) -> SimulatedProvider:
-    """The seeded simulated provider set to the contract of docs/journeys.md: every
-    message delivered ``delivery_ms`` after the send, ``not_capable`` for a profile with
-    ``rcs_capable: false``, nothing read, tapped, replied or failed."""
-    return SimulatedProvider(
-        seed,
-        rcs_capable_share=1.0,
-        delivery_latency_ms=(delivery_ms, delivery_ms),
-        failure_rate=0.0,
-        read_rate=0.0,
-        tap_rate=0.0,
-        reply_rate=0.0,
-    )
 
 
 def rbm_provider(cfg: RbmConfig) -> RbmProvider:
@@ -339,34 +361,12 @@ def twilio_provider(cfg: TwilioConfig, webhook: WebhookConfig) -> TwilioSmsProvi
     )
 
 
-def build_rcs_provider(
-    kind: str, env: Env, *, simulated: SimulatedProvider | None = None
-) -> RcsProvider:
-    """``simulated`` (the given instance, else :func:`contract_simulated_provider`) or
-    ``rbm`` from the environment; ConfigError naming what is wrong."""
-    settings = ProviderSettings.from_env(env, rcs=kind)
-    if settings.rbm is not None:
-        return rbm_provider(settings.rbm)
-    return simulated or contract_simulated_provider()
-
-
-def build_sms_provider(
-    kind: str, env: Env, *, simulated: SimulatedProvider | None = None
-) -> SmsProvider:
-    """``simulated`` or ``twilio``, whose StatusCallback is
-    ``$JOURNEYS_WEBHOOK_PUBLIC_URL/webhooks/twilio``."""
-    settings = ProviderSettings.from_env(env, sms=kind)
-    if settings.twilio is not None:
-        return twilio_provider(settings.twilio, settings.webhook)
-    return simulated or contract_simulated_provider()
-
-
 def build_providers(
-    settings: ProviderSettings, *, seed: int = 0, delivery_ms: int = SIMULATED_DELIVERY_MS
+    settings: ProviderSettings, *, seed: int = 0, delivery_ms: int = CONTRACT_DELIVERY_MS
 ) -> tuple[RcsProvider, SmsProvider]:
-    """Both adapters for checked settings; simulated RCS and SMS share one instance (one
-    clock of pending events, one ``close``)."""
-    shared = contract_simulated_provider(seed, delivery_ms)
+    """Both adapters for checked settings. A simulated RCS and SMS share one instance of
+    the contract's simulated provider (one memory of message ids, one ``close``)."""
+    shared = SimulatedProvider.contract(delivery_ms, seed)
     rcs: RcsProvider = rbm_provider(settings.rbm) if settings.rbm is not None else shared
     sms: SmsProvider = (
         twilio_provider(settings.twilio, settings.webhook)

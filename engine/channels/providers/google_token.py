@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Final
@@ -214,11 +214,3 @@ def _first_arg(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else ""
     text = arg if isinstance(arg, str) else type(exc).__name__
     return text[:200]
-
-
-def token_source_from_env(env: Mapping[str, str]) -> ServiceAccountTokenSource:
-    """The token source for ``JOURNEYS_RBM_SERVICE_ACCOUNT`` (ConfigError when unset)."""
-    path = env.get(SERVICE_ACCOUNT_VAR, "").strip()
-    if not path:
-        raise ConfigError(f"{SERVICE_ACCOUNT_VAR} is not set: the path of the JSON key")
-    return ServiceAccountTokenSource.from_file(path)

@@ -49,7 +49,6 @@ from engine.channels.providers.base import (
 from engine.channels.providers.http import DEFAULT_TIMEOUT_S, Answer, HttpClient, raise_for_status
 from engine.core.effects import Revoke, SendRequest
 from engine.core.inputs import ReceiptStatus
-from engine.core.keywords import classify_keyword
 from engine.durations import parse_ts_ms
 from engine.errors import RetryableProviderError
 
@@ -245,10 +244,12 @@ def parse_event(event: Mapping[str, Any]) -> ProviderEvent:
     """One decoded RBM event -> a receipt, an inbound message, or nothing to do.
 
     DELIVERED / READ / TTL_EXPIRATION_REVOKED / TTL_EXPIRATION_REVOKE_FAILED are receipts
-    for ``messageId`` (ours); UNSUBSCRIBE is an opt-out; a suggestion tap carries its
-    ``postbackData``; free text is classified for STOP / START / HELP. SUBSCRIBE and
-    IS_TYPING change nothing (a subscription is not consent to marketing). Files and
-    locations are not understood yet: they are dead-lettered, not dropped.
+    for ``messageId`` (ours); UNSUBSCRIBE is an opt-out (the text ``UNSUBSCRIBE``); a
+    suggestion tap carries its ``postbackData``; free text goes on as it is (the core
+    classifies STOP / START / HELP); a shared location becomes the text
+    ``geo:<lat>,<lng>``. SUBSCRIBE and IS_TYPING change nothing (a subscription is not
+    consent to marketing). Files are not understood yet: they are dead-lettered, not
+    dropped.
     """
     phone = _str(event, "senderPhoneNumber") or _str(event, "phoneNumber")
     message_id = _str(event, "messageId")
@@ -264,7 +265,7 @@ def parse_event(event: Mapping[str, Any]) -> ProviderEvent:
     if phone is None or key is None:
         return Ignored(key, "an RBM event without phone number or ids", dead_letter=True)
     if event_type == "UNSUBSCRIBE":
-        return InboundEvent(phone, key, text="UNSUBSCRIBE", keyword="opt_out", ts=ts)
+        return InboundEvent(phone, key, text="UNSUBSCRIBE", ts=ts)  # the core: an opt-out
     if event_type is not None:
         return Ignored(key, f"event {event_type}")
     response = event.get("suggestionResponse")
@@ -274,8 +275,11 @@ def parse_event(event: Mapping[str, Any]) -> ProviderEvent:
         )
     text = event.get("text")
     if isinstance(text, str):
-        return InboundEvent(
-            phone, key, text=text, keyword=classify_keyword(text), message_id=message_id, ts=ts
-        )
+        return InboundEvent(phone, key, text=text, message_id=message_id, ts=ts)
+    location = event.get("location")
+    if isinstance(location, Mapping):
+        lat, lng = location.get("latitude"), location.get("longitude")
+        if isinstance(lat, int | float) and isinstance(lng, int | float):
+            return InboundEvent(phone, key, text=f"geo:{lat},{lng}", message_id=message_id, ts=ts)
     kinds = sorted(k for k in ("userFile", "location", "suggestionResponse") if k in event)
     return Ignored(key, f"user message not understood: {', '.join(kinds) or 'empty'}", True)

@@ -1,4 +1,9 @@
-"""A seeded model of a provider and its users, for load tests and demos without a carrier.
+"""The one simulated provider: a seeded model of a provider and its users.
+
+It stands in for RBM and Twilio at once, in ``journeys simulate`` (through
+:class:`engine.channels.offline.OfflineGateway`, on the virtual clock) and behind
+``journeys gateway --rcs simulated --sms simulated`` (through
+:class:`engine.channels.gateway.ChannelGateway`, like any adapter).
 
 Every draw hashes ``(seed, what, message id)`` (or the phone, for capability) instead of
 consuming a shared random generator, so a message's fate depends only on the seed and
@@ -16,17 +21,20 @@ The model, per message (rates are probabilities):
   message has suggestions), ``reply_rate`` a free-text reply and ``opt_out_rate`` a STOP.
 * a revoke before delivery cancels it (``revoked`` at the revoke time); after delivery
   it is too late and changes nothing.
+* like RBM, a repeated message id is ignored: the message reaches the user once.
 
-Results are timestamped from the request's ``ts`` and come out through :meth:`due` /
-:meth:`run`, like webhooks from a real provider.
+:meth:`SimulatedProvider.contract` is the model ``docs/journeys.md`` promises (and the
+golden files pin): every message delivered ``delivery_ms`` after it is sent, nothing
+read, tapped, replied or failed, ``not_capable`` only for ``rcs_capable: false``.
+
+Results are timestamped from the request's ``ts`` and come back with the send
+(:attr:`SendResult.events`): the caller produces each when its time comes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from engine.channels.prepare import Prepared
@@ -34,10 +42,13 @@ from engine.channels.providers.base import Capability, NotReachable, SendResult
 from engine.core.effects import Revoke, SendRequest
 from engine.core.ids import bucket, derive_id
 from engine.core.inputs import Inbound, Receipt
-from engine.core.keywords import classify_keyword
 
 Event = Receipt | Inbound
 REPLY_TEXTS = ("Thanks!", "When will it arrive?", "OK", "Can I change the address?")
+#: the contract's delivery time (docs/journeys.md): delivered 5 s after the send
+CONTRACT_DELIVERY_MS = 5_000
+#: message ids remembered for dedupe and revokes (a long-running gateway forgets the oldest)
+REMEMBERED = 1_000_000
 
 
 def _postbacks(content: Mapping[str, Any]) -> list[str]:
@@ -51,7 +62,7 @@ def _postbacks(content: Mapping[str, Any]) -> list[str]:
 
 class SimulatedProvider:
     name = "simulated"
-    idempotent = True
+    idempotent = True  # a repeated message id is ignored, as RBM does
 
     def __init__(
         self,
@@ -77,11 +88,25 @@ class SimulatedProvider:
         self.opt_out_rate = opt_out_rate
         self.read_delay_ms = read_delay_ms
         self.engage_delay_ms = engage_delay_ms
-        self.sent: dict[str, SendRequest] = {}
-        self._delivery_at: dict[str, int | None] = {}
-        self._cutoff: dict[str, int] = {}  # revoked: nothing of that message after this
-        self._heap: list[tuple[int, int, str, Event]] = []
-        self._seq = itertools.count()
+        # message id -> delivery time (None: failed, expired or revoked); its keys are the
+        # ids taken, so a repeated id is ignored
+        self._delivery_at: OrderedDict[str, int | None] = OrderedDict()
+        self.repeats = 0  # sends of an id taken before (ignored, as Google does)
+
+    @classmethod
+    def contract(cls, delivery_ms: int = CONTRACT_DELIVERY_MS, seed: int = 0) -> SimulatedProvider:
+        """The contract of docs/journeys.md: every message delivered ``delivery_ms`` after
+        the send, ``not_capable`` only for a profile with ``rcs_capable: false``, nothing
+        read, tapped, replied or failed."""
+        return cls(
+            seed,
+            rcs_capable_share=1.0,
+            delivery_latency_ms=(delivery_ms, delivery_ms),
+            failure_rate=0.0,
+            read_rate=0.0,
+            tap_rate=0.0,
+            reply_rate=0.0,
+        )
 
     # -- the model (pure)
 
@@ -140,71 +165,66 @@ class SimulatedProvider:
             ts,
             text=text,
             message_id=mid,
-            keyword=classify_keyword(text),
             event_id=derive_id("sim", kind, self.seed, mid),
         )
 
-    # -- the provider protocol
+    # -- the provider's bookkeeping (synchronous: the offline gateway calls it directly)
+
+    def taken(self, message_id: str) -> bool:
+        return message_id in self._delivery_at
+
+    def accept(self, req: SendRequest) -> list[Event]:
+        """Take the message: its planned events, or nothing for an id taken before."""
+        if req.message_id in self._delivery_at:
+            self.repeats += 1
+            return []
+        events = self.plan(req)
+        delivered = [e.ts for e in events if isinstance(e, Receipt) and e.status == "delivered"]
+        self._delivery_at[req.message_id] = delivered[0] if delivered else None
+        while len(self._delivery_at) > REMEMBERED:
+            self._delivery_at.popitem(last=False)
+        return events
+
+    def take_refused(self, message_id: str) -> None:
+        """Remember an id that was refused (not capable): a repeat is ignored too."""
+        self._delivery_at.setdefault(message_id, None)
+
+    def revoke_now(self, rev: Revoke) -> list[Receipt]:
+        """A revoke before the delivery cancels it (``revoked`` at the revoke's time);
+        after the delivery, or for an unknown id, it is too late and changes nothing."""
+        at = self._delivery_at.get(rev.message_id)
+        if at is None or at <= rev.ts:
+            return []
+        self._delivery_at[rev.message_id] = None
+        return [Receipt(rev.user_id, rev.ts, "revoked", rev.message_id)]
+
+    def cancel(self, message_id: str) -> None:
+        """Forget a scheduled delivery (the message failed or fell back meanwhile)."""
+        if self._delivery_at.get(message_id) is not None:
+            self._delivery_at[message_id] = None
+
+    def is_live(self, event: Event) -> bool:
+        """A planned delivery, read or reply still happens unless the message was revoked
+        or given up on since (its delivery time no longer stands)."""
+        mid = event.message_id
+        if mid is None or not isinstance(event, Receipt) or event.status != "delivered":
+            return True
+        return self._delivery_at.get(mid) == event.ts
+
+    # -- the provider protocol (RcsProvider and SmsProvider)
 
     async def send(self, msg: Prepared, req: SendRequest) -> SendResult:
         if req.channel == "rcs" and not self.is_capable(msg.to, req.profile):
             raise NotReachable("simulated: user is not RCS-capable", status=404)
-        if req.message_id in self.sent:  # like RBM: a repeated id is ignored
-            return SendResult(req.message_id)
-        self.sent[req.message_id] = req
-        events = self.plan(req)
-        delivered = [e.ts for e in events if isinstance(e, Receipt) and e.status == "delivered"]
-        self._delivery_at[req.message_id] = delivered[0] if delivered else None
-        for event in events:
-            self._push(event)
-        return SendResult(req.message_id)
+        return SendResult(req.message_id, tuple(self.accept(req)))
 
     async def capability(self, phone: str, profile: Mapping[str, Any] | None = None) -> Capability:
         return Capability(reachable=self.is_capable(phone, profile))
 
     async def revoke(self, phone: str, rev: Revoke) -> None:
-        at = self._delivery_at.get(rev.message_id)
-        if at is None or at <= rev.ts:
-            return  # unknown, failed, expired, or delivered already: too late
-        self._delivery_at[rev.message_id] = None
-        self._cutoff[rev.message_id] = rev.ts
-        self._push(Receipt(rev.user_id, rev.ts, "revoked", rev.message_id, reason="revoked"))
+        # The outcome comes as an event; the Kafka gateway keeps the planned delivery in
+        # its durable record and cancels it there (see engine.stream.gateway.receipts).
+        self.revoke_now(rev)
 
     async def close(self) -> None:
         return None
-
-    # -- events out
-
-    def _push(self, event: Event) -> None:
-        heapq.heappush(self._heap, (event.ts, next(self._seq), event.message_id or "", event))
-
-    def next_due(self) -> int | None:
-        return self._heap[0][0] if self._heap else None
-
-    def due(self, now_ms: int) -> list[Event]:
-        """Events due at or before ``now_ms``, in time order (revoked ones left out)."""
-        out: list[Event] = []
-        while self._heap and self._heap[0][0] <= now_ms:
-            ts, _, mid, event = heapq.heappop(self._heap)
-            cutoff = self._cutoff.get(mid)
-            if cutoff is not None and ts > cutoff:
-                continue
-            out.append(event)
-        return out
-
-    async def run(
-        self,
-        emit: Callable[[Event], Awaitable[None]],
-        *,
-        now_ms: Callable[[], int],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        idle_s: float = 0.05,
-    ) -> None:
-        """Emit events as they fall due, until cancelled."""
-        while True:
-            now = now_ms()
-            for event in self.due(now):
-                await emit(event)
-            nxt = self.next_due()
-            wait = idle_s if nxt is None else min(idle_s, max(0.001, (nxt - now) / 1000))
-            await sleep(wait)

@@ -10,12 +10,12 @@ names the message without a lookup; the provider's ``sid`` is kept as a second k
 
 A plain SMS API has no idempotency key, so the adapter is *not idempotent*: after a
 timeout or a 500 the message may have gone out, and the gateway does not repeat it
-(at most once). 429 and 503 are refusals and are retried.
+blindly (at most once). 429 and 503 are refusals and are retried.
 
-For a send whose fate is unknown (the gateway died between its claim and the answer),
-:meth:`TwilioSmsProvider.lookup` asks the Messages list resource whether a message with
-that body went to that number since the claim: found -> it was sent (its ``sid``);
-not found -> no message was created.
+For a send whose fate is unknown (a timeout, a 500, or the gateway died between its claim
+and the answer), :meth:`TwilioSmsProvider.lookup` asks the Messages list resource whether
+a message with that body went to that number since the claim: found -> it was sent (its
+``sid``); not found -> no message was created (yet).
 
 The sender (``JOURNEYS_TWILIO_FROM``) is a phone number (``From``) or a messaging service
 SID ``MG...`` (``MessagingServiceSid``): :func:`sender_fields` tells them apart.
@@ -34,7 +34,6 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -56,7 +55,6 @@ from engine.channels.providers.http import (
 )
 from engine.core.effects import SendRequest
 from engine.core.inputs import ReceiptStatus
-from engine.core.keywords import classify_keyword
 
 TWILIO_BASE_URL: Final = "https://api.twilio.com"
 E164: Final = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -86,6 +84,7 @@ TWILIO_NOT_YET: Final = frozenset(
 
 class TwilioSmsProvider:
     name = "twilio"
+    idempotent = False  # no idempotency key: an ambiguous send is looked up, never repeated
 
     def __init__(
         self,
@@ -97,7 +96,6 @@ class TwilioSmsProvider:
         status_callback: str | None = None,
         base_url: str = TWILIO_BASE_URL,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        idempotent: bool = False,
         lookup_slack_s: float = 2.0,
     ) -> None:
         """``status_callback`` is the webhook URL Twilio reports each status to (our
@@ -109,7 +107,6 @@ class TwilioSmsProvider:
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.status_callback = status_callback
-        self.idempotent = idempotent
         self.lookup_slack_s = lookup_slack_s
         basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._http = HttpClient(
@@ -152,42 +149,44 @@ class TwilioSmsProvider:
         """The message sent to ``to`` with text ``body`` created at or after ``since_ms``
         (epoch ms, the claim's time), or ``None`` if Twilio has none.
 
-        ``GET /2010-04-01/Accounts/{sid}/Messages.json?To=...&DateSent>=YYYY-MM-DD`` lists
-        the number's messages sent on or after that day (GMT), most recent first, in pages
-        (``next_page_uri``); each has ``sid``, ``status``, ``body``, ``direction`` and
-        ``date_created`` (RFC 2822, whole seconds). Errors raise like :meth:`send`.
+        ``GET /2010-04-01/Accounts/{sid}/Messages.json?To=...`` lists the number's
+        messages, most recent first, in pages (``next_page_uri``); each has ``sid``,
+        ``status``, ``body``, ``direction`` and ``date_created`` (RFC 2822, whole seconds).
+        The listing stops after the page where messages older than ``since_ms`` begin.
+        No ``DateSent`` filter: a message still in Twilio's queue has no ``date_sent``
+        yet and would be missed. Errors raise like :meth:`send`.
 
-        Limits: a message Twilio still holds in its queue has no ``date_sent`` yet and may
-        be missing from a ``DateSent`` filter (so call this after the send's outcome has had
-        a few seconds to settle); Twilio may rewrite the body (smart encoding, an appended
-        opt-out footer): a body that only *starts* with ours matches too.
+        Twilio may rewrite the body (smart encoding, an appended opt-out footer): a body
+        that only *starts* with ours matches too.
         """
         found = await self.lookup_message(to, body, since_ms)
         return None if found is None else SendResult(provider_id=found.sid)
 
     async def lookup_message(self, to: str, body: str, since_ms: int) -> LookedUp | None:
         """:meth:`lookup` with the message's status and creation time."""
-        since = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
         # date_created has whole seconds: compare at that resolution, minus the slack
         floor_s = int(since_ms // 1000 - self.lookup_slack_s)
         path: str | None = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        params: dict[str, str] | None = {
-            "To": to,
-            "DateSent>": since.strftime("%Y-%m-%d"),  # sent on or after that day
-            "PageSize": str(LOOKUP_PAGE_SIZE),
-        }
+        params: dict[str, str] | None = {"To": to, "PageSize": str(LOOKUP_PAGE_SIZE)}
         matches: list[LookedUp] = []
         for _ in range(LOOKUP_MAX_PAGES):
             if path is None:
                 break
             answer = await self._http.request("GET", path, what="sms lookup", params=params)
             page = _page(answer)
+            older = False
             for item in page.get("messages") or ():
+                created = _created_s(item)
+                if created is not None and created < floor_s:
+                    older = True  # the rest of the listing is older still
+                    continue
                 found = _match(item, to, body, floor_s)
                 if found is not None:
                     matches.append(found)
             nxt = page.get("next_page_uri")
-            path, params = (nxt, None) if isinstance(nxt, str) and nxt else (None, None)
+            if older or not (isinstance(nxt, str) and nxt):
+                break
+            path, params = nxt, None
         # more than one would mean it went out twice already: name the first
         return min(matches, key=lambda m: m.created_s) if matches else None
 
@@ -214,11 +213,21 @@ def _page(answer: Answer) -> Mapping[str, Any]:
     return body
 
 
+def _created_s(item: object) -> int | None:
+    created = item.get("date_created") if isinstance(item, dict) else None
+    if not isinstance(created, str):
+        return None
+    try:
+        return int(parsedate_to_datetime(created).timestamp())
+    except (TypeError, ValueError):
+        return None
+
+
 def _match(item: object, to: str, body: str, floor_s: int) -> LookedUp | None:
     if not isinstance(item, dict):
         return None
-    sid, text, created = item.get("sid"), item.get("body"), item.get("date_created")
-    if not (isinstance(sid, str) and isinstance(text, str) and isinstance(created, str)):
+    sid, text, created_s = item.get("sid"), item.get("body"), _created_s(item)
+    if not (isinstance(sid, str) and isinstance(text, str)) or created_s is None:
         return None
     if item.get("to") not in (None, to):
         return None
@@ -226,10 +235,6 @@ def _match(item: object, to: str, body: str, floor_s: int) -> LookedUp | None:
     if isinstance(direction, str) and not direction.startswith("outbound"):
         return None
     if text != body and not text.startswith(body):
-        return None
-    try:
-        created_s = int(parsedate_to_datetime(created).timestamp())
-    except (TypeError, ValueError):
         return None
     if created_s < floor_s:
         return None
@@ -291,7 +296,7 @@ def parse_callback(fields: Mapping[str, str], message_id: str | None = None) -> 
         key = event_id or (f"in:{provider_id}" if provider_id else None)
         if phone is None or key is None:
             return Ignored(key, "an inbound SMS without sender or id", dead_letter=True)
-        return InboundEvent(phone, key, text=body, keyword=classify_keyword(body))
+        return InboundEvent(phone, key, text=body)
     ref = provider_id or message_id
     if ref is None:
         return Ignored(event_id, "a delivery report without message id", dead_letter=True)

@@ -37,6 +37,8 @@ DEFAULT_TOPICS: dict[str, str] = {
     "dead_letters": "journey.dead-letters",
     "control": "journey.control",  # compacted: splits' winners (engine.stream.decider)
     "traces": "journey.traces",  # trace records of traced users (`journeys explain`)
+    # the gateway's message-id map, compacted (engine/stream/gateway/idmap.py)
+    "gateway_ids": "journey.gateway-ids",
 }
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -45,9 +47,9 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 @dataclass(frozen=True)
 class Topics:
-    """The eight topics. All are created with the same partition count and keyed by
-    user_id (dead letters: by the original key), so a user's inputs, timers, sends and
-    receipts share one partition number everywhere."""
+    """The topics. All are created with the same partition count and keyed by user_id
+    (dead letters: by the original key; the gateway's id map: by id), so a user's inputs,
+    timers, sends and receipts share one partition number everywhere."""
 
     user_events: str = DEFAULT_TOPICS["user_events"]
     channel_receipts: str = DEFAULT_TOPICS["channel_receipts"]
@@ -58,6 +60,7 @@ class Topics:
     dead_letters: str = DEFAULT_TOPICS["dead_letters"]
     control: str = DEFAULT_TOPICS["control"]
     traces: str = DEFAULT_TOPICS["traces"]
+    gateway_ids: str = DEFAULT_TOPICS["gateway_ids"]
 
     def engine_inputs(self) -> tuple[str, str, str, str]:
         """What the engine worker consumes (co-partitioned)."""

@@ -37,7 +37,8 @@ def admin_client(settings: Settings, client_id: str) -> AIOKafkaAdminClient:
 def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     if name == settings.topics.dead_letters:
         return {"max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
-    if name == settings.topics.control:  # one record per split decision, kept for good
+    # Maps: the latest record per key is kept (split decisions for good, gateway ids).
+    if name in (settings.topics.control, settings.topics.gateway_ids):
         return {"cleanup.policy": "compact"}
     return {}
 

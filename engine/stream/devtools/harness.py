@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,13 @@ from aiokafka import AIOKafkaProducer
 from engine.stream.common.checkpoint import EXIT_FAIL_STOP
 from engine.stream.common.settings import Settings
 from engine.stream.devtools.outcomes import read_topic
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a child's server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -157,12 +165,12 @@ class StreamEnv:
     def settings(self) -> Settings:
         return Settings.from_env_and_args(env=self.env())
 
-    def start(self, module: str, name: str, **env: str) -> Service:
+    def start(self, module: str, name: str, *args: str, **env: str) -> Service:
         svc = Service(
             name,
             proc=None,  # type: ignore[arg-type]  # spawn() sets it
             log_path=self.workdir / f"{name}.log",
-            argv=[sys.executable, "-m", module],
+            argv=[sys.executable, "-m", module, *args],
             # One data directory per service, as if each ran on its own host (RocksDB
             # locks its files); a restart passes the old one to get its local state back.
             # Static group membership, as in production: one instance id per service
@@ -190,8 +198,14 @@ class StreamEnv:
     def start_worker(self, name: str = "worker", **env: str) -> Service:
         return self.start("engine.stream.worker", name, **env)
 
-    def start_gateway(self, name: str = "gateway", **env: str) -> Service:
-        return self.start("engine.stream.gateway", name, **env)
+    def start_gateway(
+        self, name: str = "gateway", *, rcs: str = "simulated", sms: str = "simulated", **env: str
+    ) -> Service:
+        """A gateway with these providers (their settings in ``env``), its webhook server
+        on a free port unless ``JOURNEYS_WEBHOOK_PORT`` is given (``Service.env`` has it;
+        a restart keeps it)."""
+        env.setdefault("JOURNEYS_WEBHOOK_PORT", str(free_port()))
+        return self.start("engine.stream.gateway", name, "--rcs", rcs, "--sms", sms, **env)
 
     def close(self) -> None:
         if self._supervisor is not None:
