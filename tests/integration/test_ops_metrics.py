@@ -101,7 +101,15 @@ async def test_worker_and_gateway_expose_metrics_health_and_readiness(
         assert "journeys_consumer_lag{" in text
         assert "journeys_ready 1.0" in text
 
-        _, gtext = await _get(gbase + "/metrics")
+        deadline = time.monotonic() + 30
+        gtext = ""
+        while time.monotonic() < deadline:
+            _, gtext = await _get(gbase + "/metrics")
+            if _sample(gtext, "journeys_provider_sends_total") >= 5:
+                break
+            await asyncio.sleep(1)
         assert _sample(gtext, "journeys_inputs_total") >= 5, gtext
+        assert _sample(gtext, "journeys_provider_sends_total") == 5, gtext
+        assert _sample(gtext, "journeys_provider_latency_seconds_count") == 5, gtext
     finally:
         await env.aclose()

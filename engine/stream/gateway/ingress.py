@@ -33,6 +33,7 @@ from engine.core import wire
 from engine.core.inputs import Receipt
 from engine.errors import ConfigError
 from engine.stream.common.logs import event
+from engine.stream.common.metrics import Metrics
 from engine.stream.common.settings import Settings
 from engine.stream.gateway import idmap
 
@@ -88,6 +89,7 @@ class Ingress:
         self.follower = idmap.IdMapFollower(settings, ids, f"{settings.gateway_app_id}-ids")
         self._producer: AIOKafkaProducer | None = None
         self._runner: web.AppRunner | None = None
+        self.metrics: Metrics | None = None  # Prometheus (set by the service)
 
     @property
     def port(self) -> int:
@@ -103,7 +105,10 @@ class Ingress:
             **s.security.aiokafka_kwargs(),
         )
         await self._producer.start()
-        self._runner = web.AppRunner(self.receiver.app(), access_log=None)
+        app = self.receiver.app()
+        if self.metrics is not None:
+            app.middlewares.append(_counting(self.metrics))
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, self.sock).start()
         event(log, "webhooks_listening", port=self.port)
@@ -166,3 +171,21 @@ class Ingress:
             await self._produce(self.ids_topic, k, None)
             self.ids.apply(k, None)
         return len(old)
+
+
+def _counting(metrics: Metrics) -> Any:
+    """journeys_webhook_requests_total{provider, status}: the provider from the path
+    (/webhooks/rbm, /webhooks/twilio), the HTTP status of the answer."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        provider = request.path.rsplit("/", 1)[-1] or "root"
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            metrics.webhooks.labels(provider, str(exc.status)).inc()
+            raise
+        metrics.webhooks.labels(provider, str(response.status)).inc()
+        return response
+
+    return count

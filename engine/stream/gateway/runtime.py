@@ -44,6 +44,7 @@ from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
+from engine.stream.common.metrics import Metrics
 from engine.stream.common.settings import Settings
 from engine.stream.common.timers import TimerIndex
 from engine.stream.gateway import idmap
@@ -87,6 +88,7 @@ class GatewayRuntime:
         self.ids_topic = topics.gateway_ids
         self.send = backend.send
         self.stats = GatewayStats()
+        self.metrics: Metrics | None = None  # Prometheus (set by the service)
         self.claims = Claims(backend, checkpoint)
         self.store = KafkaClaimStore(self.claims, self._id_records)
         self.live: dict[str, Record] = self.store.live  # records of the sends in the sender
@@ -206,6 +208,7 @@ class GatewayRuntime:
                 return
             assert job.req is not None
             await self._originals(job.req)
+            started = time.perf_counter()
             if job.kind == "resume":
                 assert job.claim is not None
                 outcome = await self.gateway.resume(job.req, job.claim)
@@ -213,7 +216,21 @@ class GatewayRuntime:
                 outcome = await self.gateway.send(job.req, held_s=waited_s)
         except Closing:
             return  # stopping: the send stays queued for the restart
+        self._measure(job, outcome, time.perf_counter() - started)
         await self._settle(job, outcome)
+
+    def _measure(self, job: Job, outcome: SendOutcome, seconds: float) -> None:
+        """Prometheus figures of one send (engine/stream/common/metrics.py)."""
+        m, claim = self.metrics, outcome.claim
+        if m is None or claim is None:  # no provider call: refused before, or a duplicate
+            return
+        m.provider_latency.labels(claim.provider, "send").observe(seconds)
+        if outcome.status in ("sent", "not_capable"):
+            m.provider_sends.labels(claim.provider, claim.channel).inc()
+        else:
+            m.provider_errors.labels(claim.provider, outcome.status).inc()
+        if outcome.attempts > 1 or job.kind == "resume":
+            m.provider_retries.labels(claim.provider).inc(max(outcome.attempts - 1, 1))
 
     async def _originals(self, req: SendRequest) -> None:
         """An SMS fallback may derive its text from the RCS original: its content comes

@@ -84,7 +84,9 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
         providers.concurrency,
         map_ids=providers.rcs != "simulated" or providers.sms != "simulated",
     )
+    runtime.metrics = parts.metrics
     ingress = Ingress(settings, providers, ids, sock)
+    ingress.metrics = parts.metrics
 
     async def sweep() -> None:
         cutoff = int(time.time() * 1000) - int(settings.dedupe_retention_h * 3_600_000)
