@@ -1,6 +1,6 @@
 """A corpus of malformed input records, each with the dead-letter reason it must get.
 
-Used by the real-broker poison test (``tests/integration/test_stream_poison.py``) and
+Used by the real-broker poison test (``tests/integration/test_poison_on_the_broker.py``) and
 by ``python -m engine.stream.devtools.bench poison`` (dead-letter throughput). Each kind
 is one way a record can be unusable; :func:`bad_records` cycles through them, and
 :func:`interleave` mixes valid users' events in, so a test sees the worker go on after
