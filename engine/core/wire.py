@@ -408,16 +408,20 @@ def revoke(d: dict[str, Any]) -> Revoke:
     return Revoke(_str(d, "message_id") or "", _str(d, "user_id") or "", _ts(d))
 
 
-def gateway_request(d: dict[str, Any]) -> SendRequest | Revoke:
+def gateway_request(d: dict[str, Any]) -> SendRequest | Revoke | Forget:
+    """A send, a revoke, or a forgotten user (the engine forwards ``journeys forget`` so
+    the gateway drops its records of the user)."""
     kind = d.get("type", "send")
     if kind == "revoke":
         return revoke(d)
+    if kind == "forget":
+        return forget(d)
     if kind != "send":
-        raise InputError("unknown_type", "'type' must be send or revoke")
+        raise InputError("unknown_type", "'type' must be send, revoke or forget")
     return send_request(d)
 
 
-def decode_gateway_request(raw: bytes | None) -> SendRequest | Revoke:
+def decode_gateway_request(raw: bytes | None) -> SendRequest | Revoke | Forget:
     """A ``journey.send-requests`` message; :class:`InputError` when unusable."""
     return gateway_request(loads(_present(raw)))
 

@@ -1,5 +1,6 @@
 """``journeys forget USER_ID`` on the real broker: the worker tombstones the user's state in
-its changelog, drops their timer, writes ``user_forgotten``, and keeps the other users."""
+its changelog, drops their timer, writes ``user_forgotten`` and forwards the request to the
+gateway, which drops its record of the user's message; the other users keep theirs."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ async def test_forget_erases_the_user_and_keeps_the_others(
     (jdir / "forget.yaml").write_text(JOURNEY)
     env = StreamEnv(kafka_bootstrap, tmp_path, jdir, partitions=2)
     try:
-        worker = env.start_worker()
+        worker, gateway = env.start_worker(), env.start_gateway()
         await worker.wait_for("worker_ready", 60)
+        await gateway.wait_for("gateway_ready", 60)
         now = int(time.time() * 1000)
         t = env.settings().topics
         await env.produce(
@@ -83,7 +85,8 @@ async def test_forget_erases_the_user_and_keeps_the_others(
         while time.monotonic() < deadline:
             outs = await env.read_json(t.outcomes)
             sent = {o["user_id"] for o in outs if o["type"] == "message_sent"}
-            if sent == {"keep", "gone"}:
+            delivered = {o["user_id"] for o in outs if o["type"] == "message_delivered"}
+            if sent == delivered == {"keep", "gone"}:
                 break
             await asyncio.sleep(0.5)
         assert sent == {"keep", "gone"}
@@ -105,6 +108,8 @@ async def test_forget_erases_the_user_and_keeps_the_others(
         assert o["user_id"] == "gone"
         assert o["attributes"] == {"runs_ended": 1, "request_id": "req-9"}
         await worker.wait_for("user_forgotten", 10)
+        dropped = await gateway.wait_for("user_forgotten", 30)  # forwarded by the worker
+        assert dropped["user_id"] == "gone" and dropped["records"] == 1
 
         changelog = f"{env.env()['JOURNEYS_APP_ID']}-user-states-changelog"
         deadline = time.monotonic() + 30

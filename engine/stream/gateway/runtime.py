@@ -39,7 +39,7 @@ from engine.channels.gateway import (
 from engine.channels.webhooks import SentMessage
 from engine.core import wire
 from engine.core.effects import Revoke, SendRequest
-from engine.core.inputs import Receipt
+from engine.core.inputs import Forget, Receipt
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
 from engine.stream.common.dead_letters import DeadLetters
@@ -127,8 +127,30 @@ class GatewayRuntime:
             return
         if isinstance(req, Revoke):
             await self._on_revoke(req, partition)
+        elif isinstance(req, Forget):
+            await self._on_forget(req.user_id)
         else:
             await self._on_send(req, partition, offset)
+
+    async def _on_forget(self, user_id: str) -> None:
+        """``journeys forget``: the records of the user's messages (claims of this
+        instance's partitions: the user's are here, co-partitioned) and their id-map
+        entries, phone number included, as tombstones. A send still queued or in flight
+        settles first and is forgotten by the retention sweep."""
+        gone = 0
+        for key, rec in list(self.claims.records()):
+            if rec.get("u") != user_id or rec.get("st", "sent") != "sent":
+                continue
+            self.checkpoint.put_state(key, int(rec.get("p", 0)), None)
+            gone += 1
+        mine = [m for m in list(self.ids.messages.values()) if m.user_id == user_id]
+        tombstones: list[idmap.KV] = []
+        for sent in mine:
+            tombstones += idmap.forget_records(sent.message_id, sent.provider_id)
+            if self.ids.phones.get(sent.phone) == sent.message_id:
+                tombstones.append((f"t:{sent.phone}".encode(), None))
+        await self._produce_ids(tombstones, "effect")
+        event(log, "user_forgotten", user_id=user_id, records=gone, ids=len(tombstones))
 
     def _record(self, message_id: str) -> Record | None:
         return self.live.get(message_id) or self.claims.get(message_id.encode())

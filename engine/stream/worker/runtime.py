@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from engine.core import wire
 from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
-from engine.core.inputs import Input, Wake
+from engine.core.inputs import Forget, Input, Wake
 from engine.core.timers import is_stale
 from engine.core.trace import Trace
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
@@ -119,7 +119,7 @@ class Record(NamedTuple):
     """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
 
     topic: str
-    effect: Outcome | SendRequest | Revoke | Trace
+    effect: Outcome | SendRequest | Revoke | Trace | Erase
     value: bytes
     label: str
 
@@ -278,8 +278,10 @@ class EngineRuntime:
                     t.send_requests, eff, wire.revoke_value(eff), f"revoke {eff.message_id}"
                 )
             case Erase():
+                # The state goes (a tombstone below); the gateway drops its records too.
                 step.erase = True
-                return
+                forget = wire.forget_wire(Forget(eff.user_id, self.clock()))
+                rec = Record(t.send_requests, eff, wire.dumps(forget), f"forget {eff.user_id}")
             case ScheduleWake():
                 if eff.at is not None:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
