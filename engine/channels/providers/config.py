@@ -174,11 +174,7 @@ class RbmConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> RbmConfig:
-        problems = _Problems()
-        cfg = cls._parse(env, problems)
-        problems.raise_if_any()
-        assert cfg is not None
-        return cfg
+        return _parsed(lambda problems: cls._parse(env, problems))
 
     @classmethod
     def _parse(cls, env: Env, problems: _Problems) -> RbmConfig | None:
@@ -202,6 +198,15 @@ class RbmConfig:
         return cls(agent, key, token, base, rate)
 
 
+def _parsed(parse: Callable[[_Problems], T | None]) -> T:
+    """Parse one provider's settings; every problem at once in one ConfigError."""
+    problems = _Problems()
+    cfg = parse(problems)
+    problems.raise_if_any()
+    assert cfg is not None  # no problem, so the parse gave a value
+    return cfg
+
+
 @dataclass(frozen=True, slots=True)
 class TwilioConfig:
     account_sid: str
@@ -220,11 +225,7 @@ class TwilioConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> TwilioConfig:
-        problems = _Problems()
-        cfg = cls._parse(env, problems)
-        problems.raise_if_any()
-        assert cfg is not None
-        return cfg
+        return _parsed(lambda problems: cls._parse(env, problems))
 
     @classmethod
     def _parse(cls, env: Env, problems: _Problems) -> TwilioConfig | None:

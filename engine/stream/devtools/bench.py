@@ -35,7 +35,7 @@ import orjson
 
 from engine.durations import format_ts, parse_duration_ms, parse_ts_ms
 from engine.stream.devtools.harness import StreamEnv
-from engine.stream.devtools.outcomes import _consumer
+from engine.stream.devtools.outcomes import _consumer, outcomes_with_broker_time
 
 THROUGHPUT_JOURNEY = """
 id: bench
@@ -62,22 +62,6 @@ nodes:
 """
 
 
-async def _outcomes_with_broker_time(env: StreamEnv) -> list[tuple[int, dict[str, Any]]]:
-    s = env.settings()
-    consumer, tps = await _consumer(s, s.topics.outcomes)
-    out: list[tuple[int, dict[str, Any]]] = []
-    try:
-        end = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if end[tp] > 0}
-        while left:
-            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
-                for r in recs:
-                    out.append((r.timestamp, orjson.loads(r.value)))
-                    if r.offset + 1 >= end[tp]:
-                        left.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def _count(env: StreamEnv, topic: str) -> int:
@@ -206,7 +190,7 @@ async def timers(
         await asyncio.sleep(parse_duration_ms(wait) / 1000 + 3)
         late = sorted(
             broker_ms - parse_ts_ms(o["ts"])
-            for broker_ms, o in await _outcomes_with_broker_time(env)
+            for broker_ms, o in await outcomes_with_broker_time(env.settings())
             if o["type"] == "node_entered" and o["node_id"] == "after"
         )
 

@@ -123,3 +123,22 @@ def print_outcomes(settings: Settings, follow: bool, out: BinaryIO | None = None
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+async def outcomes_with_broker_time(settings: Settings) -> list[tuple[int, dict[str, Any]]]:
+    """Every outcome so far with the broker's timestamp of its record (epoch ms): when it
+    was written, for the benchmarks' lateness and recovery figures."""
+    consumer, tps = await _consumer(settings, settings.topics.outcomes)
+    out: list[tuple[int, dict[str, Any]]] = []
+    try:
+        end = await consumer.end_offsets(tps)
+        left = {tp for tp in tps if end[tp] > 0}
+        while left:
+            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
+                for r in recs:
+                    out.append((r.timestamp, orjson.loads(r.value)))
+                    if r.offset + 1 >= end[tp]:
+                        left.discard(tp)
+    finally:
+        await consumer.stop()
+    return out

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from engine.durations import format_ts, parse_ts_ms
 from engine.stream.devtools.harness import StreamEnv
-from engine.stream.devtools.outcomes import _consumer
+from engine.stream.devtools.outcomes import outcomes_with_broker_time
 
 JOURNEY = """
 id: recovery
@@ -62,22 +62,6 @@ CONFIGS = (
 )
 
 
-async def _outcomes(env: StreamEnv) -> list[tuple[int, dict[str, Any]]]:
-    s = env.settings()
-    consumer, tps = await _consumer(s, s.topics.outcomes)
-    out: list[tuple[int, dict[str, Any]]] = []
-    try:
-        end = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if end[tp] > 0}
-        while left:
-            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
-                for r in recs:
-                    out.append((r.timestamp, orjson.loads(r.value)))
-                    if r.offset + 1 >= end[tp]:
-                        left.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def _feed(env: StreamEnv, rate: float, until: float) -> int:
@@ -145,7 +129,7 @@ async def recovery(
         ready_s = (time.time_ns() // 1_000_000 - kill_ms) / 1000
         users = await feeding
         await asyncio.sleep(6)
-        outcomes = await _outcomes(env)
+        outcomes = await outcomes_with_broker_time(env.settings())
     finally:
         await env.aclose()
     after = sorted(b for b, _o in outcomes if b >= kill_ms)
