@@ -451,6 +451,15 @@ def _gateway(args: argparse.Namespace) -> int:
     return run_gateway(settings, providers)
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from engine.stream.ingest.config import IngestConfig
+    from engine.stream.ingest.service import run_ingest
+
+    # The write keys from the environment only; a missing one stops here, naming it.
+    config = IngestConfig.from_env(port=args.port, bind=args.bind)
+    return run_ingest(Settings.from_env_and_args(args), config)
+
+
 def _produce(args: argparse.Namespace) -> int:
     from engine.stream.devtools.produce import Retry, produce_file
 
@@ -592,6 +601,12 @@ def _existing_file(text: str) -> str:
     if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory: name a file")
     return _existing_path(text)
+
+
+def _add_ingest_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.stream.ingest.config import add_ingest_arguments
+
+    add_ingest_arguments(p)
 
 
 def _port(text: str) -> int:
@@ -875,6 +890,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--sms", choices=["simulated", "twilio"], default="simulated", help="SMS provider"
     )
+    p = add("ingest", _ingest, "Segment / RudderStack tracking calls -> journey.user-events")
+    _add_ingest_arguments(p)
+    add_arguments(p)
     p = add("produce", _produce, "feed a JSON-lines file of events into journey.user-events")
     p.add_argument("file")
     p.add_argument(
