@@ -115,7 +115,13 @@ async def test_the_key_in_the_body_and_a_rotating_key_are_accepted(client: Clien
     )
     assert status == 200
     assert (await client.post("/v1/track", calls.SEGMENT_TRACK, key=OLD_KEY))[0] == 200
-    assert len(client.sink.on(EVENTS)) == 4
+    # Segment's OAuth senders: a Bearer token, and the write key in the body.
+    bearer = {"Authorization": "Bearer eyJhbGciOi"}
+    status, _ = await client.post(
+        "/v1/track", {**calls.SEGMENT_TRACK, "writeKey": KEY}, key=None, headers=bearer
+    )
+    assert status == 200
+    assert len(client.sink.on(EVENTS)) == 5
 
 
 def test_basic_header_forms() -> None:

@@ -173,13 +173,13 @@ class IngestServer:
         return raw[:limit], size > limit
 
     def _authenticate(self, request: web.Request, body: Any) -> None:
+        """The HTTP Basic username, or the body's ``writeKey`` (Segment's OAuth senders put
+        it there next to a Bearer token), must be a configured key."""
         header = request.headers.get("Authorization")
-        if header is not None:
-            key = basic_username(header)
-        else:
-            key = body.get("writeKey") if isinstance(body, dict) else None
-            key = key if isinstance(key, str) else None
-        if not self.config.keys.accepts(key):
+        given = basic_username(header) if header is not None else None
+        in_body = body.get("writeKey") if isinstance(body, dict) else None
+        keys = self.config.keys
+        if not (keys.accepts(given) or (isinstance(in_body, str) and keys.accepts(in_body))):
             raise _Unauthorized
 
     def _unauthorized(self) -> web.Response:
