@@ -1,7 +1,7 @@
 """``journeys ingest``: the process. A Kafka producer (acks from every in-sync replica,
 idempotent) under :class:`~engine.stream.ingest.server.IngestServer`, until SIGINT/SIGTERM.
 
-    python -m engine.stream.ingest [--port 8088] [--bind 127.0.0.1]
+    python -m engine.stream.ingest [--port 8089] [--bind 127.0.0.1]
 
 At start: the write keys are checked (none: exit 2, naming the variable), then the broker
 (:func:`~engine.stream.common.preflight.check_brokers`) and the two topics it writes
