@@ -80,7 +80,13 @@ class IngestService:
             self.server.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.bind, self.config.port).start()
+        try:
+            await web.TCPSite(self._runner, self.config.bind, self.config.port).start()
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {self.config.port} / --bind {self.config.bind}: can't listen there "
+                f"({exc.strerror}); pick a free port (JOURNEYS_INGEST_PORT)"
+            ) from exc
         self.port = int(self._runner.addresses[0][1])
         event(
             log,
@@ -101,8 +107,9 @@ class IngestService:
         if self._producer is not None:
             await self._producer.stop()  # sends what is queued
             self._producer = None
-        if self.server is not None:
-            event(log, "ingest_stopped")
+        if self.port is not None:
+            event(log, "ingest_stopped", port=self.port)
+            self.port = None
 
 
 async def serve(settings: Settings, config: IngestConfig) -> None:
