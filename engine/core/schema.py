@@ -465,10 +465,13 @@ class DeadLetter(_Open):
 
     reason: NonEmpty = Field(description="machine-readable: bad_json, missing_field, ...")
     detail: str = Field(max_length=2000, description="human-readable detail, cut to 2000")
-    stage: Literal["engine", "gateway"] = Field(description="the service that gave up on it")
-    topic: NonEmpty = Field(description="where the input was")
-    partition: int = Field(ge=0)
-    offset: int = Field(ge=0)
+    # webhook: the gateway's provider callbacks; ingest: `journeys ingest` (HTTP calls).
+    stage: Literal["engine", "gateway", "webhook", "ingest"] = Field(
+        description="the service that gave up on it"
+    )
+    topic: NonEmpty = Field(description="where the input was (an HTTP call: its path)")
+    partition: int = Field(ge=-1, description="-1: an HTTP call, not a record")
+    offset: int = Field(ge=-1, description="-1: an HTTP call, not a record")
     timestamp: Timestamp | None = Field(description="the input's Kafka timestamp")
     key: str | None = Field(description="the input's key as text (null: none, or not UTF-8)")
     key_b64: Base64 | None = Field(description="the input's key bytes, base64")

@@ -16,8 +16,9 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from pydantic import TypeAdapter
 
-from engine.core import wire
+from engine.core import schema, wire
 from engine.errors import ConfigError
 from engine.stream.common.settings import Settings
 from engine.stream.ingest import config as ingest_config
@@ -182,6 +183,7 @@ async def test_a_malformed_call_is_400_with_a_dead_letter(client: Client) -> Non
     assert (dl["reason"], dl["stage"], dl["topic"]) == ("missing_user_id", "ingest", "/v1/track")
     assert "anonymousId" in dl["detail"]
     raw = wire.decode_dead_letter(orjson.dumps(dl)).value
+    TypeAdapter(schema.DeadLetter).validate_json(orjson.dumps(dl), strict=True)  # the schema
     assert raw is not None and b"Signed Up" in raw
     assert KEY.encode() not in raw and b"[write key]" in raw  # never the key
     assert client.sink.on(EVENTS) == []
