@@ -85,8 +85,7 @@ def test_page_screen_group_and_alias_are_ignored(msg: dict[str, Any], kind: str)
 def test_rudderstack_identify_takes_the_context_traits() -> None:
     record = mapped(calls.RUDDERSTACK_IDENTIFY, "identify")
     assert record["user_id"] == "identified user id"
-    assert record["profile"] == {"trait1": "new-val"}
-    assert record["properties"] == {}
+    assert record["profile"] == record["properties"] == {"trait1": "new-val"}
 
 
 def test_rudderstack_track() -> None:

@@ -7,7 +7,7 @@ The mapping (docs/ingest.md, "What maps to what"):
   (the record's key), ``event`` -> ``name``, ``properties`` -> ``properties``,
   ``context.traits`` -> ``profile``.
 * ``identify`` -> the deployment's profile event (``profile_updated``): ``traits`` (over
-  ``context.traits``) -> ``profile``, and the same traits as ``properties``.
+  ``context.traits``, key by key) -> ``profile``, and the same traits as ``properties``.
 * ``page``, ``screen``, ``group``, ``alias`` -> nothing: the engine has no use for them
   (no page journeys, no accounts, no identity graph). They are answered 200 and counted.
 * ``ts``: ``timestamp``; else ``originalTimestamp`` moved by the sender's clock skew
@@ -218,7 +218,7 @@ def map_call(
         traits = _object(msg, "traits")
         merged = {**(context_traits or {}), **(traits or {})}
         profile = _profile(merged, context) or {}
-        properties = dict(traits or {})
+        properties = merged
     record: dict[str, Any] = {
         "event_id": event_id,
         "user_id": user,
