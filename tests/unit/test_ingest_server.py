@@ -336,3 +336,26 @@ def test_no_write_key_refuses_to_start_naming_the_variable(
     monkeypatch.delenv("JOURNEYS_INGEST_WRITE_KEY_FILE", raising=False)
     assert ingest_main(["--port", "0"]) == 2
     assert "JOURNEYS_INGEST_WRITE_KEY is not set" in capsys.readouterr().err
+
+
+async def test_the_key_never_reaches_the_logs(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    await client.post("/v1/track", {"anonymousId": "a", "writeKey": KEY}, key=None)
+    await client.post("/v1/batch", {"batch": [{"type": "track"}], "writeKey": KEY}, key=None)
+    await client.post("/v1/track", calls.SEGMENT_TRACK, key=KEY + "x")
+    assert [r for r in caplog.records if r.getMessage() == "ingest_rejected"]
+    logged = " ".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    assert KEY not in logged
+
+
+def test_the_command_line_refuses_to_start_without_a_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main as journeys
+
+    monkeypatch.delenv("JOURNEYS_INGEST_WRITE_KEY", raising=False)
+    monkeypatch.delenv("JOURNEYS_INGEST_WRITE_KEY_FILE", raising=False)
+    assert journeys(["ingest", "--port", "0"]) == 2
+    assert "JOURNEYS_INGEST_WRITE_KEY is not set" in capsys.readouterr().err
