@@ -64,6 +64,7 @@ class InputFeed:
         # (without a dead-letter producer, the error propagates: the agent crashes).
         self.dead_letters = dead_letters
         self.failures: dict[tuple[str, int, int], tuple[int, str]] = {}
+        self.batches = 0  # input batches fed (the stats line: inputs / batches)
 
     async def on_assigned(self, app: Any) -> None:
         """After recovery: where each assigned input partition resumes."""
@@ -87,6 +88,7 @@ class InputFeed:
         checkpoint's lock is taken once for the batch, and the outbox flushed before it is
         let go; only a gap splits the batch: its records are read from the broker outside
         the lock (a commit may run meanwhile), then processed, then the rest."""
+        self.batches += 1
         i, n = 0, len(messages)
         while i < n:
             async with self.checkpoint.lock:

@@ -44,8 +44,9 @@ class BatchProducer(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-#: (key, value, label) of one record waiting in the outbox.
-Pending = tuple[bytes | None, bytes, str]
+#: (key, value, what) of one record waiting in the outbox; ``str(what)`` names it in an
+#: error message, made only when needed (an f-string per record costs on the hot path).
+Pending = tuple[bytes | None, bytes, object]
 
 
 class Outbox:
@@ -62,14 +63,16 @@ class Outbox:
         self.batches_sent = 0
         checkpoint.flushers.append(self.flush)
 
-    def put(self, topic: str, partition: int, key: bytes | None, value: bytes, label: str) -> None:
-        """Queue one record (``label`` names it in a fail-stop message)."""
+    def put(
+        self, topic: str, partition: int, key: bytes | None, value: bytes, what: object
+    ) -> None:
+        """Queue one record (``str(what)`` names it in a fail-stop message)."""
         tp = (topic, partition)
         queue = self.pending.get(tp)
         if queue is None:
-            self.pending[tp] = [(key, value, label)]
+            self.pending[tp] = [(key, value, what)]
         else:
-            queue.append((key, value, label))
+            queue.append((key, value, what))
 
     async def flush(self) -> None:
         """Produce every queued record; each batch's delivery future joins the checkpoint's
@@ -80,8 +83,10 @@ class Outbox:
         for (topic, partition), records in pending.items():
             self.records += len(records)
             if self.batches is None:
-                for key, value, label in records:
-                    self.checkpoint.add_effect(label, await self.send(topic, key, value, partition))
+                for key, value, what in records:
+                    self.checkpoint.add_effect(
+                        str(what), await self.send(topic, key, value, partition)
+                    )
                 continue
             await self._batched(topic, partition, records)
 
@@ -89,17 +94,17 @@ class Outbox:
         assert self.batches is not None
         builder = self.batches.create_batch()
         first, n = records[0][2], 0
-        for key, value, label in records:
+        for key, value, what in records:
             if builder.append(timestamp=None, key=key, value=value) is None:  # full
                 await self._send(builder, topic, partition, first, n)
                 builder = self.batches.create_batch()
-                first, n = label, 0
+                first, n = what, 0
                 builder.append(timestamp=None, key=key, value=value)  # the first always fits
             n += 1
         await self._send(builder, topic, partition, first, n)
 
     async def _send(
-        self, builder: BatchBuilder, topic: str, partition: int, first: str, n: int
+        self, builder: BatchBuilder, topic: str, partition: int, first: object, n: int
     ) -> None:
         builder.close()  # nothing else may be added to it (producer.send could)
         label = f"{n} records to {topic}:{partition}, from {first}"

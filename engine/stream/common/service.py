@@ -315,7 +315,13 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     if settings.stats_interval_s > 0:
 
         async def stats() -> None:
-            event(log, config.events.stats, **config.gauges(), **config.report())
+            event(
+                log,
+                config.events.stats,
+                **config.gauges(),
+                input_batches=feed.batches,
+                **config.report(),
+            )
 
         app.timer(settings.stats_interval_s, name=f"{config.timer_prefix}-stats")(stats)
 

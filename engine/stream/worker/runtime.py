@@ -118,12 +118,30 @@ def _wall_clock_ms() -> int:
 
 
 class Record(NamedTuple):
-    """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
+    """An effect, encoded: where it goes, what it was, its bytes."""
 
     topic: str
     effect: Outcome | SendRequest | Revoke | Trace | Erase
     value: bytes
-    label: str
+
+    @property
+    def label(self) -> str:
+        """What the record is, for an error message (made only when one is needed)."""
+        match self.effect:
+            case Outcome():
+                return f"outcome {self.effect.outcome_id}"
+            case SendRequest():
+                return f"send {self.effect.message_id}"
+            case Revoke():
+                return f"revoke {self.effect.message_id}"
+            case Erase():
+                return f"forget {self.effect.user_id}"
+            case Trace():
+                return f"trace {self.effect.trace_id}"
+        return "effect"  # pragma: no cover
+
+    def __str__(self) -> str:
+        return self.label
 
 
 @dataclass
@@ -290,41 +308,39 @@ class EngineRuntime:
         t = self.topics
         match eff:
             case Outcome():
-                rec = Record(t.outcomes, eff, wire.outcome_value(eff), f"outcome {eff.outcome_id}")
+                rec = Record(t.outcomes, eff, wire.outcome_value(eff))
             case SendRequest():
-                rec = Record(
-                    t.send_requests, eff, wire.send_request_value(eff), f"send {eff.message_id}"
-                )
+                rec = Record(t.send_requests, eff, wire.send_request_value(eff))
             case Revoke():
-                rec = Record(
-                    t.send_requests, eff, wire.revoke_value(eff), f"revoke {eff.message_id}"
-                )
+                rec = Record(t.send_requests, eff, wire.revoke_value(eff))
             case Erase():
                 # The state goes (a tombstone below); the gateway drops its records too.
                 step.erase = True
                 forget = wire.forget_wire(Forget(eff.user_id, self.clock()))
-                rec = Record(t.send_requests, eff, wire.dumps(forget), f"forget {eff.user_id}")
+                rec = Record(t.send_requests, eff, wire.dumps(forget))
             case ScheduleWake():
                 if eff.at is not None:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
                 step.wakes.append(eff)
                 return
             case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
-                rec = Record(t.traces, eff, wire.trace_value(eff), f"trace {eff.trace_id}")
+                rec = Record(t.traces, eff, wire.trace_value(eff))
             case _:
                 return
-        _check_size(rec.label, rec.value)
+        if len(rec.value) > MAX_RECORD_BYTES:
+            _check_size(rec.label, rec.value)
         step.records.append(rec)
 
     async def _carry_out(self, step: Prepared, partition: int) -> None:
         stats, metrics, outbox = self.stats, self.metrics, self.outbox
         debug = log.isEnabledFor(logging.DEBUG)
-        for topic, eff, value, label in step.records:
+        for rec in step.records:
+            topic, eff, value = rec
             if outbox is not None:
-                outbox.put(topic, partition, step.user_key, value, label)
+                outbox.put(topic, partition, step.user_key, value, rec)  # labelled when needed
             else:
                 fut = await self.send(topic, step.user_key, value, partition)
-                self.checkpoint.add_effect(label, fut)
+                self.checkpoint.add_effect(rec.label, fut)
             if isinstance(eff, Outcome):
                 stats.outcomes += 1
                 if metrics is not None:
