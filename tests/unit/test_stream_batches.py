@@ -395,3 +395,54 @@ async def test_a_step_that_fails_half_way_leaves_the_state_of_the_input_before(
     assert (letter["reason"], letter["offset"]) == ("processing_error", 1)
     thanks = [orjson.loads(v) for v in backend.on(settings.topics.send_requests)]
     assert [s["node_id"] for s in thanks] == ["hello", "thanks"]  # the third input went on
+
+
+async def test_the_changelog_goes_out_in_one_batch_per_partition_with_its_last_offset() -> None:
+    from engine.stream.common.faust_glue import FaustBackend
+
+    persisted: list[tuple[str, int, int]] = []
+    sent: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
+
+    class Producer:
+        def create_batch(self) -> Builder:
+            return Builder(room=2)
+
+        async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
+            sent.append((topic, partition, batch.records))
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut.set_result(SimpleNamespace(offset=100 * partition + 10 * len(sent)))
+            return fut
+
+    producer = Producer()
+    app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+    table = SimpleNamespace(
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: "states-changelog"),
+        data=SimpleNamespace(
+            set_persisted_offset=lambda tp, off: persisted.append((tp.topic, tp.partition, off))
+        ),
+    )
+    backend = FaustBackend(app, table)  # type: ignore[arg-type]
+    dirty: dict[bytes, tuple[int, bytes | None]] = {
+        b"a": (0, b"A"),
+        b"b": (1, b"B"),
+        b"c": (0, b"C"),
+        b"d": (0, None),  # a forgotten user: a tombstone
+    }
+    futures = await backend.send_changelog_batches(dirty)
+    await asyncio.gather(*(f for _label, f in futures))
+    assert sent == [
+        ("states-changelog", 0, [(b"a", b"A"), (b"c", b"C")]),
+        ("states-changelog", 0, [(b"d", None)]),
+        ("states-changelog", 1, [(b"b", b"B")]),
+    ]
+    assert [label for label, _f in futures] == [
+        "changelog p0 (2 states)",
+        "changelog p0 (1 states)",
+        "changelog p1 (1 states)",
+    ]
+    # the store's persisted offset: the last record of each acknowledged batch (base + n - 1)
+    assert persisted == [
+        ("states-changelog", 0, 11),
+        ("states-changelog", 0, 20),
+        ("states-changelog", 1, 130),
+    ]
