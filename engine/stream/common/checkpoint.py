@@ -7,7 +7,9 @@ input partition is noted. :meth:`Checkpoint.commit` then runs, with input proces
 paused, these steps in this order:
 
 0. **drain** -- finish work in progress: the gateway calls the provider for the requests
-   it has claimed (so no request's offset is committed before its provider call).
+   it has claimed (so no request's offset is committed before its provider call); then
+   records still waiting in an outbox (:mod:`engine.stream.common.outbox`) go to the
+   producer.
 1. **effects** -- wait until the broker acknowledged every produced effect (send requests,
    outcomes, dead letters, receipts). A failure stops the process (fail-stop, see below).
 2. **state** -- write the buffered user states to the table store and to its changelog
@@ -110,6 +112,9 @@ class Checkpoint:
     on_fail: Callable[..., None] = fail_stop
     # step 0: finish work in progress (the gateway's batched provider calls)
     drain: Callable[[], Awaitable[None]] | None = None
+    # step 0, then: produce what waits in an outbox (engine/stream/common/outbox.py); also
+    # called by the input feed at the end of every input batch
+    flushers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     closing: bool = False  # set for the shutdown commit
 
     # ------------------------------------------------------------------ recording
@@ -129,6 +134,12 @@ class Checkpoint:
 
     def due(self, every: int) -> bool:
         return self.inputs >= every
+
+    async def flush(self) -> None:
+        """Hand every record waiting in an outbox to the producer (their delivery futures
+        join ``effects``)."""
+        for flush in self.flushers:
+            await flush()
 
     # ------------------------------------------------------------------ the boundary
 
@@ -157,9 +168,10 @@ class Checkpoint:
             then()
 
     async def _commit_locked(self, why: str) -> None:
-        # 0. drain
+        # 0. drain; and what waits in an outbox goes to the producer
         if self.drain is not None:
             await self.drain()
+        await self.flush()
         if not (self.effects or self.dirty or self.offsets):
             return
         t0 = time.perf_counter()
@@ -173,9 +185,13 @@ class Checkpoint:
 
         # 2. state
         changelog: list[tuple[str, Awaitable[Any]]] = []
-        for key, (partition, value) in dirty.items():
-            fut = await self.backend.send_changelog(partition, key, value)
-            changelog.append((f"changelog p{partition}", fut))
+        many = getattr(self.backend, "send_changelog_batches", None)
+        if many is not None:  # one record batch per partition (faust_glue.FaustBackend)
+            changelog = await many(dirty)
+        else:
+            for key, (partition, value) in dirty.items():
+                fut = await self.backend.send_changelog(partition, key, value)
+                changelog.append((f"changelog p{partition}", fut))
         for key, (partition, value) in dirty.items():
             try:
                 self.backend.store_put(partition, key, value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from engine.stream.common.checkpoint import Checkpoint
@@ -64,6 +64,7 @@ class InputFeed:
         # (without a dead-letter producer, the error propagates: the agent crashes).
         self.dead_letters = dead_letters
         self.failures: dict[tuple[str, int, int], tuple[int, str]] = {}
+        self.batches = 0  # input batches fed (the stats line: inputs / batches)
 
     async def on_assigned(self, app: Any) -> None:
         """After recovery: where each assigned input partition resumes."""
@@ -79,48 +80,93 @@ class InputFeed:
         self.positions.drop((tp.topic, tp.partition) for tp in revoked)
 
     async def feed(self, m: Any) -> None:
-        ts = int(m.timestamp * 1000) if m.timestamp else None
-        verdict = self.positions.check(m.topic, m.partition, m.offset)
-        if verdict == DUPLICATE:
-            return
-        if verdict == UNKNOWN:
-            mine = (m.topic, m.partition) in self.assigned()
-            event(
-                log,
-                "position_unknown",
-                logging.WARNING,
-                topic=m.topic,
-                partition=m.partition,
-                offset=m.offset,
-                assigned=mine,
-            )
-            if not mine:
-                return  # left over from a revoked partition: its new owner processes it
-        if verdict == GAP:
-            start = self.positions.expected[(m.topic, m.partition)]
-            missed = await self.reader.read(m.topic, m.partition, start, m.offset)
-            self.positions.filled += len(missed)
-            event(
-                log,
-                "gap_filled",
-                logging.WARNING if missed else logging.INFO,
-                topic=m.topic,
-                partition=m.partition,
-                start=start,
-                end=m.offset,
-                records=len(missed),
-            )
-            for r in missed:
-                await self._one(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-        await self._one(m.topic, m.partition, m.offset, m.key, m.value, ts)
+        """One message: a batch of one (tools and tests)."""
+        await self.feed_batch((m,))
 
-    async def _one(
+    async def feed_batch(self, messages: Sequence[Any]) -> None:
+        """Messages as faust delivered them (each partition's in offset order). The
+        checkpoint's lock is taken once for the batch, and the outbox flushed before it is
+        let go; only a gap splits the batch: its records are read from the broker outside
+        the lock (a commit may run meanwhile), then processed, then the rest."""
+        self.batches += 1
+        i, n = 0, len(messages)
+        while i < n:
+            async with self.checkpoint.lock:
+                i = await self._run(messages, i)
+                await self.checkpoint.flush()
+            if i < n:  # messages[i] comes after a gap
+                await self._fill_gap(messages[i])
+                i += 1
+
+    async def _run(self, messages: Sequence[Any], i: int) -> int:
+        """Process ``messages[i:]`` up to the first one after a gap; returns its index (or
+        the length: all done). Positions are checked per message, cheaply: the slow path
+        (:meth:`Positions.check`) only when the offset is not the one expected."""
+        expected = self.positions.expected
+        processed = self.checkpoint.processed
+        n = len(messages)
+        while i < n:
+            m = messages[i]
+            topic, partition, offset = m.topic, m.partition, m.offset
+            tp = (topic, partition)
+            if expected.get(tp) != offset:
+                verdict = self.positions.check(topic, partition, offset)
+                if verdict == GAP:
+                    return i
+                if verdict == DUPLICATE or (verdict == UNKNOWN and not self._unknown(m)):
+                    i += 1
+                    continue
+            ts = int(m.timestamp * 1000) if m.timestamp else None
+            await self._handle(topic, partition, offset, m.key, m.value, ts)
+            processed(topic, partition, offset)
+            expected[tp] = offset + 1
+            i += 1
+        return n
+
+    def _unknown(self, m: Any) -> bool:
+        """A message of a partition without a position: process it if the partition is
+        ours (its position is being read), else drop it."""
+        mine = (m.topic, m.partition) in self.assigned()
+        event(
+            log,
+            "position_unknown",
+            logging.WARNING,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            assigned=mine,
+        )
+        return mine  # not mine: left over from a revoked partition, its new owner has it
+
+    async def _fill_gap(self, m: Any) -> None:
+        """The records between the expected offset and ``m``'s, read from the broker, then
+        ``m`` itself."""
+        start = self.positions.expected[(m.topic, m.partition)]
+        missed = await self.reader.read(m.topic, m.partition, start, m.offset)
+        self.positions.filled += len(missed)
+        event(
+            log,
+            "gap_filled",
+            logging.WARNING if missed else logging.INFO,
+            topic=m.topic,
+            partition=m.partition,
+            start=start,
+            end=m.offset,
+            records=len(missed),
+        )
+        ts = int(m.timestamp * 1000) if m.timestamp else None
+        async with self.checkpoint.lock:
+            for r in missed:
+                await self._locked(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+            await self._locked(m.topic, m.partition, m.offset, m.key, m.value, ts)
+            await self.checkpoint.flush()
+
+    async def _locked(
         self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
     ) -> None:
-        async with self.checkpoint.lock:
-            await self._handle(topic, partition, offset, key, value, ts)
-            self.checkpoint.processed(topic, partition, offset)
-            self.positions.advance(topic, partition, offset)
+        await self._handle(topic, partition, offset, key, value, ts)
+        self.checkpoint.processed(topic, partition, offset)
+        self.positions.advance(topic, partition, offset)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
@@ -129,26 +175,18 @@ class InputFeed:
         knows is wrong with a record itself; what escapes it may be a passing hiccup). A
         record that failed twice -- here, or before an agent crash -- is dead-lettered as
         ``processing_error``, so no record is ever retried forever."""
+        if not self.failures:  # the usual case: no record of this incarnation failed yet
+            try:
+                await self.handle(topic, partition, offset, key, value, ts)
+                return
+            except Exception as exc:
+                self._failed((topic, partition, offset), exc)
         where = (topic, partition, offset)
         while self.failures.get(where, (0, ""))[0] < MAX_ATTEMPTS:
             try:
                 await self.handle(topic, partition, offset, key, value, ts)
             except Exception as exc:
-                n = self.failures.get(where, (0, ""))[0] + 1
-                detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-                self.failures[where] = (n, detail)
-                event(
-                    log,
-                    "input_failed",
-                    logging.ERROR,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    attempt=n,
-                    error=repr(exc)[:300],
-                )
-                if self.dead_letters is None:
-                    raise
+                self._failed(where, exc)
                 continue
             self.failures.pop(where, None)
             return
@@ -165,3 +203,23 @@ class InputFeed:
             ts,
         )
         del self.failures[where]
+
+    def _failed(self, where: tuple[str, int, int], exc: Exception) -> None:
+        """Note a failed attempt; re-raise (in the except block) without a dead-letter
+        producer."""
+        n = self.failures.get(where, (0, ""))[0] + 1
+        detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        self.failures[where] = (n, detail)
+        topic, partition, offset = where
+        event(
+            log,
+            "input_failed",
+            logging.ERROR,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            attempt=n,
+            error=repr(exc)[:300],
+        )
+        if self.dead_letters is None:
+            raise exc

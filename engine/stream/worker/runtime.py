@@ -31,6 +31,7 @@ from engine.core import wire
 from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Forget, Input, Wake
+from engine.core.state import UserState
 from engine.core.timers import is_stale
 from engine.core.trace import Trace
 from engine.core.wire import decode_line, inbound, loads, receipt, wake
@@ -39,6 +40,7 @@ from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.dead_letters import DeadLetters
 from engine.stream.common.logs import event
 from engine.stream.common.metrics import Metrics
+from engine.stream.common.outbox import Outbox
 from engine.stream.common.settings import Settings
 from engine.stream.common.timers import TimerIndex
 
@@ -116,12 +118,30 @@ def _wall_clock_ms() -> int:
 
 
 class Record(NamedTuple):
-    """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
+    """An effect, encoded: where it goes, what it was, its bytes."""
 
     topic: str
     effect: Outcome | SendRequest | Revoke | Trace | Erase
     value: bytes
-    label: str
+
+    @property
+    def label(self) -> str:
+        """What the record is, for an error message (made only when one is needed)."""
+        match self.effect:
+            case Outcome():
+                return f"outcome {self.effect.outcome_id}"
+            case SendRequest():
+                return f"send {self.effect.message_id}"
+            case Revoke():
+                return f"revoke {self.effect.message_id}"
+            case Erase():
+                return f"forget {self.effect.user_id}"
+            case Trace():
+                return f"trace {self.effect.trace_id}"
+        return "effect"  # pragma: no cover
+
+    def __str__(self) -> str:
+        return self.label
 
 
 @dataclass
@@ -132,6 +152,7 @@ class Prepared:
     records: list[Record] = field(default_factory=list)
     wakes: list[ScheduleWake] = field(default_factory=list)
     state: bytes | None = None  # the new table value; None: unchanged
+    decoded: UserState | None = None  # ``state``, decoded
     erase: bool = False  # the user was forgotten: a tombstone instead of a state
 
 
@@ -146,7 +167,16 @@ class EngineRuntime:
         get_state: GetState,
         dead_letters: DeadLetters,
         clock: Callable[[], int] = _wall_clock_ms,
+        outbox: Outbox | None = None,
     ) -> None:
+        """``outbox``: effects wait there and go out in record batches when the input
+        batch ends (the service's way); without it, each is produced at once (tools)."""
+        self.outbox = outbox
+        # The user states decoded during this input batch: user key -> (the record in
+        # the checkpoint's buffer, its decoded state). Trusted only while that very
+        # record is still the buffered one; dropped at every flush (batch end, commit).
+        self.decoded: dict[bytes, tuple[bytes, UserState]] = {}
+        checkpoint.flushers.append(self._batch_done)
         self.clock = clock  # wall clock, epoch ms: the timestamp window and wake lateness
         self.engine = engine
         self.settings = settings
@@ -158,6 +188,7 @@ class EngineRuntime:
         self.dead_letters = dead_letters
         self.stats = Stats()
         self.metrics: Metrics | None = None  # Prometheus (set by the service; off in tools)
+        self.outcome_counters: dict[str, Any] = {}  # outcome type -> its metric child
         self.last_input: dict[int, float] = {}  # partition -> monotonic time of its last input
         t = settings.topics
         self.kind_of = {
@@ -166,6 +197,9 @@ class EngineRuntime:
             t.inbound: "inbound",
             t.timers: "wake",
         }
+
+    async def _batch_done(self) -> None:
+        self.decoded.clear()
 
     # ------------------------------------------------------------------ one input
 
@@ -235,7 +269,12 @@ class EngineRuntime:
         ukey = user.encode()
         buffered = self.checkpoint.get_dirty(ukey)
         raw = buffered[1] if buffered is not None else self.get_state(ukey)
-        if raw is not None:
+        # Taken out while the core works on it: if the step fails, the state object may
+        # be half-changed; the next input decodes the buffered record again.
+        cached = self.decoded.pop(ukey, None)
+        if raw is not None and cached is not None and cached[0] is raw:
+            state = cached[1]  # this batch's earlier input of the user left it so
+        elif raw is not None:
             state = wire.state_from_record(raw)[1]
         else:
             state = self.engine.new_state(user)
@@ -253,6 +292,7 @@ class EngineRuntime:
         _check_size("the user's new state", new_raw, "state_too_large")
         if new_raw != raw:
             step.state = new_raw
+            step.decoded = state
         # Counted once the input is sure to go through.
         if isinstance(inp, Wake):
             if stale:
@@ -268,43 +308,50 @@ class EngineRuntime:
         t = self.topics
         match eff:
             case Outcome():
-                rec = Record(t.outcomes, eff, wire.outcome_value(eff), f"outcome {eff.outcome_id}")
+                rec = Record(t.outcomes, eff, wire.outcome_value(eff))
             case SendRequest():
-                rec = Record(
-                    t.send_requests, eff, wire.send_request_value(eff), f"send {eff.message_id}"
-                )
+                rec = Record(t.send_requests, eff, wire.send_request_value(eff))
             case Revoke():
-                rec = Record(
-                    t.send_requests, eff, wire.revoke_value(eff), f"revoke {eff.message_id}"
-                )
+                rec = Record(t.send_requests, eff, wire.revoke_value(eff))
             case Erase():
                 # The state goes (a tombstone below); the gateway drops its records too.
                 step.erase = True
                 forget = wire.forget_wire(Forget(eff.user_id, self.clock()))
-                rec = Record(t.send_requests, eff, wire.dumps(forget), f"forget {eff.user_id}")
+                rec = Record(t.send_requests, eff, wire.dumps(forget))
             case ScheduleWake():
                 if eff.at is not None:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
                 step.wakes.append(eff)
                 return
             case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
-                rec = Record(t.traces, eff, wire.trace_value(eff), f"trace {eff.trace_id}")
+                rec = Record(t.traces, eff, wire.trace_value(eff))
             case _:
                 return
-        _check_size(rec.label, rec.value)
+        if len(rec.value) > MAX_RECORD_BYTES:
+            _check_size(rec.label, rec.value)
         step.records.append(rec)
 
     async def _carry_out(self, step: Prepared, partition: int) -> None:
-        for topic, eff, value, label in step.records:
-            fut = await self.send(topic, step.user_key, value, partition)
-            self.checkpoint.add_effect(label, fut)
-            match eff:
-                case Outcome():
-                    self.stats.outcomes += 1
-                    if self.metrics is not None:
-                        self.metrics.outcomes.labels(eff.type).inc()
-                case SendRequest():
-                    self.stats.sends += 1
+        stats, metrics, outbox = self.stats, self.metrics, self.outbox
+        debug = log.isEnabledFor(logging.DEBUG)
+        for rec in step.records:
+            topic, eff, value = rec
+            if outbox is not None:
+                outbox.put(topic, partition, step.user_key, value, rec)  # labelled when needed
+            else:
+                fut = await self.send(topic, step.user_key, value, partition)
+                self.checkpoint.add_effect(rec.label, fut)
+            if isinstance(eff, Outcome):
+                stats.outcomes += 1
+                if metrics is not None:
+                    counter = self.outcome_counters.get(eff.type)
+                    if counter is None:
+                        counter = metrics.outcomes.labels(eff.type)
+                        self.outcome_counters[eff.type] = counter
+                    counter.inc()
+            elif isinstance(eff, SendRequest):
+                stats.sends += 1
+                if debug:
                     event(
                         log,
                         "send_requested",
@@ -315,8 +362,8 @@ class EngineRuntime:
                         to=eff.to,
                         node=eff.node_id,
                     )
-                case Revoke():
-                    self.stats.revokes += 1
+            elif isinstance(eff, Revoke):
+                stats.revokes += 1
         for wake_eff in step.wakes:
             self.timers.schedule(wake_eff.user_id, partition, wake_eff.at, wake_eff.token)
         if step.erase:
@@ -324,8 +371,10 @@ class EngineRuntime:
             event(log, "user_forgotten", user_id=step.user_key.decode(errors="replace"))
         elif step.state is not None:
             self.checkpoint.put_state(step.user_key, partition, step.state)
+            if step.decoded is not None:
+                self.decoded[step.user_key] = (step.state, step.decoded)
         else:
-            self.stats.unchanged += 1
+            stats.unchanged += 1
 
     async def _dead_letter(
         self,

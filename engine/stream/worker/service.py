@@ -46,6 +46,7 @@ def build_worker(settings: Settings) -> Any:
     from engine.core.engine import Engine, EngineConfig
     from engine.lint.deployment import engine_config
     from engine.lint.linter import load_journeys
+    from engine.stream.common.outbox import Outbox
     from engine.stream.worker.control import DecisionFeed
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
@@ -73,6 +74,7 @@ def build_worker(settings: Settings) -> Any:
         backend.send,
         backend.get,
         parts.dead_letters,
+        outbox=Outbox(checkpoint, backend.send, backend),  # effects in record batches
     )
     runtime.metrics = parts.metrics
     wakes = WakeTicker(settings, timers, runtime.last_input, backend.send)
