@@ -103,43 +103,42 @@ def journeys() -> list[Journey]:
 
 def make_lines(users: int) -> list[bytes]:
     """The input lines of ``users`` users (6 or 7 lines each), as a worker reads them."""
-    lines: list[bytes] = []
+    return [line for u in range(users) for line in _user_lines(u)]
 
-    def add(record: dict[str, Any]) -> None:
-        lines.append(orjson.dumps(record))
 
-    for u in range(users):
-        uid = f"u{u}"
-        t = BASE_MS + u * 1000
-        profile = {"phone": f"+1415555{u % 10000:04d}", "first_name": "Asha"}
+def _user_lines(u: int) -> list[bytes]:
+    uid = f"u{u}"
+    t = BASE_MS + u * 1000
+    out: list[bytes] = []
 
-        def ev(name: str, dt_s: int, props: dict[str, Any], n: int, uid: str = uid) -> None:
-            rec: dict[str, Any] = {
-                "event_id": f"{uid}-{n}",
-                "user_id": uid,
-                "name": name,
-                "ts": format_ts(t + dt_s * 1000),
-                "properties": props,
-            }
-            if n == 1:
-                rec["profile"] = profile
-            add(rec)
+    def ev(name: str, dt_s: int, props: dict[str, Any], n: int) -> None:
+        rec: dict[str, Any] = {
+            "event_id": f"{uid}-{n}",
+            "user_id": uid,
+            "name": name,
+            "ts": format_ts(t + dt_s * 1000),
+            "properties": props,
+        }
+        if n == 1:
+            rec["profile"] = {"phone": f"+1415555{u % 10000:04d}", "first_name": "Asha"}
+        out.append(orjson.dumps(rec))
 
-        def other(kind: str, dt_s: int, **fields: Any) -> None:
-            add({"type": kind, "user_id": uid, "ts": format_ts(t + dt_s * 1000), **fields})
+    def other(kind: str, dt_s: int, **fields: Any) -> None:
+        rec = {"type": kind, "user_id": uid, "ts": format_ts(t + dt_s * 1000), **fields}
+        out.append(orjson.dumps(rec))
 
-        ev("page_view", 0, {"path": "/"}, 0)
-        ev("order_placed", 1, {"order_id": f"A{u}", "total": 10 + u % 50}, 1)
-        other("receipt", 6, node="confirm", status="delivered")
-        ev("page_view", 30, {"path": "/orders"}, 2)
-        if u % 2:
-            other("inbound", 60, postback="track", event_id=f"{uid}-in")
-        else:
-            ev("order_shipped", 60, {"order_id": f"A{u}"}, 3)
-        other("receipt", 90, node="confirm", status="read")
-        if u % 4 == 0:
-            ev("signed_up", 120, {}, 4)
-    return lines
+    ev("page_view", 0, {"path": "/"}, 0)
+    ev("order_placed", 1, {"order_id": f"A{u}", "total": 10 + u % 50}, 1)
+    other("receipt", 6, node="confirm", status="delivered")
+    ev("page_view", 30, {"path": "/orders"}, 2)
+    if u % 2:
+        other("inbound", 60, postback="track", event_id=f"{uid}-in")
+    else:
+        ev("order_shipped", 60, {"order_id": f"A{u}"}, 3)
+    other("receipt", 90, node="confirm", status="read")
+    if u % 4 == 0:
+        ev("signed_up", 120, {}, 4)
+    return out
 
 
 def encode(eff: Effect) -> bytes | None:

