@@ -44,11 +44,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
 from typing import Any, cast
 
 import orjson
@@ -147,44 +144,10 @@ def _ts(d: dict[str, Any], key: str = "ts") -> int:
             "bad_timestamp",
             f"'{key}' must be ISO-8601 text like 2026-11-29T10:00:00Z, not {type(v).__name__}",
         )
-    fast = _fast_instant(v)
-    if fast is not None:
-        return fast
     try:
         return parse_iso_instant(v)
     except ValueError as exc:
         raise InputError("bad_timestamp", f"'{key}': {exc}") from exc
-
-
-# The form adapters write (format_ts): UTC, ``Z``, milliseconds or none. Read without
-# datetime (3x as fast); anything else, or anything invalid, takes parse_iso_instant.
-_UTC_INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z\Z")
-
-
-def _fast_instant(text: str) -> int | None:
-    """``text`` as epoch ms, when it is a valid UTC instant as :func:`format_ts` writes it
-    (the same value :func:`parse_iso_instant` gives); None for any other text."""
-    m = _UTC_INSTANT.match(text)
-    if m is None:
-        return None
-    date_text, hh, mm, ss, frac = m.groups()
-    h, mi, s = int(hh), int(mm), int(ss)
-    days = _epoch_days(date_text)
-    if days is None or h > 23 or mi > 59 or s > 59:
-        return None
-    ms = int(frac[:3].ljust(3, "0")) if frac else 0
-    return days * 86_400_000 + (h * 3600 + mi * 60 + s) * 1000 + ms
-
-
-@lru_cache(maxsize=4096)
-def _epoch_days(date_text: str) -> int | None:
-    try:
-        return (date.fromisoformat(date_text) - _EPOCH_DATE).days
-    except ValueError:
-        return None
-
-
-_EPOCH_DATE = date(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)

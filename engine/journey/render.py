@@ -147,15 +147,26 @@ class RenderedMessage:
 def _dump(obj: object) -> Any:
     if isinstance(obj, tuple):
         return [_dump(x) for x in obj]
-    if hasattr(obj, "__dataclass_fields__"):
-        out: dict[str, Any] = {}
-        for name in obj.__dataclass_fields__:
-            value = getattr(obj, name)
-            if value is None or value == ():
-                continue
-            out[name] = _dump(value)
-        return out
-    return obj
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        if not hasattr(obj, "__dataclass_fields__"):
+            return obj
+        names = tuple(obj.__dataclass_fields__)
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value == ():
+            continue
+        out[name] = value if type(value) is str else _dump(value)
+    return out
+
+
+# The fields of each rendered class, in order: what _dump writes (a table, not a
+# ``__dataclass_fields__`` walk: to_dict runs for every send).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(cls.__dataclass_fields__)
+    for cls in (RenderedSuggestion, RenderedMedia, RenderedCard, RenderedCarousel, RenderedMessage)
+}
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
