@@ -9,7 +9,9 @@ the ids end to end; these check the pieces, with values the goldens never have).
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from engine.core.context import Step
 from engine.core.effects import Outcome, ScheduleWake, SendRequest
 from engine.core.engine import Engine
 from engine.core.fastinit import fast_init
-from engine.core.ids import derive_id, id_of_text, wake_token
+from engine.core.ids import derive_id, derive_uuid, id_of_text, wake_token
 from engine.core.inputs import Receipt, UserEvent
 from engine.core.state import Instance, Message, UserState
 from engine.durations import MAX_INSTANT_MS, MIN_INSTANT_MS, format_ts
@@ -161,3 +163,18 @@ def test_next_timer_is_the_earliest_timer(
         state.messages[f"m{n}"] = Message(f"m{n}", "i", "j", 1, "a", "rcs", 0, timer_at=at)
     times = [t for t in (*waits, *timers) if t is not None]
     assert state.next_timer() == (min(times) if times else None)
+
+
+def _uuid_as_it_was(*parts: object) -> str:
+    b = bytearray(blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest())
+    b[6] = (b[6] & 0x0F) | 0x80
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@given(st.lists(part, max_size=5))
+def test_derive_uuid_sets_the_same_bits_as_before(parts: list[Any]) -> None:
+    got = derive_uuid(*parts)
+    assert got == _uuid_as_it_was(*parts)
+    assert uuid.UUID(got).version == 8 and uuid.UUID(got).variant == uuid.RFC_4122
