@@ -34,8 +34,15 @@ def bench_memory(users: int) -> tuple[float, float]:
     base = 1_795_946_400_000
     for u in range(users):
         uid = f"u{u:07d}"
-        inp = decode_line({"event_id": f"e{u}", "user_id": uid, "name": "signed_up",
-                           "ts": format_ts(base), "properties": {}})
+        inp = decode_line(
+            {
+                "event_id": f"e{u}",
+                "user_id": uid,
+                "name": "signed_up",
+                "ts": format_ts(base),
+                "properties": {},
+            }
+        )
         state = states[uid] = UserState(uid)
         engine.advance(state, inp, base)
     gc.collect()
@@ -57,10 +64,14 @@ def main() -> None:
     print(f"lines per pass:            {r['lines']}  ({r['users']} users, best of {r['repeat']})")
     print(f"core steps/s:              {r['steps_per_s']:,}   ({r['step_us']} us CPU per step)")
     print(f"floor/s (loads + dumps):   {r['floor_per_s']:,}   ({r['floor_us']} us CPU per step)")
-    print(f"ratio steps / floor:       {r['ratio']:.3f}   (target >= {r['target']}; "
-          f"by the wall clock {r['wall_ratio']:.3f})")
-    print(f"per step:                  {r['outcomes_per_step']} outcomes, "
-          f"{r['effects_per_step']} effects, {r['records_per_step']} records written")
+    print(
+        f"ratio steps / floor:       {r['ratio']:.3f}   (target >= {r['target']}; "
+        f"by the wall clock {r['wall_ratio']:.3f})"
+    )
+    print(
+        f"per step:                  {r['outcomes_per_step']} outcomes, "
+        f"{r['effects_per_step']} effects, {r['records_per_step']} records written"
+    )
     if args.memory_users:
         ser, live = bench_memory(args.memory_users)
         print(f"bytes per waiting user:    {ser:,.0f} serialized state (table value)")
