@@ -96,9 +96,18 @@ def clamp_instant(ms: int) -> int:
     return MIN_INSTANT_MS if ms < MIN_INSTANT_MS else MAX_INSTANT_MS if ms > MAX_INSTANT_MS else ms
 
 
+# The last instant format_ts wrote: the records of one core step all carry the step's
+# time, so most calls repeat the one before.
+_last_formatted: tuple[int, str] = (0, "1970-01-01T00:00:00Z")
+
+
 def format_ts(ms: int) -> str:
     """Epoch ms -> ``2026-11-29T10:00:00Z`` (milliseconds shown only when not zero).
     ValueError outside the years 1 to 9999 (see :func:`clamp_instant`)."""
+    global _last_formatted
+    last = _last_formatted
+    if ms == last[0]:
+        return last[1]
     if not MIN_INSTANT_MS <= ms <= MAX_INSTANT_MS:
         raise ValueError(f"{ms} ms since 1970 is outside the years 1 to 9999: not writable")
     secs, rem = divmod(ms, 1000)
@@ -106,7 +115,9 @@ def format_ts(ms: int) -> str:
     h, sec = divmod(sec, 3600)
     m, s = divmod(sec, 60)
     base = f"{_date(days)}T{h:02d}:{m:02d}:{s:02d}"
-    return f"{base}.{rem:03d}Z" if rem else f"{base}Z"
+    text = f"{base}.{rem:03d}Z" if rem else f"{base}Z"
+    _last_formatted = (ms, text)
+    return text
 
 
 @lru_cache(maxsize=1024)

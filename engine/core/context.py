@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 from engine.core.catalog import Catalog
 from engine.core.config import EngineConfig
 from engine.core.effects import Effect, Outcome
-from engine.core.ids import derive_id
+from engine.core.ids import id_of_text
 from engine.core.inputs import Input
 from engine.core.state import Instance, Message, UserState
 from engine.core.trace import input_key, record, traced
 
 if TYPE_CHECKING:
     from engine.journey.model import Journey
+
+
+# inst_outcome's default key: the run's step (None is a key a caller may give).
+_RUN_STEP: Any = object()
 
 
 @dataclass(slots=True)
@@ -86,15 +90,76 @@ class Step:
     ) -> None:
         """Emit an outcome. ``key`` tells apart outcomes of one type that may repeat for the
         same instance and node (a second tap on the same message, say)."""
-        oid = derive_id(
-            "o", self.user_id, type_, journey_id, version, instance_id, node_id, message_id, key
+        self._emit(
+            type_, journey_id, version, instance_id, node_id, channel, message_id, key, attributes
+        )
+
+    def inst_outcome(
+        self,
+        type_: str,
+        inst: Instance,
+        node_id: str | None = None,
+        *,
+        channel: str | None = None,
+        message_id: str | None = None,
+        key: object = _RUN_STEP,
+        **attributes: Any,
+    ) -> None:
+        """An outcome of the run ``inst`` at ``node_id`` (default: its node); ``key``
+        defaults to the run's step."""
+        self._emit(
+            type_,
+            inst.journey_id,
+            inst.version,
+            inst.id,
+            node_id if node_id is not None else inst.node,
+            channel,
+            message_id,
+            inst.step if key is _RUN_STEP else key,
+            attributes,
+        )
+
+    def msg_outcome(self, type_: str, msg: Message, *, key: object = "", **attributes: Any) -> None:
+        """An outcome of the message ``msg`` (its run, node, channel and id)."""
+        self._emit(
+            type_,
+            msg.journey_id,
+            msg.version,
+            msg.instance_id,
+            msg.node,
+            msg.channel,
+            msg.id,
+            key,
+            attributes,
+        )
+
+    def _emit(
+        self,
+        type_: str,
+        journey_id: str | None,
+        version: int | None,
+        instance_id: str | None,
+        node_id: str | None,
+        channel: str | None,
+        message_id: str | None,
+        key: object,
+        attributes: dict[str, Any],
+    ) -> None:
+        # Positional all the way (three outcome makers, one builder): outcomes are most
+        # of what a step does, and keyword passing was a visible share of it.
+        user_id = self.state.user_id
+        # derive_id("o", user_id, type_, journey_id, version, instance_id, node_id,
+        # message_id, key), written out as one f-string: the same id, 3x as fast.
+        oid = id_of_text(
+            f"o\x1f{user_id}\x1f{type_}\x1f{journey_id}\x1f{version}\x1f{instance_id}"
+            f"\x1f{node_id}\x1f{message_id}\x1f{key}"
         )
         self.effects.append(
             Outcome(
                 oid,
                 type_,
                 self.now,
-                self.user_id,
+                user_id,
                 journey_id,
                 version,
                 instance_id,
@@ -103,29 +168,4 @@ class Step:
                 message_id,
                 attributes,
             )
-        )
-
-    def inst_outcome(
-        self, type_: str, inst: Instance, node_id: str | None = None, **kw: Any
-    ) -> None:
-        kw.setdefault("key", inst.step)
-        self.outcome(
-            type_,
-            journey_id=inst.journey_id,
-            version=inst.version,
-            instance_id=inst.id,
-            node_id=node_id if node_id is not None else inst.node,
-            **kw,
-        )
-
-    def msg_outcome(self, type_: str, msg: Message, **kw: Any) -> None:
-        self.outcome(
-            type_,
-            journey_id=msg.journey_id,
-            version=msg.version,
-            instance_id=msg.instance_id,
-            node_id=msg.node,
-            channel=msg.channel,
-            message_id=msg.id,
-            **kw,
         )

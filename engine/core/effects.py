@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.fastinit import fast_init
 from engine.core.trace import Trace
 from engine.durations import format_ts
 
 SCHEMA_VERSION = 1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     outcome_id: str
@@ -42,6 +44,7 @@ class Outcome:
         }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendRequest:
     """Ask the channel gateway to send one message. ``message_id`` is deterministic:
@@ -86,6 +89,7 @@ class SendRequest:
         }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Revoke:
     """Ask the gateway to revoke an RCS message that has not been delivered."""
@@ -95,6 +99,7 @@ class Revoke:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ScheduleWake:
     """The user's earliest pending timer is now ``at`` (None: nothing pending). The adapter
@@ -105,6 +110,7 @@ class ScheduleWake:
     token: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Erase:
     """The user was forgotten: the adapter deletes the stored state (a tombstone) and asks

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from engine.core.fastinit import fast_init
+
 # "accepted": the provider took the message at ``ts`` (the gateway sends it only for a
 # send it held back, for rate limits, well after the request). "unknown": the gateway
 # can't tell whether the provider took it (a crash between its durable claim and the
@@ -24,6 +26,7 @@ RECEIPT_STATUSES: tuple[str, ...] = get_args(ReceiptStatus)
 Keyword = Literal["opt_out", "opt_in", "help"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UserEvent:
     event_id: str
@@ -34,6 +37,7 @@ class UserEvent:
     profile: dict[str, Any] | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A channel receipt. ``message_id`` on Kafka; in a simulation file, ``node`` instead
@@ -47,6 +51,7 @@ class Receipt:
     reason: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """A message from the user: a suggestion tap (``postback``) or free ``text``.
@@ -66,6 +71,7 @@ class Inbound:
     event_id: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Wake:
     """A durable timer fired. ``token`` is the one of the ``ScheduleWake`` that asked for
@@ -79,6 +85,7 @@ class Wake:
     token: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Forget:
     """Erase the user (``journeys forget``): see :mod:`engine.core.forget`.

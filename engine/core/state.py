@@ -179,6 +179,14 @@ class UserState:
         return True
 
     def next_timer(self) -> int | None:
-        times = [i.wake_at for i in self.instances.values() if i.wake_at is not None]
-        times += [m.timer_at for m in self.messages.values() if m.timer_at is not None]
-        return min(times) if times else None
+        # A loop, not min() of lists: this runs two or three times in every step.
+        earliest: int | None = None
+        for i in self.instances.values():
+            at = i.wake_at
+            if at is not None and (earliest is None or at < earliest):
+                earliest = at
+        for m in self.messages.values():
+            at = m.timer_at
+            if at is not None and (earliest is None or at < earliest):
+                earliest = at
+        return earliest

@@ -49,6 +49,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.core.config import EngineConfig
+from engine.core.fastinit import fast_init
 from engine.core.ids import bucket, derive_id
 from engine.core.inputs import Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import Instance, Message
@@ -58,6 +59,7 @@ from engine.journey.expressions import compile_expression
 from engine.journey.model import BranchNode, Entry, FrequencyCap, Journey, QuietHours, WaitPath
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Trace:
     """One decision of the core about one user: ``kind`` (what was decided), ``reason``

@@ -183,6 +183,23 @@ def _obj(d: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def user_event(d: dict[str, Any]) -> UserEvent:
+    # The common case first, checked in one expression: ids and name non-empty text,
+    # properties an object, profile an object or absent. Anything else takes the checks
+    # below, which say what is wrong.
+    get = d.get
+    event_id, user_id, name = get("event_id"), get("user_id"), get("name")
+    props, profile = get("properties"), get("profile")
+    if (
+        type(event_id) is str
+        and event_id
+        and type(user_id) is str
+        and user_id
+        and type(name) is str
+        and name
+        and type(props) is dict
+        and (profile is None or type(profile) is dict)
+    ):
+        return UserEvent(event_id, user_id, name, _ts(d), props, profile)
     return UserEvent(
         event_id=_str(d, "event_id") or "",
         user_id=_str(d, "user_id") or "",

@@ -147,15 +147,26 @@ class RenderedMessage:
 def _dump(obj: object) -> Any:
     if isinstance(obj, tuple):
         return [_dump(x) for x in obj]
-    if hasattr(obj, "__dataclass_fields__"):
-        out: dict[str, Any] = {}
-        for name in obj.__dataclass_fields__:
-            value = getattr(obj, name)
-            if value is None or value == ():
-                continue
-            out[name] = _dump(value)
-        return out
-    return obj
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        if not hasattr(obj, "__dataclass_fields__"):
+            return obj
+        names = tuple(obj.__dataclass_fields__)
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value == ():
+            continue
+        out[name] = value if type(value) is str else _dump(value)
+    return out
+
+
+# The fields of each rendered class, in order: what _dump writes (a table, not a
+# ``__dataclass_fields__`` walk: to_dict runs for every send).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(cls.__dataclass_fields__)
+    for cls in (RenderedSuggestion, RenderedMedia, RenderedCard, RenderedCarousel, RenderedMessage)
+}
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
@@ -266,6 +277,26 @@ def _load_message(d: Mapping[str, Any]) -> RenderedMessage:
 # --------------------------------------------------------------------------- rendering
 
 
+# A suggestion's action, postback template and fallback URL template, by the model's id:
+# the model computes them on every access (the postback's slug is a regex substitution),
+# and they never change (the models are frozen). The model is kept in the entry so that
+# its id can't be reused while the entry lives; the table is emptied when it grows.
+_SUGGESTION_PARTS: dict[int, tuple[Suggestion, Any, str, str | None]] = {}
+_SUGGESTION_PARTS_MAX = 4096
+
+
+def _suggestion_parts(s: Suggestion) -> tuple[Any, str, str | None]:
+    hit = _SUGGESTION_PARTS.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1], hit[2], hit[3]
+    a = s.action
+    parts = (a, s.postback, getattr(a, "fallback_url", None))
+    if len(_SUGGESTION_PARTS) >= _SUGGESTION_PARTS_MAX:
+        _SUGGESTION_PARTS.clear()
+    _SUGGESTION_PARTS[id(s)] = (s, *parts)
+    return parts
+
+
 class _Renderer:
     def __init__(self, scope: Mapping[str, Any]) -> None:
         self.scope = scope
@@ -281,11 +312,11 @@ class _Renderer:
         return out if out.strip() else None
 
     def suggestion(self, s: Suggestion) -> RenderedSuggestion:
-        a = s.action
-        fallback_url = self.opt(getattr(a, "fallback_url", None))
+        a, postback, fallback_source = _suggestion_parts(s)
+        fallback_url = self.opt(fallback_source)
         common: dict[str, Any] = {
             "text": self(a.text),
-            "postback": self(s.postback),
+            "postback": self(postback),
             "fallback_url": fallback_url,
         }
         match a:

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, ClassVar, Final
@@ -100,19 +99,28 @@ class _Meter:
 _SHARED_METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
 
 
-@contextmanager
-def shared_budget() -> Iterator[None]:
+def shared_budget() -> _SharedBudget:
     """Make the renders inside share one budget of steps, data and loop iterations.
 
     A send node has up to hundreds of templates (a carousel's cards, their chips...):
     each within the limits is not enough, so render_send renders them all inside one
     budget. The rendered texts count as data too, which bounds the whole message.
     """
-    token = _SHARED_METER.set(_Meter())
-    try:
-        yield
-    finally:
-        _SHARED_METER.reset(token)
+    return _SharedBudget()
+
+
+class _SharedBudget:
+    """:func:`shared_budget`'s context manager: a class, not a ``@contextmanager``
+    generator, because it runs for every send and a generator's machinery cost more
+    than rendering a short message."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _SHARED_METER.set(_Meter())
+
+    def __exit__(self, *exc: object) -> None:
+        _SHARED_METER.reset(self._token)
 
 
 def _size(value: object) -> int:
