@@ -213,11 +213,14 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"== {user}", file=sys.stderr)
             for line in result.trace[user]:
                 print(f"  {line}", file=sys.stderr)
+    for r in result.refused:  # what the worker would dead-letter
+        print(f"{args.events}: rejected: {r}", file=sys.stderr)
     if not args.quiet:
         _summary(result.outcomes)
-    if rejected and not args.allow_rejects:
+    refused = len(rejected) + len(result.refused)
+    if refused and not args.allow_rejects:
         print(
-            f"journeys: {len(rejected)} line(s) of {args.events} rejected (listed above): "
+            f"journeys: {refused} line(s) of {args.events} rejected (listed above): "
             "fix them, or pass --allow-rejects to replay the file without them",
             file=sys.stderr,
         )
