@@ -99,12 +99,9 @@ class Engine:
         }
 
     def _event_changes_nothing(self, state: UserState, ev: UserEvent) -> bool:
-        """No journey names it, it is no profile event and carries no profile."""
-        return (
-            ev.name not in self.known_events
-            and ev.name not in self.config.profile_events
-            and not ev.profile
-        )
+        """No journey names it and it is no profile event: its ``profile`` is not merged
+        either (profile changes alone come as profile events)."""
+        return ev.name not in self.known_events and ev.name not in self.config.profile_events
 
     # ------------------------------------------------------------------ entry point
 
