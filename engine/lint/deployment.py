@@ -80,6 +80,14 @@ def lint_settings(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
     return problems
 
 
+def deployment_profile_events(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """``profile_events`` of the settings file among ``paths`` (the default without one, or
+    when it has problems: those are reported on their own)."""
+    files = settings_files(paths)
+    settings = load_settings_file(files[0])[0].settings if files else None
+    return (settings or DeploymentSettings()).profile_events
+
+
 def load_deployment(paths: Iterable[str | os.PathLike[str]]) -> DeploymentSettings:
     """The settings of the deployment whose journeys are at ``paths`` (none: defaults), or
     InvalidJourney with every problem of the file."""

@@ -42,11 +42,11 @@ from engine.journey.model import (
 )
 from engine.journey.templates import Template, compile_template
 from engine.lint.chips import unanswered_chips, unoffered_answers
-from engine.lint.deployment import lint_settings
+from engine.lint.deployment import deployment_profile_events, lint_settings
 from engine.lint.expression_hints import expression_hint
 from engine.lint.fallback import rcs_without_fallback
 from engine.lint.measurement import best_time_rules, holdout_rules
-from engine.lint.profile import profile_rules
+from engine.lint.profile import profile_event_warnings, profile_rules
 from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
@@ -528,6 +528,8 @@ def lint_paths(
     paths = list(paths)
     loaded, problems = load_paths(paths)
     settings = [p for p in lint_settings(paths) if warnings or not p.is_warning]
+    if warnings:
+        settings += profile_event_warnings(loaded, deployment_profile_events(paths))
     return sorted(set(problems) | set(lint_loaded(loaded, warnings=warnings)) | set(settings))
 
 

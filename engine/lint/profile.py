@@ -6,19 +6,23 @@
   most :data:`~engine.core.profile.MAX_KEY_CHARS` characters, at most
   :data:`~engine.core.profile.MAX_KEYS` of them in one node;
 * an attribute both set and unset in one node is a problem (``set`` would win);
-* ``max_entries`` above 1 with ``reentry: never`` has no effect (never allows one entry).
+* ``max_entries`` above 1 with ``reentry: never`` has no effect (never allows one entry);
+* a warning for a journey that names a profile event (``settings.profile_events``) as its
+  entry, goal, ``exit_on`` or ``wait_for`` event: a profile event only updates the profile,
+  so that part of the journey never happens.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 
 from engine.core.profile import MAX_KEY_CHARS, MAX_KEYS
-from engine.errors import ExpressionError
+from engine.errors import ExpressionError, Problem
 from engine.journey.expressions import compile_expression
-from engine.journey.loader import Loc
-from engine.journey.model import Journey, UpdateProfileNode
+from engine.journey.loader import LoadedJourney, Loc
+from engine.journey.model import Journey, UpdateProfileNode, WaitForNode
 from engine.lint.expression_hints import expression_hint
 
 Report = Callable[[Loc, str], None]
@@ -69,3 +73,32 @@ def _hint(source: str) -> str:
         return f": for the text {text} write \"'{text}'\" (quotes inside the YAML string)"
     hint = expression_hint(source)
     return f": {hint}" if hint else ""
+
+
+def profile_event_warnings(
+    loaded: Iterable[LoadedJourney], profile_events: Iterable[str]
+) -> list[Problem]:
+    """Warnings for journeys that wait for a profile event: it never enters, converts,
+    exits or moves anyone."""
+    names = frozenset(profile_events)
+    out: list[Problem] = []
+    for item in loaded:
+        j = item.journey
+        if j is None:
+            continue
+        uses: list[tuple[Loc, str, str]] = [(("entry", "event"), j.entry.event, "entry")]
+        uses += [(("exit_on", i), e, "exit_on") for i, e in enumerate(j.exit_on)]
+        if j.goal is not None:
+            uses.append((("goal", "event"), j.goal.event, "goal"))
+        for nid, node in j.nodes.items():
+            if isinstance(node, WaitForNode):
+                uses += [(("nodes", nid, "paths", i, "event"), p.event, "wait_for path")
+                         for i, p in enumerate(node.paths) if p.event]
+        for loc, event, what in uses:
+            if event in names:
+                problem = item.problem(loc, f"{what} event '{event}' is a profile event "
+                                       "(settings.profile_events): it only updates the "
+                                       "profile, so this never happens; use another event, "
+                                       "or remove it from profile_events")
+                out.append(dataclasses.replace(problem, severity="warning"))
+    return out
