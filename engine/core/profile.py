@@ -84,10 +84,19 @@ def apply_profile_update(
 
 
 def _differs(old: Mapping[str, Any], new: Mapping[str, Any], key: str) -> bool:
+    """Changed as JSON: ``True`` and ``1``, ``[1]`` and ``[True]`` are equal in Python but
+    not for the readers of the profile; two dicts in another key order are the same."""
     if key not in old or key not in new:
         return True
     a, b = old[key], new[key]
-    return type(a) is not type(b) or a != b  # True and 1 are equal, but not the same JSON
+    return a is not b and _canonical(a) != _canonical(b)
+
+
+def _canonical(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a value stored before the limits: compare it as Python does
+        return repr(value).encode()
 
 
 def _check_key(key: Any) -> None:

@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
-import re
 import dataclasses
+import re
 from collections.abc import Callable, Iterable
 
 from engine.core.profile import MAX_KEY_CHARS, MAX_KEYS
@@ -36,22 +36,30 @@ def profile_rules(j: Journey, add: Report) -> None:
             _update_profile(("nodes", nid), node, add)
     entry = j.entry
     if entry.max_entries is not None and entry.max_entries > 1 and entry.reentry == "never":
-        add(("entry", "max_entries"), f"max_entries {entry.max_entries} has no effect with "
-            "reentry: never (one entry per user); remove one of them")
+        add(
+            ("entry", "max_entries"),
+            f"max_entries {entry.max_entries} has no effect with "
+            "reentry: never (one entry per user); remove one of them",
+        )
 
 
 def _update_profile(base: Loc, node: UpdateProfileNode, add: Report) -> None:
     if len(node.set_) > MAX_KEYS:
-        add((*base, "set"), f"set has {len(node.set_)} attributes; a profile holds at most "
-            f"{MAX_KEYS}")
+        add(
+            (*base, "set"),
+            f"set has {len(node.set_)} attributes; a profile holds at most {MAX_KEYS}",
+        )
     for key, source in node.set_.items():
         loc: Loc = (*base, "set", key)
         _name(loc, key, add)
         try:
             compile_expression(source)
         except ExpressionError as exc:
-            add(loc, f"set.{key}: expression doesn't parse: {exc.message} (in {source!r})"
-                + _hint(source))
+            add(
+                loc,
+                f"set.{key}: expression doesn't parse: {exc.message} (in {source!r})"
+                + _hint(source),
+            )
     for i, key in enumerate(node.unset):
         loc = (*base, "unset", i)
         _name(loc, key, add)
@@ -63,8 +71,11 @@ def _name(loc: Loc, key: str, add: Report) -> None:
     if not key.strip():
         add(loc, "an attribute name is empty: name the profile attribute (e.g. tier)")
     elif len(key) > MAX_KEY_CHARS:
-        add(loc, f"attribute name '{key[:40]}...' is {len(key)} characters; a profile "
-            f"attribute name has at most {MAX_KEY_CHARS}")
+        add(
+            loc,
+            f"attribute name '{key[:40]}...' is {len(key)} characters; a profile "
+            f"attribute name has at most {MAX_KEY_CHARS}",
+        )
 
 
 def _hint(source: str) -> str:
@@ -92,13 +103,19 @@ def profile_event_warnings(
             uses.append((("goal", "event"), j.goal.event, "goal"))
         for nid, node in j.nodes.items():
             if isinstance(node, WaitForNode):
-                uses += [(("nodes", nid, "paths", i, "event"), p.event, "wait_for path")
-                         for i, p in enumerate(node.paths) if p.event]
+                uses += [
+                    (("nodes", nid, "paths", i, "event"), p.event, "wait_for path")
+                    for i, p in enumerate(node.paths)
+                    if p.event
+                ]
         for loc, event, what in uses:
             if event in names:
-                problem = item.problem(loc, f"{what} event '{event}' is a profile event "
-                                       "(settings.profile_events): it only updates the "
-                                       "profile, so this never happens; use another event, "
-                                       "or remove it from profile_events")
+                problem = item.problem(
+                    loc,
+                    f"{what} event '{event}' is a profile event "
+                    "(settings.profile_events): it only updates the "
+                    "profile, so this never happens; use another event, "
+                    "or remove it from profile_events",
+                )
                 out.append(dataclasses.replace(problem, severity="warning"))
     return out
