@@ -42,7 +42,17 @@ Counts = Mapping[str, Mapping[str, int]]
 ENTRY_ID = "journey.entry"
 
 #: Kinds of boxes, in drawing-legend order ("missing": a target the file does not define).
-KINDS = ("entry", "send", "wait", "wait_for", "branch", "split", "update_profile", "exit", "missing")
+KINDS = (
+    "entry",
+    "send",
+    "wait",
+    "wait_for",
+    "branch",
+    "split",
+    "update_profile",
+    "exit",
+    "missing",
+)
 KIND_LABEL = {"wait_for": "wait for", "update_profile": "update profile", "missing": "missing node"}
 #: (fill, stroke) per kind, shared by every format.
 COLORS: dict[str, tuple[str, str]] = {
