@@ -150,7 +150,12 @@ def _preview(args: argparse.Namespace) -> int:
     profile: dict[str, object] = {}  # the event's, then --profile's, then --user-profile's
     sources = []
     if args.event:
-        event, profile = parse_event(_read(args.event), args.event, journey.entry.event)
+        from engine.lint.deployment import deployment_profile_events
+
+        profile_events = deployment_profile_events([Path(args.file).parent])
+        event, profile = parse_event(
+            _read(args.event), args.event, journey.entry.event, profile_events
+        )
         sources.append(f"event {args.event}")
     if args.profile:
         profile = merge_data(profile, parse_profile(_read(args.profile), args.profile))
