@@ -358,7 +358,9 @@ class UserEvent(_Open):
     name: NonEmpty
     ts: InputTimestamp
     properties: dict[str, Any] = Field(default_factory=dict)
-    profile: Profile | None = Field(None, description="merged into the user's attributes")
+    profile: Profile | None = Field(
+        None, description="merged into the user's profile (null removes; docs/journeys.md#profiles)"
+    )
 
 
 class Receipt(_Open):
