@@ -38,7 +38,12 @@ nodes:
     cases: [{when: "user.plan == 'annual'", next: annual}]
     default: thanks
   annual: {type: send, channel: sms, marketing: false, text: "Annual {{ user.name }}", next: done}
-  thanks: {type: send, channel: sms, marketing: false, text: "Thanks {{ user.name }} #{{ user.conversions }}", next: done}
+  thanks:
+    type: send
+    channel: sms
+    marketing: false
+    text: "Thanks {{ user.name }} #{{ user.conversions }}"
+    next: done
   done: {type: exit}
 """
 
@@ -53,8 +58,8 @@ def scenario(base_ms: int) -> list[dict[str, Any]]:
 
     for i in range(6):
         u = f"p{i}"
-        ev(100 * i, u, "identify", f"{u}-id",
-           properties={"name": f"N{i}", "phone": f"+1415555{2000 + i:04d}", "trial": True})  # fmt: skip
+        who = {"name": f"N{i}", "phone": f"+1415555{2000 + i:04d}", "trial": True}
+        ev(100 * i, u, "identify", f"{u}-id", properties=who)
         plan = "annual" if i % 2 else "monthly"
         ev(1000 + 100 * i, u, "converted", f"{u}-c1", properties={"plan": plan})
     ev(2000, "p0", "converted", "p0-c2", properties={"plan": "annual"})  # second: enters
