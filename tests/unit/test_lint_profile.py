@@ -160,3 +160,47 @@ def test_journeys_simulate_lists_a_refused_event_and_exits_1(
     )
     args = ["simulate", "--journeys", str(d), "--events", str(events), "--quiet"]
     assert cli.main([*args, "--allow-rejects"]) == 0
+
+
+FLOW = """\
+id: flow
+version: 1
+entry: {{event: go{when}}}
+start: up
+nodes:
+  up:
+    type: update_profile
+    set: {{plan: {value}}}
+    unset: [gone]
+    next: hello
+  hello:
+    type: send
+    channel: sms
+    text: "Plan {{{{ user.plan }}}}, {{{{ user.gone }}}}"
+    next: done
+  done: {{type: exit}}
+"""
+
+
+def variable_warnings(value: str, when: str = "") -> list[str]:
+    loaded, found = load_text(FLOW.format(value=value, when=when), "j.yaml")
+    assert found == []
+    return [p.message for p in lint_loaded([loaded], warnings=True) if p.is_warning]
+
+
+@pytest.mark.parametrize(
+    ("value", "when", "plan_warned"),
+    [
+        ("\"'gold'\"", "", False),  # a literal
+        ("entry.plan", ', when: "exists(event.plan)"', False),  # required on entry
+        ("entry.plan", "", True),  # may be missing, and null removes
+        ('"null"', "", True),
+        ('"user.total + 1"', "", True),
+    ],
+)
+def test_an_update_profile_node_guarantees_what_it_surely_sets(
+    value: str, when: str, plan_warned: bool
+) -> None:
+    found = variable_warnings(value, when)
+    assert any("{{ user.plan }} prints nothing" in m for m in found) == plan_warned, found
+    assert any("{{ user.gone }} prints nothing" in m for m in found)  # unset: never present
