@@ -417,8 +417,15 @@ def _explain(args: argparse.Namespace) -> int:
     if args.events is not None:
         if not journeys:
             raise ConfigError("--events simulates the journeys: pass --journeys DIR too")
+        from engine.lint.deployment import engine_config
+
         report = from_events(
-            journeys, args.events, args.user_id, journey=args.journey, until=args.until
+            journeys,
+            args.events,
+            args.user_id,
+            journey=args.journey,
+            until=args.until,
+            config=engine_config([args.journeys]),  # profile events, global control
         )
     else:
         import asyncio

@@ -204,3 +204,15 @@ def test_an_update_profile_node_guarantees_what_it_surely_sets(
     found = variable_warnings(value, when)
     assert any("{{ user.plan }} prints nothing" in m for m in found) == plan_warned, found
     assert any("{{ user.gone }} prints nothing" in m for m in found)  # unset: never present
+
+
+def test_explain_simulates_with_the_settings_and_notes_a_refused_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    golden = Path(__file__).resolve().parents[1] / "golden" / "profile-limits"
+    args = ["explain", "--journeys", str(golden / "journeys"), "--events"]
+    assert cli.main([*args, str(golden / "events.jsonl"), "u-pl-02"]) == 0
+    out = capsys.readouterr().out
+    assert "profile updated by event identify: first_name, phone" in out  # identify: settings
+    assert "note: refused: event identify (e-pl-02-id2) for u-pl-02" in out
+    assert "profile_limit" in out
