@@ -150,7 +150,12 @@ def _preview(args: argparse.Namespace) -> int:
     profile: dict[str, object] = {}  # the event's, then --profile's, then --user-profile's
     sources = []
     if args.event:
-        event, profile = parse_event(_read(args.event), args.event, journey.entry.event)
+        from engine.lint.deployment import deployment_profile_events
+
+        profile_events = deployment_profile_events([Path(args.file).parent])
+        event, profile = parse_event(
+            _read(args.event), args.event, journey.entry.event, profile_events
+        )
         sources.append(f"event {args.event}")
     if args.profile:
         profile = merge_data(profile, parse_profile(_read(args.profile), args.profile))
@@ -213,11 +218,14 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"== {user}", file=sys.stderr)
             for line in result.trace[user]:
                 print(f"  {line}", file=sys.stderr)
+    for r in result.refused:  # what the worker would dead-letter
+        print(f"{args.events}: rejected: {r}", file=sys.stderr)
     if not args.quiet:
         _summary(result.outcomes)
-    if rejected and not args.allow_rejects:
+    refused = len(rejected) + len(result.refused)
+    if refused and not args.allow_rejects:
         print(
-            f"journeys: {len(rejected)} line(s) of {args.events} rejected (listed above): "
+            f"journeys: {refused} line(s) of {args.events} rejected (listed above): "
             "fix them, or pass --allow-rejects to replay the file without them",
             file=sys.stderr,
         )
@@ -409,8 +417,15 @@ def _explain(args: argparse.Namespace) -> int:
     if args.events is not None:
         if not journeys:
             raise ConfigError("--events simulates the journeys: pass --journeys DIR too")
+        from engine.lint.deployment import engine_config
+
         report = from_events(
-            journeys, args.events, args.user_id, journey=args.journey, until=args.until
+            journeys,
+            args.events,
+            args.user_id,
+            journey=args.journey,
+            until=args.until,
+            config=engine_config([args.journeys]),  # profile events, global control
         )
     else:
         import asyncio

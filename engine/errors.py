@@ -14,6 +14,7 @@ Messages say what to do about the problem, not just what went wrong.
      │    ├── ExpressionError         a condition does not parse or is not allowed
      │    └── TemplateError           a Liquid template does not parse or render
      ├── InputError                   an incoming message can't be used (dead-lettered)
+ │    └── ProfileLimitError       a profile update would break a profile limit
      ├── ChannelError                 building or sending a message failed
      │    ├── PayloadLimitError       a rendered message breaks an RCS / SMS limit
      │    └── ProviderError           a provider answered with an error
@@ -95,6 +96,15 @@ class InputError(EngineError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class ProfileLimitError(InputError):
+    """A profile update would break a limit (:mod:`engine.core.profile`); ``limit`` names
+    it. The update is refused whole; an input carrying it is dead-lettered."""
+
+    def __init__(self, limit: str, detail: str) -> None:
+        self.limit = limit
+        super().__init__("profile_limit", detail)
 
 
 class ChannelError(EngineError):

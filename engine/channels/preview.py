@@ -39,7 +39,7 @@ from engine.durations import format_duration
 from engine.errors import ConfigError, InputError, PayloadLimitError, TemplateError
 from engine.journey.model import Journey, SendNode
 from engine.journey.render import RenderedCard, RenderedMessage, RenderedSuggestion
-from engine.journey.sample import SampleData, SampleRender, render_sample
+from engine.journey.sample import SampleData, SampleRender, profile_at, render_sample
 
 #: The glyph drawn before an action chip's text, per kind (reply chips have none).
 CHIP_GLYPHS: dict[str, str] = {
@@ -197,6 +197,7 @@ def preview_node(journey: Journey, node_id: str, data: SampleData) -> NodePrevie
     base = NodePreview(
         journey.id, journey.version, node_id, journey.label(node_id), node.channel, None, None
     )
+    data = profile_at(journey, node_id, data)  # update_profile nodes on the way
     try:
         sample = render_sample(node, journey, data)
     except TemplateError as exc:

@@ -22,3 +22,5 @@ class EngineConfig:
     trace_sample: float = 0.0
     # The deployment's global control group (journeys/_settings.yaml), if it has one.
     global_control: GlobalControl | None = None
+    # Events that only update the profile (settings.profile_events; engine.core.profile_updates)
+    profile_events: frozenset[str] = frozenset({"profile_updated"})

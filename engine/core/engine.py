@@ -87,7 +87,7 @@ class Engine:
         self.longest_cap_ms = self.catalog.longest_cap_ms
         # Inputs that change nothing at all: the state comes back untouched, no effects.
         self._ignored: dict[type, Callable[[UserState, Any], bool]] = {
-            UserEvent: lambda state, ev: ev.name not in self.known_events,
+            UserEvent: self._event_changes_nothing,
             Wake: is_stale,
         }
         self._dispatch: dict[type, Handler] = {
@@ -97,6 +97,11 @@ class Engine:
             Wake: _on_wake,
             Forget: handle_forget,
         }
+
+    def _event_changes_nothing(self, state: UserState, ev: UserEvent) -> bool:
+        """No journey names it and it is no profile event: its ``profile`` is not merged
+        either (profile changes alone come as profile events)."""
+        return ev.name not in self.known_events and ev.name not in self.config.profile_events
 
     # ------------------------------------------------------------------ entry point
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.context import Step
+from engine.core.entry_limits import max_entries_reached, record_entry
 from engine.core.holdout import on_entry
 from engine.core.ids import derive_id
 from engine.core.inputs import UserEvent
 from engine.core.nodes import finish, goto
 from engine.core.paths import event_path
+from engine.core.profile import apply_profile_update
+from engine.core.profile_updates import handle_profile_event
 from engine.core.state import Instance, JourneyHistory, UserState
 from engine.core.trace import condition_values, cooldown_values
 from engine.journey.expressions import compile_expression
@@ -28,8 +31,11 @@ def handle_event(step: Step, ev: UserEvent) -> None:
     if not state.remember_event(ev.event_id):
         step.trace("input", "duplicate", event=ev.name, event_id=ev.event_id)
         return  # already handled: producers retry, we don't double-count
+    if ev.name in step.config.profile_events:
+        handle_profile_event(step, ev)  # the profile, and nothing else
+        return
     if ev.profile:
-        state.attrs.update(ev.profile)
+        apply_profile_update(state.attrs, ev.profile)  # past a limit: the input is refused
     props = ev.properties
     for inst in sorted(state.instances.values(), key=lambda i: (i.entered_at, i.id)):
         journey = step.journey(inst)
@@ -117,6 +123,9 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
                 "entry", "cooldown", journey, more=lambda: cooldown_values(step.now, entry, last)
             )
             return
+        if (refused := max_entries_reached(entry, hist, step.now)) is not None:
+            step.trace("entry", "max_entries", journey, **refused)
+            return
     scope = {
         "event": props,
         "entry": props,
@@ -136,6 +145,7 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
     hist = state.history.setdefault(journey.id, JourneyHistory())
     hist.entries += 1
     hist.last_entry = step.now
+    record_entry(entry, hist, step.now)
     inst = Instance(iid, journey.id, journey.version, journey.start, step.now, props, props)
     state.instances[iid] = inst
     groups = on_entry(step, journey, inst)  # holdout, global control (engine.core.holdout)

@@ -14,6 +14,7 @@ from engine.core.context import Step
 from engine.core.fallback import drop_sms
 from engine.core.ids import bucket
 from engine.core.localtime import WEEKDAY_INDEX, next_local_time, parse_instant, zone
+from engine.core.profile_updates import enter_update_profile
 from engine.core.send_time import best_time_end
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
@@ -182,6 +183,7 @@ ENTER: dict[str, Callable[[Step, Instance, Any], str | None]] = {
     "wait_for": _enter_wait_for,
     "branch": _enter_branch,
     "split": _enter_split,
+    "update_profile": enter_update_profile,
     "exit": _enter_exit,
 }
 NODE_ATTRS: dict[str, Callable[[Step, Instance, Any], dict[str, Any]]] = {"split": _split_attrs}

@@ -138,6 +138,18 @@ class JourneyExitedAttributes(ReasonAttributes):
     """reason: completed (or the exit node's reason), exit_event, goal, timeout, loop_guard..."""
 
 
+class ProfileUpdatedAttributes(_Open):
+    keys: list[str] = Field(min_length=1, description="the attributes that changed, sorted")
+    event: str | None = Field(None, description="the profile event that changed them")
+
+
+class ProfileUpdateRefusedAttributes(ReasonAttributes):
+    """reason: the profile limit the update would break: keys, key, key_length,
+    value_size, value_type, profile_size (engine/core/profile.py)"""
+
+    detail: str = Field(description="what was too big, and the limit")
+
+
 class InstanceMigratedAttributes(_Open):
     from_version: int
     from_node: str
@@ -277,6 +289,16 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
         InstanceMigratedAttributes,
         "A waiting run moved to a newer version (journey_version, node_id: where it is now).",
     ),
+    "profile_updated": (
+        _Outcome,
+        ProfileUpdatedAttributes,
+        "The profile changed: a profile event (journey fields null) or an update_profile node.",
+    ),
+    "profile_update_refused": (
+        _AtNode,
+        ProfileUpdateRefusedAttributes,
+        "An update_profile node's update would break a profile limit: nothing changed.",
+    ),
     "user_opted_out": (
         _Outcome,
         NoAttributes,
@@ -336,7 +358,9 @@ class UserEvent(_Open):
     name: NonEmpty
     ts: InputTimestamp
     properties: dict[str, Any] = Field(default_factory=dict)
-    profile: Profile | None = Field(None, description="merged into the user's attributes")
+    profile: Profile | None = Field(
+        None, description="merged into the user's profile (null removes; docs/journeys.md#profiles)"
+    )
 
 
 class Receipt(_Open):

@@ -103,15 +103,25 @@ class JourneyHistory:
     # (instance_id, version, entered_at) of finished runs still inside their goal window
     tracking: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)  # instance ids already converted
+    # The last max_entries entry times, for entry.max_entries_per (engine.core.entry_limits)
+    entry_times: list[int] = field(default_factory=list)
 
     def to_wire(self) -> list[Any]:
-        return [self.entries, self.last_entry, [list(t) for t in self.tracking], self.converted]
+        w: list[Any] = [
+            self.entries,
+            self.last_entry,
+            [list(t) for t in self.tracking],
+            self.converted,
+        ]
+        if self.entry_times:  # only then: other histories' wire form stays as it was
+            w.append(self.entry_times)
+        return w
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> JourneyHistory:
         # States written before entry properties were tracked have three fields.
         tracking = [(t[0], t[1], t[2], t[3] if len(t) > 3 else {}) for t in w[2]]
-        return cls(w[0], w[1], tracking, w[3])
+        return cls(w[0], w[1], tracking, w[3], w[4] if len(w) > 4 else [])
 
 
 @dataclass(slots=True)

@@ -21,7 +21,9 @@ Kinds and reasons (``docs/journeys.md``, "Why did this user get that?"):
 * ``input``: ``no_journey`` (no journey names the event), ``duplicate`` (id seen before);
 * ``entry``: ``entered``, or why not: ``when_false`` (with the condition's operands),
   ``reentry_never``, ``already_in`` (re-entry after exit while a run is in flight, or the
-  same event again), ``cooldown`` (with the time left);
+  same event again), ``cooldown`` (with the time left), ``max_entries`` (the count, the
+  limit, its window and when the next entry is allowed: :mod:`.entry_limits`);
+* ``profile``: ``updated``, ``unchanged``, ``refused`` (:mod:`.profile_updates`);
 * ``node``: ``entered``; ``wait``: ``until``, ``over``, ``ended``; ``wait_for``:
   ``waiting``, ``path``, ``timeout``; ``branch``: ``case``, ``default``; ``split``:
   ``variant``; ``exit``: the exit reason; ``goal``: ``converted``; ``migrate``:

@@ -140,7 +140,32 @@ def _entry(t: Trace) -> str:
                 f"NOT entered: cooldown {v.get('cooldown')} since the last entry at "
                 f"{v.get('last_entry')}: {left} left (until {v.get('until')})"
             )
+        case "max_entries" if v.get("per"):
+            return (
+                f"NOT entered: max_entries {v.get('max_entries')} per {v.get('per')} reached "
+                f"({v.get('entries')} entries since {v.get('since')}): next entry allowed "
+                f"from {v.get('until')}"
+            )
+        case "max_entries":
+            return (
+                f"NOT entered: max_entries {v.get('max_entries')} reached "
+                f"({v.get('entries')} entries, ever)"
+            )
     return f"entry: {t.reason}"
+
+
+def _profile(t: Trace) -> str:
+    v = t.values
+    keys = ", ".join(v.get("keys") or ())
+    by = f" by event {v['event']}" if v.get("event") else ""
+    match t.reason:
+        case "updated":
+            return f"profile updated{by}: {keys}"
+        case "unchanged":
+            return f"profile unchanged{by} (the values were already there)"
+        case "refused":
+            return f"profile update refused ({v.get('limit')}): {v.get('detail')}"
+    return f"profile {t.reason}"
 
 
 def _message(t: Trace) -> str:
@@ -269,6 +294,7 @@ TRACE_TEXT: dict[str, Callable[[Trace], str]] = {
     "message": _message,
     "keyword": lambda t: _KEYWORDS.get(t.reason, t.reason),
     "inbound": _inbound,
+    "profile": _profile,
 }
 
 
@@ -311,4 +337,6 @@ def outcome_text(o: Outcome) -> str:
             return f"left the journey{why}"
         case "goal_converted":
             return f"goal reached (event {a.get('event')})"
+        case "profile_updated":
+            return f"profile updated: {', '.join(a.get('keys') or ())}"
     return f"{o.type.replace('_', ' ')}{ch}{why}"

@@ -4,6 +4,7 @@ tracing on for that user, or Kafka (:mod:`engine.stream.user_records`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,23 @@ def from_events(
     *,
     journey: str | None = None,
     until: int | None = None,
+    config: EngineConfig | None = None,
 ) -> dict[str, Any]:
     """Simulate the user's lines of ``events`` with tracing on for them, up to ``until``
-    (epoch ms; default: until no timer is left). Users don't share state, so the other
+    (epoch ms; default: until no timer is left), with ``config`` (the deployment's
+    settings: profile events, global control). Users don't share state, so the other
     users' lines are left out: the user's story is the same."""
     inputs, rejected = read_events(events)
     mine = [i for i in inputs if i.user_id == user_id]
     provider = _RecordingProvider()
-    config = EngineConfig(trace_users=frozenset({user_id}))
+    config = replace(config or EngineConfig(), trace_users=frozenset({user_id}))
     result = Simulator(journeys, config, provider).run(mine, until=until)
     receipts: list[Input] = [
         r for r in provider.receipts if r.user_id == user_id and (until is None or r.ts <= until)
     ]
     mine = [i for i in mine if until is None or i.ts <= until]
     notes = [f"{events}:{b.line}: rejected ({b.reason}), not simulated" for b in rejected]
+    notes += [f"refused: {r} (a dead letter on Kafka)" for r in result.refused]
     if not mine:
         notes.append(f"no line of {events} is about {user_id}")
     records = Records(

@@ -2,11 +2,14 @@
 
 ``journeys/_settings.yaml`` (or ``.yml`` / ``.json``; :data:`~.loader.SETTINGS_FILE_NAMES`)
 is read with the journeys by ``journeys run``, ``journeys simulate`` and ``journeys
-validate``; it is never taken for a journey. Today it holds the global control group::
+validate``; it is never taken for a journey. Today it holds the global control group and
+the profile events::
 
     global_control:
       share: 5%          # of all users, held out of every marketing send of every journey
       salt: "2026-h1"    # change it to draw another 5%
+    profile_events: [profile_updated, identify]   # only update the profile (the default:
+                                                  # [profile_updated])
 
 The model checks the shape (as :mod:`.model` does for a journey); the ranges are the
 linter's (:mod:`engine.lint.deployment`).
@@ -61,6 +64,11 @@ class GlobalControl(_Model):
 class DeploymentSettings(_Model):
     global_control: GlobalControl | None = Field(
         default=None, description="The global control group (none by default)"
+    )
+    profile_events: list[str] = Field(
+        default_factory=lambda: ["profile_updated"],
+        description="Events that only update the profile (properties and profile): no "
+        "entry, goal, wait_for path or exit_on",
     )
 
 

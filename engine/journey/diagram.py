@@ -30,6 +30,7 @@ from engine.journey.model import (
     Journey,
     SendNode,
     SplitNode,
+    UpdateProfileNode,
     WaitForNode,
     WaitNode,
     successors,
@@ -41,8 +42,18 @@ Counts = Mapping[str, Mapping[str, int]]
 ENTRY_ID = "journey.entry"
 
 #: Kinds of boxes, in drawing-legend order ("missing": a target the file does not define).
-KINDS = ("entry", "send", "wait", "wait_for", "branch", "split", "exit", "missing")
-KIND_LABEL = {"wait_for": "wait for", "missing": "missing node"}
+KINDS = (
+    "entry",
+    "send",
+    "wait",
+    "wait_for",
+    "branch",
+    "split",
+    "update_profile",
+    "exit",
+    "missing",
+)
+KIND_LABEL = {"wait_for": "wait for", "update_profile": "update profile", "missing": "missing node"}
 #: (fill, stroke) per kind, shared by every format.
 COLORS: dict[str, tuple[str, str]] = {
     "entry": ("#e8f5e9", "#2e7d32"),
@@ -51,6 +62,7 @@ COLORS: dict[str, tuple[str, str]] = {
     "wait_for": ("#fff3e0", "#ef6c00"),
     "branch": ("#f3e5f5", "#6a1b9a"),
     "split": ("#e0f7fa", "#00838f"),
+    "update_profile": ("#f1f8e9", "#558b2f"),
     "exit": ("#eceff1", "#455a64"),
     "missing": ("#ffebee", "#c62828"),
     "note": ("#fffde7", "#b5a642"),
@@ -194,6 +206,13 @@ def _facts(node: Any) -> list[str]:
             return [", ".join(_split_labels(node)), *picks]
         case ExitNode():
             return [f"reason: {_clean(node.reason)}"]
+        case UpdateProfileNode():
+            out = [_short(f"set {k} = {_clean(v)}") for k, v in node.set_.items()][:4]
+            if len(node.set_) > 4:
+                out.append(f"and {len(node.set_) - 4} more")
+            if node.unset:
+                out.append(_short("unset " + ", ".join(node.unset), 44))
+            return out
         case BranchNode():
             return []
         case _:
@@ -248,6 +267,10 @@ def diagram(journey: Journey, counts: Counts | None = None) -> Diagram:
     if entry.cooldown is not None:
         again += f", cooldown {_dur(entry.cooldown, entry.cooldown_ms)}"
     entry_facts.append(again)
+    if entry.max_entries is not None:
+        per = entry.max_entries_per_ms
+        window = "ever" if per is None else f"per {_dur(entry.max_entries_per, per)}"
+        entry_facts.append(f"at most {entry.max_entries} entries {window}")
     if journey.holdout is not None:
         entry_facts.append(f"holdout {journey.holdout}: no sends")
     nodes = [DiagramNode(ENTRY_ID, "entry", "Entry", tuple(entry_facts), figures(ENTRY_ID))]

@@ -75,6 +75,7 @@ _MERMAID_SHAPES = {
     "split": ("{{", "}}"),
     "wait": ("[/", "/]"),
     "wait_for": ("(", ")"),
+    "update_profile": ("[[", "]]"),
 }
 
 

@@ -466,16 +466,35 @@ class SplitNode(_Node):
     )
 
 
+class UpdateProfileNode(_Node):
+    """Set or remove profile attributes (``user.*``), then go on (engine.core.profile_updates)."""
+
+    type: Literal["update_profile"]
+    set_: dict[str, str] = Field(
+        default_factory=dict,
+        alias="set",
+        description="attribute -> expression (e.g. \"'gold'\", entry.offer_id); null removes it",
+    )
+    unset: list[str] = Field(default_factory=list, description="attributes to remove")
+    next: NodeId
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateProfileNode:
+        if not self.set_ and not self.unset:
+            raise ValueError("an update_profile node needs set, unset or both")
+        return self
+
+
 class ExitNode(_Node):
     type: Literal["exit"]
     reason: str = Field(default="completed", description="attributes.reason of journey_exited")
 
 
 Node = Annotated[
-    SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | ExitNode,
+    SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | UpdateProfileNode | ExitNode,
     Field(discriminator="type"),
 ]
-NODE_TYPES = ("send", "wait", "wait_for", "branch", "split", "exit")
+NODE_TYPES = ("send", "wait", "wait_for", "branch", "split", "update_profile", "exit")
 
 
 # --------------------------------------------------------------------------- journey
@@ -490,12 +509,32 @@ class Entry(_Model):
         "always: every matching event starts a run, even while one is active",
     )
     cooldown: Duration | None = Field(default=None, description="Minimum time between entries")
+    max_entries: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many entries per user (engine.core.entry_limits)",
+    )
+    max_entries_per: Duration | None = Field(
+        default=None, description="With max_entries: counted in this rolling window, not for life"
+    )
 
-    _v_cooldown = field_validator("cooldown")(classmethod(lambda cls, v: _check_duration(v)))
+    _v_cooldown = field_validator("cooldown", "max_entries_per")(
+        classmethod(lambda cls, v: _check_duration(v))
+    )
+
+    @model_validator(mode="after")
+    def _per_needs_max(self) -> Entry:
+        if self.max_entries_per is not None and self.max_entries is None:
+            raise ValueError("max_entries_per goes with max_entries: at most N entries per window")
+        return self
 
     @property
     def cooldown_ms(self) -> int:
         return 0 if self.cooldown is None else parse_duration_ms(self.cooldown)
+
+    @property
+    def max_entries_per_ms(self) -> int | None:
+        return None if self.max_entries_per is None else parse_duration_ms(self.max_entries_per)
 
 
 class Goal(_Model):
@@ -608,7 +647,7 @@ class Journey(_Model):
 
     def node(
         self, node_id: str
-    ) -> SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | ExitNode:
+    ) -> SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | UpdateProfileNode | ExitNode:
         return self.nodes[node_id]
 
     def label(self, node_id: str) -> str:
@@ -619,7 +658,7 @@ class Journey(_Model):
 def successors(node: Any) -> list[tuple[str, str]]:
     """(label, target) of every edge out of a node, in file order."""
     match node:
-        case SendNode() | WaitNode():
+        case SendNode() | WaitNode() | UpdateProfileNode():
             return [("", node.next)]
         case WaitForNode():
             out = [(_path_label(p), p.next) for p in node.paths]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-from engine.errors import ConfigError, TemplateError
-from engine.journey.model import Journey, SendNode
+from engine.errors import ConfigError, ExpressionError, TemplateError
+from engine.journey.expressions import compile_expression
+from engine.journey.model import Journey, SendNode, UpdateProfileNode, successors
 from engine.journey.render import RenderedMessage, render_send
 
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
@@ -50,6 +51,54 @@ class SampleData:
             "user": self.profile,
             "journey": {"id": journey.id, "version": journey.version},
         }
+
+
+def profile_at(journey: Journey, node_id: str, data: SampleData) -> SampleData:
+    """``data`` with the ``update_profile`` nodes on the way to ``node_id`` applied, in the
+    order a user meets them from the start (breadth first): a send after one previews
+    with the profile it will read. A null value removes the attribute."""
+    order = [journey.start]
+    for nid in order:
+        node = journey.nodes.get(nid)
+        if node is not None:
+            order += [t for _, t in successors(node) if t not in order]
+    before = _reaches(journey, node_id)
+    profile = dict(data.profile)
+    for nid in order:
+        node = journey.nodes.get(nid)
+        if not isinstance(node, UpdateProfileNode) or nid not in before:
+            continue
+        scope = {**data.scope(journey), "user": dict(profile)}  # as the node reads it
+        values: dict[str, Any] = {}
+        for key, source in node.set_.items():
+            try:
+                values[key] = compile_expression(source).evaluate(scope)
+            except ExpressionError:  # the linter's business
+                continue
+        for key in node.unset:
+            profile.pop(key, None)
+        for key, value in values.items():
+            if value is None:
+                profile.pop(key, None)
+            else:
+                profile[key] = value
+    return data if profile == dict(data.profile) else SampleData(data.event, profile)
+
+
+def _reaches(journey: Journey, target: str) -> set[str]:
+    """The nodes from which ``target`` can be reached (not ``target`` itself)."""
+    into: dict[str, set[str]] = {}
+    for nid, node in journey.nodes.items():
+        for _, t in successors(node):
+            into.setdefault(t, set()).add(nid)
+    found: set[str] = set()
+    todo = [target]
+    while todo:
+        for src in into.get(todo.pop(), ()):
+            if src not in found:
+                found.add(src)
+                todo.append(src)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,19 +311,30 @@ def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
     return _valid_text(out, "--user-profile")
 
 
-def parse_event(text: str, source: str, entry_event: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def parse_event(
+    text: str,
+    source: str,
+    entry_event: str,
+    profile_events: Iterable[str] = ("profile_updated",),
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(properties, profile)`` from an event file: one JSON object, or JSON lines like
     ``journeys simulate`` reads (the first line with the journey's entry event is used).
 
     An object with ``properties``, or with ``name`` and ``user_id``, is an event (its
     ``profile``, if any, gives ``user.*``); any other object is the properties themselves.
+    In JSON lines, ``user.*`` is the profile that user has built up to that line, as the
+    engine keeps it: the ``profile`` of their earlier lines and the properties of their
+    profile events (``profile_events``), merged (a null removes the attribute).
     """
+    earlier: dict[str, Any] = {}
     try:
         whole = json.loads(text)
     except ValueError:
         whole = None
         records = _json_lines(text, source)
         chosen = next((r for r in records if r.get("name") == entry_event), None)
+        if chosen is not None:
+            earlier = _profile_before(records, chosen, frozenset(profile_events))
         if chosen is None:
             names = sorted({str(r["name"]) for r in records if "name" in r})
             found = f" (it has: {', '.join(names)})" if names else ""
@@ -291,7 +351,30 @@ def parse_event(text: str, source: str, entry_event: str) -> tuple[dict[str, Any
     props, profile = whole.get("properties") or {}, whole.get("profile") or {}
     if not isinstance(props, dict) or not isinstance(profile, dict):
         raise ConfigError(f"{source}: 'properties' and 'profile' must be JSON objects")
-    return props, profile
+    return props, _merged(earlier, profile) if earlier else profile
+
+
+def _profile_before(
+    records: list[dict[str, Any]], chosen: dict[str, Any], profile_events: frozenset[str]
+) -> dict[str, Any]:
+    """The profile of ``chosen``'s user from the lines before it."""
+    user = chosen.get("user_id")
+    profile: dict[str, Any] = {}
+    for r in records:
+        if r is chosen:
+            break
+        if user is None or r.get("user_id") != user or r.get("type", "event") != "event":
+            continue
+        for part in (r.get("properties") if r.get("name") in profile_events else None,
+                     r.get("profile")):  # fmt: skip
+            if isinstance(part, dict):
+                profile = _merged(profile, part)
+    return profile
+
+
+def _merged(profile: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = {**profile, **update}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _json_lines(text: str, source: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ for the engine (:mod:`engine.journey.deployment` reads it).
 * ``global_control.share``: more than 0% and at most :data:`CONTROL_MAX` (a problem
   otherwise); a warning above :data:`CONTROL_WARN`: the group gets no marketing message
   from any journey, and a few percent is enough to measure the lift of all of them.
+* ``profile_events``: non-empty names, each once.
 * One settings file: two directories each with one, given together, is a problem.
 """
 
@@ -27,7 +28,7 @@ CONTROL_WARN = 0.1
 
 
 def _rules(loaded: LoadedSettings, settings: DeploymentSettings) -> list[Problem]:
-    out: list[Problem] = []
+    out: list[Problem] = profile_event_problems(loaded, settings)
     control = settings.global_control
     if control is None:
         return out
@@ -49,6 +50,21 @@ def _rules(loaded: LoadedSettings, settings: DeploymentSettings) -> list[Problem
     return out
 
 
+def profile_event_problems(loaded: LoadedSettings, settings: DeploymentSettings) -> list[Problem]:
+    """``profile_events``: names, each once."""
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for i, name in enumerate(settings.profile_events):
+        loc = ("profile_events", i)
+        if not name.strip():
+            out.append(loaded.problem(loc, "an empty profile event name: name the event "
+                                           "(e.g. profile_updated) or remove it"))
+        elif name in seen:
+            out.append(loaded.problem(loc, f"profile event '{name}' is listed twice"))
+        seen.add(name)
+    return out
+
+
 def lint_settings(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
     """Every problem (and warning) of the settings files among ``paths``."""
     files = settings_files(paths)
@@ -62,6 +78,14 @@ def lint_settings(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
         if loaded.settings is not None:
             problems.extend(_rules(loaded, loaded.settings))
     return problems
+
+
+def deployment_profile_events(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """``profile_events`` of the settings file among ``paths`` (the default without one, or
+    when it has problems: those are reported on their own)."""
+    files = settings_files(paths)
+    settings = load_settings_file(files[0])[0].settings if files else None
+    return (settings or DeploymentSettings()).profile_events
 
 
 def load_deployment(paths: Iterable[str | os.PathLike[str]]) -> DeploymentSettings:
@@ -81,7 +105,11 @@ def load_deployment(paths: Iterable[str | os.PathLike[str]]) -> DeploymentSettin
 def engine_config(
     paths: Iterable[str | os.PathLike[str]], base: EngineConfig | None = None
 ) -> EngineConfig:
-    """The engine's settings with the deployment's (the global control group) from the
+    """The engine's settings with the deployment's (global control, profile events) from the
     settings file next to the journeys at ``paths``."""
     settings = load_deployment(paths)
-    return dataclasses.replace(base or EngineConfig(), global_control=settings.global_control)
+    return dataclasses.replace(
+        base or EngineConfig(),
+        global_control=settings.global_control,
+        profile_events=frozenset(settings.profile_events),
+    )

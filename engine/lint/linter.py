@@ -35,16 +35,18 @@ from engine.journey.model import (
     Journey,
     SendNode,
     SplitNode,
+    UpdateProfileNode,
     WaitForNode,
     WaitNode,
     successors,
 )
 from engine.journey.templates import Template, compile_template
 from engine.lint.chips import unanswered_chips, unoffered_answers
-from engine.lint.deployment import lint_settings
+from engine.lint.deployment import deployment_profile_events, lint_settings
 from engine.lint.expression_hints import expression_hint
 from engine.lint.fallback import rcs_without_fallback
 from engine.lint.measurement import best_time_rules, holdout_rules
+from engine.lint.profile import profile_event_warnings, profile_rules
 from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
@@ -139,7 +141,7 @@ def _rule_targets(c: _Lint) -> None:
     for nid, node in c.j.nodes.items():
         base: Loc = ("nodes", nid)
         match node:
-            case SendNode() | WaitNode():
+            case SendNode() | WaitNode() | UpdateProfileNode():
                 check((*base, "next"), node.next)
             case WaitForNode():
                 for i, p in enumerate(node.paths):
@@ -362,6 +364,10 @@ def _rule_journey(c: _Lint) -> None:
         versions.setdefault(m.from_version, i)
 
 
+def _rule_profile(c: _Lint) -> None:
+    profile_rules(c.j, c.add)
+
+
 def _rule_winner(c: _Lint) -> None:
     winner_problems(c.j, c.graph, c.add)
 
@@ -410,6 +416,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_templates,
     _rule_journey,
     _rule_winner,
+    _rule_profile,
     _warn_fallback,
     _warn_chips,
     _warn_sms,
@@ -521,6 +528,8 @@ def lint_paths(
     paths = list(paths)
     loaded, problems = load_paths(paths)
     settings = [p for p in lint_settings(paths) if warnings or not p.is_warning]
+    if warnings:
+        settings += profile_event_warnings(loaded, deployment_profile_events(paths))
     return sorted(set(problems) | set(lint_loaded(loaded, warnings=warnings)) | set(settings))
 
 

@@ -209,8 +209,9 @@ def _target(
     vo = old.version
     node = new.nodes[target]
     at = f"when the timer it has in '{nid}' fires"
-    if node.type in ("branch", "split", "exit"):
+    if node.type in ("branch", "split", "update_profile", "exit"):
         what = {"branch": "its conditions pick their way", "split": "it picks their variant",
+                "update_profile": "it updates their profile",
                 "exit": "they leave the journey"}[node.type]
         out.append(Finding("warning", "mapping_not_waiting", f"mapped to '{target}', a "
                            f"{node.type}: no run waits there; moved runs enter it {at} ({what})",

@@ -23,7 +23,10 @@ missing there. The rule (docs/journeys.md, "What the linter checks"):
   path (for that new event). "Requires" means: ``exists(x)``, ``x`` alone, ``x``
   compared with a literal other than ``None`` (``==``, ``<``, ``in``...), ``x`` in an
   ordering comparison, ``contains(x, ..)`` / ``startswith(x, ..)`` / ``endswith(x, ..)``;
-  joined with ``and`` (each side) or ``or`` (both sides).
+  joined with ``and`` (each side) or ``or`` (both sides);
+* an ``update_profile`` node guarantees ``user.k`` after it when its ``set`` gives ``k`` a
+  literal (not null) or a path guaranteed before it; it takes the guarantee away from
+  the attributes it unsets or sets to anything else (a null value removes).
 
 The "every way" part is a data-flow analysis over the journey's edges: what is
 guaranteed when a node is entered is what every edge into it guarantees.
@@ -38,7 +41,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.journey.loader import Loc
-from engine.journey.model import BranchNode, Journey, SendNode, WaitForNode, successors
+from engine.journey.model import (
+    BranchNode,
+    Journey,
+    SendNode,
+    UpdateProfileNode,
+    WaitForNode,
+    successors,
+)
 from engine.lint.rcs import send_fields, where
 
 Report = Callable[[Loc, str], None]
@@ -207,6 +217,8 @@ def guaranteed(journey: Journey) -> dict[str, frozenset[str]]:
             if edge.new_event:
                 out = frozenset(p for p in out if not p.startswith("event."))
             out |= required_paths(edge.condition)
+            if isinstance(node := journey.nodes[nid], UpdateProfileNode):
+                out = after_update(node, here, out)
             if edge.target == journey.start:
                 out &= start_set
             old = known.get(edge.target)
@@ -215,6 +227,29 @@ def guaranteed(journey: Journey) -> dict[str, frozenset[str]]:
                 known[edge.target] = new
                 todo.append(edge.target)
     return known
+
+
+def after_update(
+    node: UpdateProfileNode, here: frozenset[str], out: frozenset[str]
+) -> frozenset[str]:
+    """After an ``update_profile`` node: ``user.k`` is present when ``set`` gives it a
+    literal or a path present before the node; an attribute unset, or set to anything else
+    (which may be null, and null removes), is not."""
+    touched = set(node.unset) | set(node.set_)
+    kept = frozenset(p for p in out if not (p.startswith("user.")
+                                            and p.split(".")[1] in touched))
+    return kept | {f"user.{k}" for k, v in node.set_.items() if _present(v, here)}
+
+
+def _present(source: str, here: frozenset[str]) -> bool:
+    try:
+        tree = ast.parse(_python(source), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if isinstance(tree, ast.Constant):
+        return tree.value is not None
+    path = _path_of(tree)
+    return path is not None and path in here
 
 
 # --------------------------------------------------------------------------- templates

@@ -31,7 +31,7 @@ from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
 from engine.core.state import UserState
 from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
-from engine.core.wire import decode_line, loads
+from engine.core.wire import decode_line, dumps, loads
 from engine.durations import format_ts
 from engine.errors import InputError
 from engine.journey.model import Journey
@@ -49,11 +49,28 @@ class BadLine:
         return f"line {self.line}: {self.reason}: {self.detail}"
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedInput:
+    """An input the engine refused (an InputError, e.g. ``profile_limit``): what the Kafka
+    worker dead-letters. The user's state stays as it was before it."""
+
+    user_id: str
+    ts: int
+    what: str
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        when = format_ts(self.ts)
+        return f"{self.what} for {self.user_id} at {when}: {self.reason}: {self.detail}"
+
+
 @dataclass
 class SimResult:
     outcomes: list[Outcome] = field(default_factory=list)
     trace: dict[str, list[str]] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
+    refused: list[RefusedInput] = field(default_factory=list)  # dead letters on Kafka
     states: dict[str, UserState] = field(default_factory=dict)
     sends: list[SendRequest] = field(default_factory=list)
     decisions: list[SplitDecision] = field(default_factory=list)  # splits' winners, in order
@@ -83,6 +100,16 @@ def _scheduled(inp: Input) -> Input:
     if isinstance(inp, Wake) and not inp.token:
         return Wake(inp.user_id, inp.ts, wake_token(inp.user_id, inp.ts))
     return inp
+
+
+def _updates_profile(inp: Input, engine: Engine) -> bool:
+    return isinstance(inp, UserEvent) and (
+        bool(inp.profile) or inp.name in engine.config.profile_events
+    )
+
+
+def _snapshot(state: UserState) -> bytes:
+    return dumps(state.to_wire())
 
 
 def _describe(inp: Input) -> str:
@@ -143,7 +170,23 @@ class Simulator:
             state = states.get(inp.user_id)
             if state is None:
                 state = states[inp.user_id] = self.engine.new_state(inp.user_id)
-            _, effects = self.engine.advance(state, inp, ts)
+            # An event that changes the profile may be refused (a profile limit): the
+            # worker then keeps the state it had, and so does the simulation.
+            kept = _snapshot(state) if _updates_profile(inp, self.engine) else None
+            try:
+                _, effects = self.engine.advance(state, inp, ts)
+            except InputError as exc:
+                if kept is None:
+                    raise
+                states[inp.user_id] = UserState.from_wire(loads(kept))
+                result.refused.append(
+                    RefusedInput(inp.user_id, ts, _describe(inp), exc.reason, exc.detail)
+                )
+                if trace:
+                    result.trace.setdefault(inp.user_id, []).append(
+                        f"{format_ts(ts)}  {_describe(inp)}  REFUSED {exc.reason}: {exc.detail}"
+                    )
+                continue
             if isinstance(inp, Receipt) and inp.status != "delivered":
                 # A failure receipt (a file's, say) means the provider won't deliver what
                 # it still had scheduled for messages the core has given up on.

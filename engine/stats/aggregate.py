@@ -44,6 +44,8 @@ _COUNTED = {
     "fallback_triggered": "fallback",
     "message_deferred": "deferred",
     "user_opted_out": "opted_out",
+    "profile_updated": "profile_updated",  # an update_profile node that changed something
+    "profile_update_refused": "profile_refused",  # ...whose update broke a profile limit
 }
 
 #: outcome type -> the attribute its count is broken down by (message_sent and
@@ -54,6 +56,7 @@ QUALIFIER = {
     "fallback_triggered": "reason",
     "message_deferred": "reason",
     "journey_exited": "reason",
+    "profile_update_refused": "reason",
 }
 BY_CHANNEL = ("message_sent", "message_delivered")
 ACTED = {"message_clicked": "clicked", "message_read": "read"}  # what a run did, by outcome
@@ -127,6 +130,7 @@ def node_row(c: Mapping[str, int]) -> dict[str, Any]:
         exited=breakdown(c, "journey_exited"),
         failed_reasons=breakdown(c, "message_failed"),
         fallback_reasons=breakdown(c, "fallback_triggered"),
+        profile_refused_reasons=breakdown(c, "profile_update_refused"),
         reach_rate=_ratio(g(REACHED, 0), row["entered"]),
         reach_rate_of_sends=_ratio(g(REACHED, 0), sends),
         delivery_rate=_ratio(row["delivered"], g("message_sent", 0)),

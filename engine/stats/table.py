@@ -71,6 +71,9 @@ def _notes(s: Row) -> str:
     notes += [f"failed:{k}={v}" for k, v in s["failed_reasons"].items()]
     if s.get("unknown"):
         notes.append(f"unknown={s['unknown']}")
+    if s.get("profile_updated"):  # an update_profile node
+        notes.append(f"profile_updated={s['profile_updated']}")
+    notes += [f"profile_refused:{k}={v}" for k, v in s.get("profile_refused_reasons", {}).items()]
     notes += [f"exited:{k}={v}" for k, v in s["exited"].items()]
     return " ".join(notes)
 

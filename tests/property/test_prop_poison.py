@@ -49,6 +49,7 @@ REASONS = {
     "processing_error",
     "effect_too_large",
     "state_too_large",
+    "profile_limit",  # a profile update past the profile's limits (engine.core.profile)
 }
 
 USERS = ["u1", "u2", "u3"]

@@ -212,27 +212,54 @@ async def test_the_core_refuses_a_timer_it_could_not_write(settings: Settings) -
 # --------------------------------------------------------------------------- effects, core
 
 
+CONCURRENT = """
+id: concurrent
+version: 1
+entry: {event: signed_up, reentry: always}
+start: pause
+nodes:
+  pause: {type: wait, duration: 1w, next: done}
+  done: {type: exit}
+"""
+
+
 async def test_a_state_too_large_for_the_changelog_is_dead_lettered(settings: Settings) -> None:
-    """Profiles merge into the user's state: a state past the broker's record limit would
-    fail at every checkpoint, after every restart. The input that would make it is
-    dead-lettered instead, and the user goes on with the state they had."""
-    runtime, backend = memory_runtime(journeys(), settings, clock=lambda: NOW)
+    """Runs keep their entry properties in the user's state: a state past the broker's
+    record limit would fail at every checkpoint, after every restart. The input that would
+    make it is dead-lettered instead, and the user goes on with the state they had."""
+    runtime, backend = memory_runtime([journey(CONCURRENT)], settings, clock=lambda: NOW)
     t = settings.topics
     for i in range(6):
+        value = event("u", format_ts(NOW + i), f"e{i}", blob="x" * 200_000)
+        await runtime.handle(t.user_events, 0, i, b"u", value)
+    reasons = [d["reason"] for d in letters(backend, settings)]
+    assert reasons and set(reasons) == {"state_too_large"}
+    _, kept = runtime.checkpoint.get_dirty(b"u") or (0, b"")
+    assert kept is not None and 0 < len(kept) <= 900 * 1024
+
+
+async def test_a_profile_past_its_limits_is_dead_lettered(settings: Settings) -> None:
+    """A profile is bounded (engine.core.profile): an event whose profile would break a
+    limit is dead-lettered with reason profile_limit, whole; the state stays as it was."""
+    runtime, backend = memory_runtime(journeys(), settings, clock=lambda: NOW)
+    t = settings.topics
+    for i in range(3):
         value = orjson.dumps(
             {
                 "event_id": f"e{i}",
                 "user_id": "u",
                 "name": "signed_up",
                 "ts": format_ts(NOW + i),
-                "profile": {f"k{i}": "x" * 200_000, "phone": "+14155550100"},
+                "profile": {f"k{i}": "x" * (200 if i == 0 else 200_000), "phone": "+14155550100"},
             }
         )
         await runtime.handle(t.user_events, 0, i, b"u", value)
-    reasons = [d["reason"] for d in letters(backend, settings)]
-    assert reasons and set(reasons) == {"state_too_large"}
+    dead = letters(backend, settings)
+    assert [d["reason"] for d in dead] == ["profile_limit", "profile_limit"]
+    assert "at most 2048" in dead[0]["detail"]
     _, kept = runtime.checkpoint.get_dirty(b"u") or (0, b"")
-    assert kept is not None and 0 < len(kept) <= 900 * 1024
+    attrs = orjson.loads(kept)["s"]["a"]
+    assert sorted(attrs) == ["k0", "phone"]
 
 
 async def test_a_core_error_is_dead_lettered_and_the_state_kept(

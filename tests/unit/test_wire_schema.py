@@ -181,6 +181,24 @@ def input_lines() -> list[dict[str, Any]]:
     return lines
 
 
+PROFILE_TOUR = """
+id: profile-tour
+version: 1
+entry: {event: upgraded}
+start: keep
+nodes:
+  keep: {type: update_profile, set: {tier: "'gold'", plan: event.plan}, unset: [trial], next: big}
+  big: {type: update_profile, set: {blob: event.blob}, next: done}
+  done: {type: exit}
+"""
+PROFILE_LINES = [
+    {"event_id": "p1", "user_id": "p", "name": "profile_updated", "ts": "2026-11-02T09:00:00Z",
+     "properties": {"trial": True, "first_name": "Ada"}},
+    {"event_id": "p2", "user_id": "p", "name": "upgraded", "ts": "2026-11-02T09:01:00Z",
+     "properties": {"plan": "pro", "blob": "x" * 3000}},
+]  # fmt: skip
+
+
 class RecordingProvider(OfflineGateway):
     """The simulator's provider, keeping the receipts it makes and the revokes it gets."""
 
@@ -229,6 +247,13 @@ def tour() -> Tour:
     )
     result.outcomes += [o for o in experiment.outcomes if o.type == "split_winner_chosen"]
     result.decisions += experiment.decisions
+    # Profile updates: a profile event, an update_profile node, one past a profile limit.
+    profile = Simulator([Journey.model_validate(yaml.safe_load(PROFILE_TOUR))], traced).run(
+        [wire.decode_line(x) for x in PROFILE_LINES]
+    )
+    result.outcomes += profile.outcomes
+    result.traces += profile.traces
+    result.states.update(profile.states)
     # A provider slower than the fallback window: the RCS sends are revoked.
     Simulator([v1], provider=RecordingProvider(30 * 60_000, provider)).run(
         [wire.decode_line(x) for x in lines[:8]]

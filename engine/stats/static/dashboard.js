@@ -200,6 +200,8 @@
     var notes = [];
     Object.keys(r.suppressed).forEach(function (k) { notes.push("held back (" + words(k) + ") " + num(r.suppressed[k])); });
     Object.keys(r.failed_reasons).forEach(function (k) { notes.push("failed (" + words(k) + ") " + num(r.failed_reasons[k])); });
+    if (r.profile_updated) { notes.push("profile updated " + num(r.profile_updated)); }
+    Object.keys(r.profile_refused_reasons || {}).forEach(function (k) { notes.push("profile update refused (" + words(k) + ") " + num(r.profile_refused_reasons[k])); });
     Object.keys(r.exited).forEach(function (k) { notes.push("exit (" + words(k) + ") " + num(r.exited[k])); });
     return '<tr data-row="' + esc(id) + '"><td>' + esc(r.label) + ' <span class="kind">' + esc(r.type || "not in file") + "</span></td>" +
       '<td data-cell="' + esc(id + ".entered") + '">' + num(r.entered) + "</td>" +
