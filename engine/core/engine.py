@@ -99,9 +99,14 @@ class Engine:
         }
 
     def _event_changes_nothing(self, state: UserState, ev: UserEvent) -> bool:
-        """No journey names it and it is no profile event: its ``profile`` is not merged
-        either (profile changes alone come as profile events)."""
-        return ev.name not in self.known_events and ev.name not in self.config.profile_events
+        """No journey names it, it is no profile event and it carries no ``profile``
+        (an event's ``profile`` is always merged: the profile is the latest of what the
+        user's events carried, whatever their name)."""
+        return (
+            not ev.profile
+            and ev.name not in self.known_events
+            and ev.name not in self.config.profile_events
+        )
 
     # ------------------------------------------------------------------ entry point
 

@@ -311,8 +311,16 @@ def test_unknown_event_touches_nothing() -> None:
     h = Harness(journey(waiter()))
     h.enter()
     before = h.state().to_wire()
-    assert h.event("nobody_listens", T0 + DAY, profile={"phone": "+33600000000"}) == []
+    assert h.event("nobody_listens", T0 + DAY) == []
     assert h.state().to_wire() == before
+
+
+def test_unknown_event_still_updates_the_profile() -> None:
+    # The profile is the latest of what the user's events carried, whatever their name.
+    h = Harness(journey(waiter()))
+    h.enter()
+    h.event("nobody_listens", T0 + MIN, profile={"tier": "gold"})
+    assert h.state().attrs["tier"] == "gold"
 
 
 def test_late_event_is_handled_at_the_state_clock() -> None:

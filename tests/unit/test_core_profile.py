@@ -125,10 +125,13 @@ def test_an_events_own_profile_past_a_limit_refuses_the_event() -> None:
     assert info.value.reason == "profile_limit"
 
 
-def test_an_event_no_journey_names_is_still_ignored_with_its_profile() -> None:
+def test_an_event_no_journey_names_still_merges_its_profile() -> None:
     h = harness()
-    assert h.event("page_viewed", T0, profile={"tier": "gold"}) == []
-    assert h.state().attrs == {}
+    assert h.event("page_viewed", T0, profile={"tier": "gold"}) == []  # no outcome
+    assert h.state().attrs == {"tier": "gold"}
+    before = h.state().to_wire()
+    assert h.event("page_viewed", T0 + MIN) == []  # without a profile: nothing at all
+    assert h.state().to_wire() == before
 
 
 def test_the_profile_events_come_from_the_config() -> None:
