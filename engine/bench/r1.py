@@ -1,0 +1,240 @@
+"""R1: throughput on the broker, as a ratio to a raw aiokafka passthrough.
+
+On the same generated events (:mod:`engine.bench.events`):
+
+* ``passthrough``: the ceiling. The events are put on a topic first; then one aiokafka
+  consumer reads them in batches (``getmany``), and for each record decodes the JSON,
+  encodes it again and produces one record (acks=all, as the engine's producer); then
+  it awaits the batch's sends and commits the batch's offsets.
+* ``worker``: the engine worker alone (no gateway: the send requests stay on their topic).
+* ``worker_gateway``: the worker and the gateway with the simulated providers (the
+  receipts come back to the worker as inputs).
+* ``two_workers``: the worker figure with two worker processes in one consumer group.
+
+Every rate is counted between the broker timestamps of the first and the last output
+record (:mod:`engine.bench.topic_span`): a process's start and the table recovery do not
+count. For the engine, the services are started (and ready, the partitions assigned)
+before the events are produced, so that two workers do not rebalance in the middle of a
+measurement; the events are then produced at full speed, far faster than a worker takes
+them, so the worker always has a backlog, as with events put on the topic first. Inputs
+per user: the event and the wake-up (due at once: the events have historic timestamps),
+plus the two receipts with the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from engine.bench import events as bench_events
+from engine.bench.options import BenchOptions
+from engine.bench.topic_span import span, wait_for_records
+from engine.stream.common.topics import ensure_topics
+from engine.stream.devtools.harness import Service, StreamEnv
+
+TARGET_WORKER = 0.30
+TARGET_WORKER_GATEWAY = 0.20
+# A stage that has not produced every expected record after this long has failed.
+STAGE_TIMEOUT_S = 900.0
+
+
+def run(opts: BenchOptions) -> dict[str, Any]:
+    return asyncio.run(measure(opts))
+
+
+async def measure(opts: BenchOptions) -> dict[str, Any]:
+    records = bench_events.user_events(opts)
+    opts.note(f"r1: {len(records)} events, {opts.partitions} partitions")
+    passthrough = await _passthrough(opts, records)
+    opts.note(f"r1: passthrough {passthrough['records_per_s']:,.0f} records/s")
+    worker = await _engine(opts, records, workers=1, gateway=False, name="worker")
+    opts.note(f"r1: worker {worker['inputs_per_s']:,.0f} inputs/s")
+    with_gateway = await _engine(opts, records, workers=1, gateway=True, name="worker_gateway")
+    opts.note(f"r1: worker + gateway {with_gateway['inputs_per_s']:,.0f} inputs/s")
+    two = await _engine(opts, records, workers=2, gateway=False, name="two_workers")
+    opts.note(f"r1: two workers {two['inputs_per_s']:,.0f} inputs/s")
+    ceiling = passthrough["records_per_s"]
+    worker_ratio = worker["inputs_per_s"] / ceiling
+    gateway_ratio = with_gateway["inputs_per_s"] / ceiling
+    scaling = two["inputs_per_s"] / worker["inputs_per_s"]
+    return {
+        "users": opts.users,
+        "partitions": opts.partitions,
+        "event_bytes": passthrough["bytes"] // max(passthrough["records"], 1),
+        "passthrough": passthrough,
+        "worker": worker,
+        "worker_gateway": with_gateway,
+        "two_workers": two,
+        "ratios": {
+            "worker": round(worker_ratio, 3),
+            "worker_gateway": round(gateway_ratio, 3),
+            "two_workers_over_one": round(scaling, 2),
+        },
+        "figures": [
+            _figure("R1 passthrough", ceiling, "records/s"),
+            _figure("R1 worker", worker["inputs_per_s"], "inputs/s"),
+            _figure(
+                "R1 worker / passthrough",
+                round(worker_ratio, 3),
+                "ratio",
+                f">= {TARGET_WORKER:.2f}",
+                worker_ratio >= TARGET_WORKER,
+            ),
+            _figure("R1 worker + gateway", with_gateway["inputs_per_s"], "inputs/s"),
+            _figure(
+                "R1 worker + gateway / passthrough",
+                round(gateway_ratio, 3),
+                "ratio",
+                f">= {TARGET_WORKER_GATEWAY:.2f}",
+                gateway_ratio >= TARGET_WORKER_GATEWAY,
+            ),
+            _figure("R1 two workers", two["inputs_per_s"], "inputs/s"),
+            _figure("R1 two workers / one", round(scaling, 2), "ratio"),
+        ],
+    }
+
+
+def _figure(
+    name: str, value: float, unit: str, target: str | None = None, met: bool | None = None
+) -> dict[str, Any]:
+    return {"figure": name, "value": value, "unit": unit, "target": target, "met": met}
+
+
+# ---------------------------------------------------------------------------- passthrough
+
+
+async def _passthrough(opts: BenchOptions, records: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    jdir = opts.workdir / "passthrough"
+    jdir.mkdir(parents=True, exist_ok=True)
+    env = StreamEnv(opts.bootstrap, jdir, jdir, partitions=opts.partitions)
+    try:
+        s = env.settings()
+        source, sink = f"{env.prefix}passthrough.in", f"{env.prefix}passthrough.out"
+        await ensure_topics(s, [source, sink])
+        await _produce(env, source, records)
+        consumer = AIOKafkaConsumer(
+            source,
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=f"it-{env.run_id}-passthrough",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **s.security.aiokafka_kwargs(),
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            linger_ms=2,
+            **s.security.aiokafka_kwargs(),
+        )
+        await consumer.start()
+        await producer.start()
+        moved = 0
+        size = 0
+        deadline = time.monotonic() + STAGE_TIMEOUT_S
+        try:
+            while moved < len(records) and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                sends = []
+                for recs in batch.values():
+                    for r in recs:
+                        value = orjson.dumps(orjson.loads(r.value))
+                        size += len(value)
+                        sends.append(await producer.send(sink, value, key=r.key))
+                if sends:
+                    await asyncio.gather(*sends)
+                    await consumer.commit()
+                    moved += len(sends)
+        finally:
+            await producer.stop()
+            await consumer.stop()
+        out = await span(s, sink)
+        return {
+            "records": out.records,
+            "bytes": size,
+            "seconds": round(out.seconds, 3),
+            "records_per_s": round(out.records / out.seconds, 1),
+            "mb_per_s": round(size / out.seconds / 1e6, 2),
+        }
+    finally:
+        await env.aclose()
+
+
+async def _produce(env: StreamEnv, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    s = env.settings()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.bootstrap_servers,
+        acks="all",
+        linger_ms=20,
+        **s.security.aiokafka_kwargs(),
+    )
+    await producer.start()
+    try:
+        sends = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+async def _engine(
+    opts: BenchOptions,
+    records: list[tuple[bytes, bytes]],
+    *,
+    workers: int,
+    gateway: bool,
+    name: str,
+) -> dict[str, Any]:
+    workdir = opts.workdir / name
+    jdir = workdir / "journeys"
+    jdir.mkdir(parents=True, exist_ok=True)
+    (jdir / f"{bench_events.JOURNEY_ID}.yaml").write_text(bench_events.JOURNEY)
+    env = StreamEnv(
+        opts.bootstrap,
+        workdir,
+        jdir,
+        partitions=opts.partitions,
+        extra_env={"JOURNEYS_STATS_INTERVAL_S": "5"},
+    )
+    try:
+        s = env.settings()
+        await ensure_topics(s, s.topics.all())
+        services: list[Service] = [
+            env.start_worker(f"worker{i}" if workers > 1 else "worker") for i in range(workers)
+        ]
+        ready = [await w.wait_for("worker_ready", 120) for w in services]
+        if gateway:
+            gw = env.start_gateway()
+            await gw.wait_for("gateway_ready", 120)
+        if workers > 1:
+            await asyncio.sleep(1.0)  # the first worker's share of the rebalance
+        expected = len(records) * bench_events.OUTCOMES_PER_USER[gateway]
+        await _produce(env, s.topics.user_events, records)
+        n = await wait_for_records(s, s.topics.outcomes, expected, STAGE_TIMEOUT_S)
+        if n < expected:
+            tail = "\n".join(svc.tail(15) for svc in services)
+            raise RuntimeError(
+                f"{name}: {n} of {expected} outcomes after {STAGE_TIMEOUT_S:.0f} s\n{tail}"
+            )
+        out = await span(s, s.topics.outcomes)
+        inputs = len(records) * bench_events.INPUTS_PER_USER[gateway]
+        stats = [list(w.events("stats")) for w in services]
+        return {
+            "workers": workers,
+            "gateway": gateway,
+            "outcomes": out.records,
+            "expected_outcomes": expected,
+            "seconds": round(out.seconds, 3),
+            "inputs_per_s": round(inputs / out.seconds, 1),
+            "users_per_s": round(len(records) / out.seconds, 1),
+            "outcomes_per_s": round(out.records / out.seconds, 1),
+            "partitions_per_worker": [r.get("partitions") for r in ready],
+            "worker_stats": [st[-1] if st else None for st in stats],
+        }
+    finally:
+        await env.aclose()
