@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
+from engine.bench.command import add_bench_arguments
 from engine.errors import ConfigError, EngineError, InvalidJourney
 
 # The stream settings import neither faust nor aiokafka: cheap enough for every command.
@@ -552,6 +553,12 @@ def _kafka_reader(args: argparse.Namespace, topic: str) -> Settings:
     return settings
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from engine.bench.command import bench
+
+    return bench(args)
+
+
 # --------------------------------------------------------------------------- arguments
 
 
@@ -689,8 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="KEY=VALUE",
-        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text) "
-        "(default: none)",
+        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text) (default: none)",
     )
     p.add_argument(
         "--format",
@@ -864,6 +870,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
     )
+    p = add(
+        "bench",
+        _bench,
+        "measure the engine on the broker (throughput, core steps, timers, memory, restore): "
+        "a table of figures against their targets; docs/benchmarks.md",
+    )
+    add_bench_arguments(p)
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")

@@ -138,8 +138,10 @@ def bench(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     asyncio.run(check_brokers(Settings.from_env_and_args(env=None, args=args)))
     figures = ", ".join(keys)
-    opts.note(f"running {figures} on {opts.bootstrap} (users {opts.users:,}, "
-              f"waiting users {opts.waiting_users:,}, partitions {opts.partitions})")
+    opts.note(
+        f"running {figures} on {opts.bootstrap} (users {opts.users:,}, "
+        f"waiting users {opts.waiting_users:,}, partitions {opts.partitions})"
+    )
 
     def done(o: Outcome) -> None:
         opts.note(f"{o.key}: {o.status} in {o.seconds:.0f} s")

@@ -212,7 +212,7 @@ async def _engine(
             gw = env.start_gateway()
             await gw.wait_for("gateway_ready", 120)
         if workers > 1:
-            await asyncio.sleep(1.0)  # the first worker's share of the rebalance
+            await _wait_group_stable(env, s.app_id, workers)
         expected = len(records) * bench_events.OUTCOMES_PER_USER[gateway]
         await _produce(env, s.topics.user_events, records)
         n = await wait_for_records(s, s.topics.outcomes, expected, STAGE_TIMEOUT_S)
@@ -238,3 +238,27 @@ async def _engine(
         }
     finally:
         await env.aclose()
+
+
+async def _wait_group_stable(
+    env: StreamEnv, group: str, members: int, timeout_s: float = 60
+) -> None:
+    """Until the consumer group has ``members`` members and has been Stable for two looks
+    in a row: the first worker's ready line may come before the second joined."""
+    from engine.stream.common.topics import admin_client
+
+    admin = admin_client(env.settings(), f"it-{env.run_id}-bench-admin")
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        stable = 0
+        while time.monotonic() < deadline:
+            (resp,) = await admin.describe_consumer_groups([group])
+            _err, _gid, state, _ptype, _proto, found, *_ = resp.groups[0]
+            stable = stable + 1 if state == "Stable" and len(found) == members else 0
+            if stable >= 2:
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"group {group} not stable with {members} members after {timeout_s} s")
+    finally:
+        await admin.close()

@@ -69,10 +69,8 @@ def format_table(report: Report) -> str:
     widths = [max(len(getattr(r, c)) for r in table) for c in ("figure", "value", "target")]
     lines = []
     for i, r in enumerate(table):
-        lines.append(
-            f"{r.figure:<{widths[0]}}  {r.value:>{widths[1]}}  {r.target:<{widths[2]}}  {r.met}"
-            .rstrip()
-        )
+        cells = (r.figure.ljust(widths[0]), r.value.rjust(widths[1]), r.target.ljust(widths[2]))
+        lines.append("  ".join((*cells, r.met)).rstrip())
         if i == 0:
             lines.append("-" * (sum(widths) + 6 + len(HEADER.met)))
     m = report.machine
@@ -81,7 +79,7 @@ def format_table(report: Report) -> str:
     lines.append(f"{report.started}  {m.get('cpus')} cpus  load average {load}")
     for o in report.outcomes:
         if o.error:
-            lines.append(f"{o.key}: {o.error.splitlines()[0] if o.error else ''}")
+            lines.append(f"{o.key}: {o.error.splitlines()[0]}")
     return "\n".join(lines) + "\n"
 
 

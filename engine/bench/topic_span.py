@@ -29,7 +29,9 @@ class Span:
         return max(self.last_ms - self.first_ms, 1) / 1000
 
 
-async def _consumer(settings: Settings, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+async def _consumer(
+    settings: Settings, topic: str
+) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
