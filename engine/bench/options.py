@@ -34,5 +34,5 @@ class BenchOptions:
         return replace(self, workdir=workdir)
 
 
-QUICK = {"users": 2_000, "partitions": 4, "waiting_users": 20_000}
+QUICK = {"users": 500, "partitions": 4, "waiting_users": 20_000}
 """The ``--quick`` preset: a smoke run in well under a minute per figure."""

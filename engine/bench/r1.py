@@ -207,9 +207,9 @@ async def _engine(
         services: list[Service] = [
             env.start_worker(f"worker{i}" if workers > 1 else "worker") for i in range(workers)
         ]
+        gw = env.start_gateway() if gateway else None  # starting at the same time
         ready = [await w.wait_for("worker_ready", 120) for w in services]
-        if gateway:
-            gw = env.start_gateway()
+        if gw is not None:
             await gw.wait_for("gateway_ready", 120)
         if workers > 1:
             await _wait_group_stable(env, s.app_id, workers)

@@ -82,7 +82,8 @@ def parse_only(text: str | None) -> list[str]:
     keys = [k.strip().lower() for k in text.split(",") if k.strip()]
     unknown = [k for k in keys if k not in KEYS]
     if unknown or not keys:
-        raise ValueError(f"unknown figure(s) {', '.join(unknown) or text!r}: use {','.join(KEYS)}")
+        wrong = ", ".join(unknown) or repr(text)
+        raise ValueError(f"unknown figure(s) {wrong}: use {','.join(KEYS)}")
     return [k for k in KEYS if k in keys]  # the suite's order
 
 
