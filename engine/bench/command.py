@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.bench.options import QUICK, BenchOptions
 from engine.bench.runner import FIGURES, KEYS, OK, Outcome, Report, parse_only, run_suite
@@ -163,11 +164,14 @@ def bench(args: argparse.Namespace) -> int:
 def exit_code(report: Report, *, check: bool) -> int:
     if any(o.status != OK for o in report.outcomes):
         return EXIT_PROBLEMS
-    if check and any(
-        f.get("met") is False
-        for o in report.outcomes
-        for f in (o.result or {}).get("figures", ())
-        if isinstance(f, dict)
-    ):
+    if check and any(missed_target(o.result or {}) for o in report.outcomes):
         return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def missed_target(result: dict[str, Any]) -> bool:
+    """A figure of the result says ``met: false`` (or the result itself does)."""
+    figures = result.get("figures")
+    if isinstance(figures, list):
+        return any(isinstance(f, dict) and f.get("met") is False for f in figures)
+    return result.get("met") is False

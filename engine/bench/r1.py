@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from engine.bench import events as bench_events
 from engine.bench.options import BenchOptions
-from engine.bench.topic_span import span, wait_for_records
+from engine.bench.topic_span import span, volume, wait_for_records
 from engine.stream.common.topics import ensure_topics
 from engine.stream.devtools.harness import Service, StreamEnv
 
@@ -91,6 +91,11 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
                 "ratio",
                 f">= {TARGET_WORKER_GATEWAY:.2f}",
                 gateway_ratio >= TARGET_WORKER_GATEWAY,
+            ),
+            _figure(
+                "R1 broker writes per user (worker + gateway)",
+                with_gateway["traffic"]["bytes_per_user"],
+                "B",
             ),
             _figure("R1 two workers", two["inputs_per_s"], "inputs/s"),
             _figure("R1 two workers / one", round(scaling, 2), "ratio"),
@@ -222,6 +227,7 @@ async def _engine(
                 f"{name}: {n} of {expected} outcomes after {STAGE_TIMEOUT_S:.0f} s\n{tail}"
             )
         out = await span(s, s.topics.outcomes)
+        traffic = await _traffic(env, len(records)) if gateway else None
         inputs = len(records) * bench_events.INPUTS_PER_USER[gateway]
         stats = [list(w.events("stats")) for w in services]
         return {
@@ -234,10 +240,40 @@ async def _engine(
             "users_per_s": round(len(records) / out.seconds, 1),
             "outcomes_per_s": round(out.records / out.seconds, 1),
             "partitions_per_worker": [r.get("partitions") for r in ready],
+            **({"traffic": traffic} if traffic is not None else {}),
             "worker_stats": [st[-1] if st else None for st in stats],
         }
     finally:
         await env.aclose()
+
+
+async def _traffic(env: StreamEnv, users: int) -> dict[str, Any]:
+    """What the run wrote to the broker, per topic and per user: records and bytes (key +
+    value; the broker's batch overhead and replication come on top). For sizing brokers
+    (docs/scaling.md)."""
+    from engine.stream.common.topics import admin_client
+
+    s = env.settings()
+    admin = admin_client(s, f"it-{env.run_id}-bench-admin")
+    await admin.start()
+    try:
+        mine = sorted(t for t in await admin.list_topics() if env.run_id in t)
+    finally:
+        await admin.close()
+    topics: dict[str, Any] = {}
+    total = 0.0
+    for topic in mine:
+        n, mean = await volume(s, topic)
+        if not n:
+            continue
+        name = topic.replace(env.prefix, "").replace(f"it-{env.run_id}-", "{app}-")
+        topics[name] = {
+            "records_per_user": round(n / users, 2),
+            "mean_bytes": round(mean),
+            "bytes_per_user": round(n * mean / users),
+        }
+        total += n * mean
+    return {"topics": topics, "bytes_per_user": round(total / users)}
 
 
 async def _wait_group_stable(

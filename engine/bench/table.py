@@ -31,11 +31,18 @@ def rows(outcomes: list[Outcome]) -> list[Row]:
         if isinstance(figures, list) and figures:
             out.extend(_row(f) for f in figures if isinstance(f, dict))
         else:  # a module without "figures": its top-level numbers, no target
+            key = o.key.upper()
             out.extend(
-                Row(f"{o.key.upper()} {k}", format_value(v), "", "")
+                Row(f"{key} {k}", format_value(v), "", "")
                 for k, v in o.result.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
+                if isinstance(v, int | float) and not isinstance(v, bool) and k != "target"
             )
+            met = o.result.get("met")
+            if isinstance(met, bool):  # a module's own verdict, with its target if it says
+                target = o.result.get("target")
+                out.append(
+                    Row(f"{key} target", "", "" if target is None else str(target), _yes(met))
+                )
     return out
 
 
@@ -45,8 +52,12 @@ def _row(f: dict[str, Any]) -> Row:
         str(f.get("figure", "?")),
         format_value(f.get("value"), f.get("unit")),
         str(f.get("target") or ""),
-        "" if met is None else ("yes" if met else "NO"),
+        "" if met is None else _yes(bool(met)),
     )
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "NO"
 
 
 def format_value(value: Any, unit: Any = None) -> str:

@@ -109,3 +109,29 @@ async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: 
         for record in batch.get(tp, ()):
             return int(record.timestamp)
     raise TimeoutError(f"no record at {tp.topic}[{tp.partition}]@{offset} within 30 s")
+
+
+async def volume(settings: Settings, topic: str, sample: int = 2000) -> tuple[int, float]:
+    """Records of ``topic`` now, and their mean size in bytes (key + value) over the first
+    ``sample`` of each partition: what the broker stores and replicates per record."""
+    consumer, tps = await _consumer(settings, topic)
+    try:
+        begin = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        total = sum(end[tp] - begin[tp] for tp in tps)
+        sizes: list[int] = []
+        for tp in tps:
+            want = min(sample, end[tp] - begin[tp])
+            if want <= 0:
+                continue
+            consumer.seek(tp, begin[tp])
+            got = 0
+            deadline = time.monotonic() + 30
+            while got < want and time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=want - got)
+                for record in batch.get(tp, ()):
+                    sizes.append(len(record.key or b"") + len(record.value or b""))
+                    got += 1
+        return total, (sum(sizes) / len(sizes) if sizes else 0.0)
+    finally:
+        await consumer.stop()

@@ -230,3 +230,17 @@ def test_bad_flags_exit_2_with_one_message(
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "journeys bench --help" in err
+
+
+def test_a_module_with_its_own_verdict_but_no_figures(tmp_path: Path) -> None:
+    r2 = {"steps_per_s": 40000, "ratio": 0.21, "target": 0.25, "met": False}
+    importer = FakeImporter({"core_steps": _module("core_steps", measure=lambda users: r2)})
+    report = run_suite(_opts(tmp_path), ["r2"], importer=importer)
+    cells = [(r.figure, r.value, r.target, r.met) for r in rows(report.outcomes)]
+    assert cells == [
+        ("R2 steps_per_s", "40,000", "", ""),
+        ("R2 ratio", "0.21", "", ""),
+        ("R2 target", "", "0.25", "NO"),
+    ]
+    assert exit_code(report, check=False) == EXIT_OK
+    assert exit_code(report, check=True) == EXIT_PROBLEMS
