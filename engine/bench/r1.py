@@ -112,60 +112,77 @@ def _figure(
 # ---------------------------------------------------------------------------- passthrough
 
 
+PASSTHROUGH_RUNS = 3
+
+
 async def _passthrough(opts: BenchOptions, records: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The median of three passes over the same records (each a consumer group and an
+    output topic of its own): one pass is short, and a moment of load elsewhere on the
+    machine would otherwise move the ceiling every ratio divides by."""
     jdir = opts.workdir / "passthrough"
     jdir.mkdir(parents=True, exist_ok=True)
     env = StreamEnv(opts.bootstrap, jdir, jdir, partitions=opts.partitions)
     try:
         s = env.settings()
-        source, sink = f"{env.prefix}passthrough.in", f"{env.prefix}passthrough.out"
-        await ensure_topics(s, [source, sink])
+        source = f"{env.prefix}passthrough.in"
+        sinks = [f"{env.prefix}passthrough.out{i}" for i in range(PASSTHROUGH_RUNS)]
+        await ensure_topics(s, [source, *sinks])
         await _produce(env, source, records)
-        consumer = AIOKafkaConsumer(
-            source,
-            bootstrap_servers=s.bootstrap_servers,
-            group_id=f"it-{env.run_id}-passthrough",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **s.security.aiokafka_kwargs(),
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
-            acks="all",
-            linger_ms=2,
-            **s.security.aiokafka_kwargs(),
-        )
-        await consumer.start()
-        await producer.start()
-        moved = 0
-        size = 0
-        deadline = time.monotonic() + STAGE_TIMEOUT_S
-        try:
-            while moved < len(records) and time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                sends = []
-                for recs in batch.values():
-                    for r in recs:
-                        value = orjson.dumps(orjson.loads(r.value))
-                        size += len(value)
-                        sends.append(await producer.send(sink, value, key=r.key))
-                if sends:
-                    await asyncio.gather(*sends)
-                    await consumer.commit()
-                    moved += len(sends)
-        finally:
-            await producer.stop()
-            await consumer.stop()
-        out = await span(s, sink)
+        passes = [await _passthrough_pass(env, source, sink, len(records)) for sink in sinks]
+        passes.sort(key=lambda p: float(p["records_per_s"]))
         return {
-            "records": out.records,
-            "bytes": size,
-            "seconds": round(out.seconds, 3),
-            "records_per_s": round(out.records / out.seconds, 1),
-            "mb_per_s": round(size / out.seconds / 1e6, 2),
+            **passes[len(passes) // 2],
+            "passes_records_per_s": [p["records_per_s"] for p in passes],
         }
     finally:
         await env.aclose()
+
+
+async def _passthrough_pass(env: StreamEnv, source: str, sink: str, n: int) -> dict[str, Any]:
+    s = env.settings()
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=s.bootstrap_servers,
+        group_id=f"it-{env.run_id}-{sink.rsplit('.', 1)[1]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **s.security.aiokafka_kwargs(),
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.bootstrap_servers,
+        acks="all",
+        linger_ms=2,
+        **s.security.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    await producer.start()
+    moved = 0
+    size = 0
+    deadline = time.monotonic() + STAGE_TIMEOUT_S
+    try:
+        while moved < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            sends = []
+            for recs in batch.values():
+                for r in recs:
+                    value = orjson.dumps(orjson.loads(r.value))
+                    size += len(value)
+                    sends.append(await producer.send(sink, value, key=r.key))
+            if sends:
+                await asyncio.gather(*sends)
+                await consumer.commit()
+                moved += len(sends)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    out = await span(s, sink)
+    return {
+        "records": out.records,
+        "bytes": size,
+        "seconds": round(out.seconds, 3),
+        "records_per_s": round(out.records / out.seconds, 1),
+        "mb_per_s": round(size / out.seconds / 1e6, 2),
+    }
 
 
 async def _produce(env: StreamEnv, topic: str, records: list[tuple[bytes, bytes]]) -> None:
