@@ -34,6 +34,7 @@ BASE_TS = "2026-01-01T00:00:00Z"
 # + 2 x delivered with the gateway. Inputs per user: the event and the wake-up (+ 2 receipts).
 OUTCOMES_PER_USER = {False: 8, True: 10}
 INPUTS_PER_USER = {False: 2, True: 4}
+SENDS_PER_USER = 2
 
 
 def user_events(opts: BenchOptions) -> list[tuple[bytes, bytes]]:

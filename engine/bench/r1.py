@@ -24,7 +24,9 @@ plus the two receipts with the gateway.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -97,14 +99,29 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
                 with_gateway["traffic"]["bytes_per_user"],
                 "B",
             ),
+            _figure("R1 worker per CPU second", worker["inputs_per_worker_cpu_s"], "inputs"),
+            _figure(
+                "R1 gateway per CPU second",
+                with_gateway.get("sends_per_gateway_cpu_s"),
+                "sends",
+            ),
+            _figure(
+                "R1 worker / passthrough, per CPU second",
+                _ratio(worker["inputs_per_worker_cpu_s"], passthrough["records_per_cpu_s"]),
+                "ratio",
+            ),
             _figure("R1 two workers", two["inputs_per_s"], "inputs/s"),
             _figure("R1 two workers / one", round(scaling, 2), "ratio"),
         ],
     }
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
 def _figure(
-    name: str, value: float, unit: str, target: str | None = None, met: bool | None = None
+    name: str, value: float | None, unit: str, target: str | None = None, met: bool | None = None
 ) -> dict[str, Any]:
     return {"figure": name, "value": value, "unit": unit, "target": target, "met": met}
 
@@ -159,6 +176,7 @@ async def _passthrough_pass(env: StreamEnv, source: str, sink: str, n: int) -> d
     moved = 0
     size = 0
     deadline = time.monotonic() + STAGE_TIMEOUT_S
+    cpu_start = time.process_time()
     try:
         while moved < n and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
@@ -172,6 +190,7 @@ async def _passthrough_pass(env: StreamEnv, source: str, sink: str, n: int) -> d
                 await asyncio.gather(*sends)
                 await consumer.commit()
                 moved += len(sends)
+        cpu = time.process_time() - cpu_start
     finally:
         await producer.stop()
         await consumer.stop()
@@ -182,6 +201,9 @@ async def _passthrough_pass(env: StreamEnv, source: str, sink: str, n: int) -> d
         "seconds": round(out.seconds, 3),
         "records_per_s": round(out.records / out.seconds, 1),
         "mb_per_s": round(size / out.seconds / 1e6, 2),
+        # this process's CPU over the pass: the client side of the ceiling, per core
+        "cpu_s": round(cpu, 3),
+        "records_per_cpu_s": round(out.records / max(cpu, 1e-3), 1),
     }
 
 
@@ -236,8 +258,13 @@ async def _engine(
         if workers > 1:
             await _wait_group_stable(env, s.app_id, workers)
         expected = len(records) * bench_events.OUTCOMES_PER_USER[gateway]
+        everyone = [*services, *([gw] if gw is not None else [])]
+        cpu_before = {svc.name: cpu_seconds(svc.proc.pid) for svc in everyone}
         await _produce(env, s.topics.user_events, records)
         n = await wait_for_records(s, s.topics.outcomes, expected, STAGE_TIMEOUT_S)
+        cpu = {
+            svc.name: _delta(cpu_seconds(svc.proc.pid), cpu_before[svc.name]) for svc in everyone
+        }
         if n < expected:
             tail = "\n".join(svc.tail(15) for svc in services)
             raise RuntimeError(
@@ -247,6 +274,14 @@ async def _engine(
         traffic = await _traffic(env, len(records)) if gateway else None
         inputs = len(records) * bench_events.INPUTS_PER_USER[gateway]
         stats = [list(w.events("stats")) for w in services]
+        worker_cpu = [cpu[w.name] for w in services]
+        per_cpu = (
+            round(inputs / sum(c for c in worker_cpu if c is not None), 1)
+            if all(c for c in worker_cpu)
+            else None
+        )
+        gateway_cpu = cpu.get("gateway")
+        sends = len(records) * bench_events.SENDS_PER_USER
         return {
             "workers": workers,
             "gateway": gateway,
@@ -257,11 +292,30 @@ async def _engine(
             "users_per_s": round(len(records) / out.seconds, 1),
             "outcomes_per_s": round(out.records / out.seconds, 1),
             "partitions_per_worker": [r.get("partitions") for r in ready],
+            # CPU seconds of each service from the first event produced to the last
+            # outcome: the rate per core, whatever else the machine was doing.
+            "cpu_s": cpu,
+            "inputs_per_worker_cpu_s": per_cpu,
+            **({"sends_per_gateway_cpu_s": round(sends / gateway_cpu, 1)} if gateway_cpu else {}),
             **({"traffic": traffic} if traffic is not None else {}),
             "worker_stats": [st[-1] if st else None for st in stats],
         }
     finally:
         await env.aclose()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
+
+
+def _delta(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else round(after - before, 2)
 
 
 async def _traffic(env: StreamEnv, users: int) -> dict[str, Any]:
