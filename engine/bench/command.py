@@ -74,6 +74,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         help="exit 1 when a figure misses its target (default: only when one fails)",
     )
     p.add_argument(
+        "--profile",
+        action="store_true",
+        help="R1: run the worker once more under cProfile and add where its time goes (by "
+        "area and function) to the JSON; keep the .prof file with --workdir",
+    )
+    p.add_argument(
         "--bootstrap",
         metavar="HOST:PORT",
         help=f"broker list (default: {DEFAULTS.bootstrap}; JOURNEYS_BOOTSTRAP)",
@@ -126,6 +132,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         waiting_users=size("waiting_users"),
         quick=quick,
         workdir=workdir,
+        profile=bool(getattr(args, "profile", False)),
     )
 
 

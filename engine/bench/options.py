@@ -15,7 +15,8 @@ class BenchOptions:
 
     ``users``: users whose events R1 (and R2) run, one entry each. ``waiting_users``: users
     parked in a wait for R3-R5 (the issue's 1,000,000). ``quick``: a smoke run; modules may
-    shorten what has no size option (durations, repetitions). ``workdir``: a fresh
+    shorten what has no size option (durations, repetitions). ``profile``: add a
+    profiled run where a module has one (its rate is not a figure). ``workdir``: a fresh
     directory per module (the runner makes it)."""
 
     bootstrap: str = DEFAULT_BOOTSTRAP
@@ -25,6 +26,7 @@ class BenchOptions:
     quick: bool = False
     workdir: Path = field(default_factory=lambda: Path("."))
     seed: int = 0
+    profile: bool = False  # also run the service under cProfile, for a figure that misses
 
     def note(self, message: str) -> None:
         """Progress for the person watching (stderr; stdout holds the table)."""

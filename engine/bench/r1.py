@@ -34,6 +34,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from engine.bench import events as bench_events
 from engine.bench.options import BenchOptions
+from engine.bench.profile import summarize
+from engine.bench.profiled import TOGGLE as PROFILE_TOGGLE
 from engine.bench.topic_span import span, volume, wait_for_records
 from engine.stream.common.topics import ensure_topics
 from engine.stream.devtools.harness import Service, StreamEnv
@@ -59,6 +61,12 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
     opts.note(f"r1: worker + gateway {with_gateway['inputs_per_s']:,.0f} inputs/s")
     two = await _engine(opts, records, workers=2, gateway=False, name="two_workers")
     opts.note(f"r1: two workers {two['inputs_per_s']:,.0f} inputs/s")
+    profiled = None
+    if opts.profile:
+        profiled = await _engine(
+            opts, records, workers=1, gateway=False, name="worker_profile", profile=True
+        )
+        opts.note(f"r1: worker profiled ({profiled['us_per_input']} us per input)")
     ceiling = passthrough["records_per_s"]
     worker_ratio = worker["inputs_per_s"] / ceiling
     gateway_ratio = with_gateway["inputs_per_s"] / ceiling
@@ -71,6 +79,7 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
         "worker": worker,
         "worker_gateway": with_gateway,
         "two_workers": two,
+        **({"worker_profile": profiled} if profiled is not None else {}),
         "ratios": {
             "worker": round(worker_ratio, 3),
             "worker_gateway": round(gateway_ratio, 3),
@@ -112,6 +121,10 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
             ),
             _figure("R1 two workers", two["inputs_per_s"], "inputs/s"),
             _figure("R1 two workers / one", round(scaling, 2), "ratio"),
+            *(
+                _figure(f"R1 worker profile: {a['area']}", round(a["share"] * 100, 1), "%")
+                for a in (profiled or {}).get("by_area", [])[:5]
+            ),
         ],
     }
 
@@ -233,7 +246,10 @@ async def _engine(
     workers: int,
     gateway: bool,
     name: str,
+    profile: bool = False,
 ) -> dict[str, Any]:
+    """One engine run; with ``profile``, its one worker runs under cProfile and the result
+    is the profile's summary (the rate of a profiled process is not a figure)."""
     workdir = opts.workdir / name
     jdir = workdir / "journeys"
     jdir.mkdir(parents=True, exist_ok=True)
@@ -248,9 +264,14 @@ async def _engine(
     try:
         s = env.settings()
         await ensure_topics(s, s.topics.all())
-        services: list[Service] = [
-            env.start_worker(f"worker{i}" if workers > 1 else "worker") for i in range(workers)
-        ]
+        prof = (workdir / "worker.prof").resolve()
+        services: list[Service] = (
+            [env.start("engine.bench.profiled", "worker", str(prof), "engine.stream.worker")]
+            if profile
+            else [
+                env.start_worker(f"worker{i}" if workers > 1 else "worker") for i in range(workers)
+            ]
+        )
         gw = env.start_gateway() if gateway else None  # starting at the same time
         ready = [await w.wait_for("worker_ready", 120) for w in services]
         if gw is not None:
@@ -260,6 +281,8 @@ async def _engine(
         expected = len(records) * bench_events.OUTCOMES_PER_USER[gateway]
         everyone = [*services, *([gw] if gw is not None else [])]
         cpu_before = {svc.name: cpu_seconds(svc.proc.pid) for svc in everyone}
+        if profile:
+            os.kill(services[0].proc.pid, PROFILE_TOGGLE)  # on: the events start now
         await _produce(env, s.topics.user_events, records)
         n = await wait_for_records(s, s.topics.outcomes, expected, STAGE_TIMEOUT_S)
         cpu = {
@@ -273,6 +296,14 @@ async def _engine(
         out = await span(s, s.topics.outcomes)
         traffic = await _traffic(env, len(records)) if gateway else None
         inputs = len(records) * bench_events.INPUTS_PER_USER[gateway]
+        if profile:
+            os.kill(services[0].proc.pid, PROFILE_TOGGLE)  # off: writes the file
+            deadline = time.monotonic() + 60
+            while not prof.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            if not prof.exists():
+                raise RuntimeError(f"{name}: the worker wrote no profile\n{services[0].tail(15)}")
+            return {"inputs": inputs, "file": prof.name, **summarize(prof, inputs=inputs)}
         stats = [list(w.events("stats")) for w in services]
         worker_cpu = [cpu[w.name] for w in services]
         per_cpu = (

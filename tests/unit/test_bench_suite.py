@@ -12,6 +12,7 @@ import pytest
 
 from engine.bench.command import EXIT_OK, EXIT_PROBLEMS, exit_code
 from engine.bench.options import BenchOptions
+from engine.bench.profile import area_of, summarize
 from engine.bench.runner import FAILED, KEYS, NOT_BUILT, OK, Report, parse_only, run_suite
 from engine.bench.table import format_table, format_value, rows, to_json
 from engine.cli import main as cli_main
@@ -244,3 +245,40 @@ def test_a_module_with_its_own_verdict_but_no_figures(tmp_path: Path) -> None:
     ]
     assert exit_code(report, check=False) == EXIT_OK
     assert exit_code(report, check=True) == EXIT_PROBLEMS
+
+
+def test_areas_of_a_profile() -> None:
+    assert area_of("/x/site-packages/faust/streams.py", "_c_aiter") == "faust and mode"
+    assert area_of("/repo/engine/core/ids.py", "_digest") == "engine core"
+    assert area_of("/repo/engine/stream/worker/runtime.py", "handle") == "engine stream runtime"
+    assert area_of("~", "<built-in method orjson.dumps>") == "JSON (orjson)"
+    assert area_of("/usr/lib/python3.11/asyncio/base_events.py", "_run_once") == (
+        "asyncio and sockets"
+    )
+    assert area_of("~", "<built-in method builtins.len>") == "other"
+
+
+def test_a_profile_summed_up_by_area_with_builtins_charged_to_their_callers(
+    tmp_path: Path,
+) -> None:
+    import cProfile
+    import time
+
+    def busy() -> int:
+        return sum(len(str(i)) for i in range(20_000))
+
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    busy()
+    profiler.disable()
+    path = tmp_path / "p.prof"
+    profiler.dump_stats(str(path))
+
+    summary = summarize(path, inputs=100, top=5)
+    shares = {a["area"]: a["share"] for a in summary["by_area"]}
+    assert abs(sum(shares.values()) - 1) < 0.01
+    # this test file is "other"; len() and str() are charged to it, not left as built-ins
+    assert max(shares, key=lambda a: shares[a]) == "other"
+    assert summary["total_s"] > 0 and summary["us_per_input"] > 0
+    assert len(summary["top_functions"]) == 5
+    assert all(f["calls"] > 0 for f in summary["top_functions"])
