@@ -61,12 +61,16 @@ async def measure(opts: BenchOptions) -> dict[str, Any]:
     opts.note(f"r1: worker + gateway {with_gateway['inputs_per_s']:,.0f} inputs/s")
     two = await _engine(opts, records, workers=2, gateway=False, name="two_workers")
     opts.note(f"r1: two workers {two['inputs_per_s']:,.0f} inputs/s")
-    profiled = None
+    profiled: dict[str, Any] | None = None
     if opts.profile:
-        profiled = await _engine(
-            opts, records, workers=1, gateway=False, name="worker_profile", profile=True
-        )
-        opts.note(f"r1: worker profiled ({profiled['us_per_input']} us per input)")
+        try:
+            profiled = await _engine(
+                opts, records, workers=1, gateway=False, name="worker_profile", profile=True
+            )
+            opts.note(f"r1: worker profiled ({profiled['us_per_input']} us per input)")
+        except Exception as exc:  # the figures above stand without their profile
+            profiled = {"error": f"{type(exc).__name__}: {exc}"}
+            opts.note(f"r1: the profiled run failed: {profiled['error']}")
     ceiling = passthrough["records_per_s"]
     worker_ratio = worker["inputs_per_s"] / ceiling
     gateway_ratio = with_gateway["inputs_per_s"] / ceiling
