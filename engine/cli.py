@@ -7,7 +7,7 @@ Exit codes (docs/journeys.md, "Command line"):
 * 0: done, nothing wrong.
 * 1: done, and problems were found: ``validate`` problems, files ``schema --check``
   finds out of date, input lines ``simulate`` or ``backtest`` rejected, what ``diff``
-  flags.
+  flags, a ``bench`` figure that could not be measured.
 * 2: the command could not do its job: bad flags, a missing or unreadable file, journeys
   that don't load (outside ``validate``), bad settings, a broker that can't be reached.
 * 70: an internal error, i.e. a bug: please report it. 130: interrupted (Ctrl-C).
@@ -629,9 +629,9 @@ def _version() -> str:
 
 EPILOG = """\
 exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate or backtest
-rejected, what diff flags); 2 usage or input error (bad flags, missing or unreadable files, bad
-settings, no broker); 70 internal error (please report it); 130 interrupted. Details:
-docs/journeys.md.
+rejected, what diff flags, a bench figure not measured); 2 usage or input error (bad flags,
+missing or unreadable files, bad settings, no broker); 70 internal error (please report
+it); 130 interrupted. Details: docs/journeys.md.
 --debug or JOURNEYS_DEBUG=1 shows the traceback of an error."""
 
 
