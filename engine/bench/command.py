@@ -122,7 +122,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
             return int(given)
         return int(QUICK[name]) if quick else int(getattr(DEFAULTS, name))
 
-    workdir = Path(args.workdir) if args.workdir else Path(".")
+    # Absolute: the services run with it as their working directory.
+    workdir = Path(args.workdir).resolve() if args.workdir else Path(".")
     if args.workdir:
         workdir.mkdir(parents=True, exist_ok=True)
     return BenchOptions(
