@@ -282,3 +282,25 @@ def test_a_profile_summed_up_by_area_with_builtins_charged_to_their_callers(
     assert summary["total_s"] > 0 and summary["us_per_input"] > 0
     assert len(summary["top_functions"]) == 5
     assert all(f["calls"] > 0 for f in summary["top_functions"])
+
+
+def test_quick_sizes_unless_given_and_the_bootstrap_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import argparse
+
+    from engine.bench.command import add_bench_arguments, options_from_args
+    from engine.bench.options import QUICK
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    monkeypatch.setenv("JOURNEYS_BOOTSTRAP", "broker-a:9092")
+    quick = options_from_args(parser.parse_args(["--quick", "--users", "1_000"]))
+    assert (quick.users, quick.waiting_users, quick.quick) == (1000, QUICK["waiting_users"], True)
+    assert quick.bootstrap == "broker-a:9092" and quick.workdir == Path(".")
+    full = options_from_args(
+        parser.parse_args(["--bootstrap", "b:1", "--workdir", str(tmp_path / "w"), "--profile"])
+    )
+    assert (full.users, full.waiting_users, full.quick) == (20_000, 1_000_000, False)
+    assert full.bootstrap == "b:1" and full.profile and full.workdir.is_absolute()
+    assert full.workdir.is_dir()
