@@ -292,6 +292,8 @@ async def _engine(
         cpu = {
             svc.name: _delta(cpu_seconds(svc.proc.pid), cpu_before[svc.name]) for svc in everyone
         }
+        if profile:
+            os.kill(services[0].proc.pid, PROFILE_TOGGLE)  # off: writes the file
         if n < expected:
             tail = "\n".join(svc.tail(15) for svc in services)
             raise RuntimeError(
@@ -301,7 +303,6 @@ async def _engine(
         traffic = await _traffic(env, len(records)) if gateway else None
         inputs = len(records) * bench_events.INPUTS_PER_USER[gateway]
         if profile:
-            os.kill(services[0].proc.pid, PROFILE_TOGGLE)  # off: writes the file
             deadline = time.monotonic() + 60
             while not prof.exists() and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
