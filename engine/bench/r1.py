@@ -36,7 +36,7 @@ from engine.bench import events as bench_events
 from engine.bench.options import BenchOptions
 from engine.bench.profile import summarize
 from engine.bench.profiled import TOGGLE as PROFILE_TOGGLE
-from engine.bench.topic_span import span, volume, wait_for_records
+from engine.bench.topic_span import span, volumes, wait_for_records
 from engine.stream.common.topics import ensure_topics
 from engine.stream.devtools.harness import Service, StreamEnv
 
@@ -369,8 +369,7 @@ async def _traffic(env: StreamEnv, users: int) -> dict[str, Any]:
         await admin.close()
     topics: dict[str, Any] = {}
     total = 0.0
-    for topic in mine:
-        n, mean = await volume(s, topic)
+    for topic, (n, mean) in (await volumes(s, mine)).items():
         if not n:
             continue
         name = topic.replace(env.prefix, "").replace(f"it-{env.run_id}-", "{app}-")

@@ -111,27 +111,47 @@ async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: 
     raise TimeoutError(f"no record at {tp.topic}[{tp.partition}]@{offset} within 30 s")
 
 
-async def volume(settings: Settings, topic: str, sample: int = 2000) -> tuple[int, float]:
-    """Records of ``topic`` now, and their mean size in bytes (key + value) over the first
-    ``sample`` of each partition: what the broker stores and replicates per record."""
-    consumer, tps = await _consumer(settings, topic)
+async def volumes(
+    settings: Settings, topics: list[str], sample: int = 2000
+) -> dict[str, tuple[int, float]]:
+    """Per topic: its records now, and their mean size in bytes (key + value) over the
+    first ``sample`` of each partition: what the broker stores and replicates per record.
+    One consumer reads them all (a consumer per topic costs a second each to start)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **settings.security.aiokafka_kwargs(),
+    )
+    await consumer.start()
     try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
-        total = sum(end[tp] - begin[tp] for tp in tps)
-        sizes: list[int] = []
+        want = {tp: min(sample, end[tp] - begin[tp]) for tp in tps}
         for tp in tps:
-            want = min(sample, end[tp] - begin[tp])
-            if want <= 0:
-                continue
             consumer.seek(tp, begin[tp])
-            got = 0
-            deadline = time.monotonic() + 30
-            while got < want and time.monotonic() < deadline:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=want - got)
-                for record in batch.get(tp, ()):
-                    sizes.append(len(record.key or b"") + len(record.value or b""))
-                    got += 1
-        return total, (sum(sizes) / len(sizes) if sizes else 0.0)
+        sizes: dict[str, list[int]] = {t: [] for t in topics}
+        got = dict.fromkeys(tps, 0)
+        deadline = time.monotonic() + 60
+        while any(got[tp] < want[tp] for tp in tps) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records[: max(0, want[tp] - got[tp])]:
+                    sizes[tp.topic].append(len(record.key or b"") + len(record.value or b""))
+                    got[tp] += 1
+                if got[tp] >= want[tp]:
+                    consumer.pause(tp)
+        out: dict[str, tuple[int, float]] = {}
+        for t in topics:
+            n = sum(end[tp] - begin[tp] for tp in tps if tp.topic == t)
+            out[t] = (n, sum(sizes[t]) / len(sizes[t]) if sizes[t] else 0.0)
+        return out
     finally:
         await consumer.stop()
