@@ -7,7 +7,7 @@ Exit codes (docs/journeys.md, "Command line"):
 * 0: done, nothing wrong.
 * 1: done, and problems were found: ``validate`` problems, files ``schema --check``
   finds out of date, input lines ``simulate`` or ``backtest`` rejected, what ``diff``
-  flags.
+  flags, a ``bench`` figure that could not be measured.
 * 2: the command could not do its job: bad flags, a missing or unreadable file, journeys
   that don't load (outside ``validate``), bad settings, a broker that can't be reached.
 * 70: an internal error, i.e. a bug: please report it. 130: interrupted (Ctrl-C).
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
+from engine.bench.command import add_bench_arguments
 from engine.errors import ConfigError, EngineError, InvalidJourney
 
 # The stream settings import neither faust nor aiokafka: cheap enough for every command.
@@ -576,6 +577,12 @@ def _kafka_reader(args: argparse.Namespace, topic: str) -> Settings:
     return settings
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from engine.bench.command import bench
+
+    return bench(args)
+
+
 # --------------------------------------------------------------------------- arguments
 
 
@@ -652,9 +659,9 @@ def _version() -> str:
 
 EPILOG = """\
 exit codes: 0 ok; 1 problems found (validate, schema --check, lines simulate or backtest
-rejected, what diff flags); 2 usage or input error (bad flags, missing or unreadable files, bad
-settings, no broker); 70 internal error (please report it); 130 interrupted. Details:
-docs/journeys.md.
+rejected, what diff flags, a bench figure not measured); 2 usage or input error (bad flags,
+missing or unreadable files, bad settings, no broker); 70 internal error (please report
+it); 130 interrupted. Details: docs/journeys.md.
 --debug or JOURNEYS_DEBUG=1 shows the traceback of an error."""
 
 
@@ -894,6 +901,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"broker list (default: {DEFAULT_BOOTSTRAP}; JOURNEYS_BOOTSTRAP)",
     )
+    p = add(
+        "bench",
+        _bench,
+        "measure the engine on the broker (throughput, core steps, timers, memory, restore): "
+        "a table of figures against their targets; docs/benchmarks.md",
+    )
+    add_bench_arguments(p)
     p = add("sms-segments", _sms_segments, "how a text splits into SMS segments")
     p.add_argument("text", nargs="?", help="the text (default: standard input)")
     p = add("run", _run, "the engine worker on Kafka")
