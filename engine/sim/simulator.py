@@ -22,7 +22,15 @@ from pathlib import Path
 
 from engine.channels.offline import OfflineGateway
 from engine.channels.preview import send_summary
-from engine.core.effects import Effect, Erase, Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import (
+    Effect,
+    Erase,
+    Outcome,
+    Revoke,
+    ScheduleWake,
+    SendRequest,
+    WebhookRequest,
+)
 from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
@@ -169,6 +177,8 @@ class Simulator:
                     yield from self.provider.send(eff)
                 case Revoke():
                     yield from self.provider.revoke(eff)
+                case WebhookRequest():
+                    yield from self.provider.webhook(eff)
                 case ScheduleWake(at=at) if at is not None:
                     yield Wake(eff.user_id, at, eff.token)
                 case Erase():

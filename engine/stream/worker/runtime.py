@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.core import wire
-from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest, WebhookRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Forget, Input, Wake
 from engine.core.timers import is_stale
@@ -287,6 +287,9 @@ class EngineRuntime:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
                 step.wakes.append(eff)
                 return
+            case WebhookRequest():  # the gateway makes the call (engine/core/webhook.py)
+                value = wire.webhook_request_value(eff)
+                rec = Record(t.send_requests, eff, value, f"webhook {eff.action_id}")
             case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
                 rec = Record(t.traces, eff, wire.trace_value(eff), f"trace {eff.trace_id}")
             case _:
