@@ -65,8 +65,9 @@ def allow_list(step: Step, inst: Instance) -> list[str]:
 
 def failed(step: Step, inst: Instance, node: WebhookNode, reason: str, **attrs: Any) -> str:
     """Report the call failed (``webhook_failed``) and give the node to go to."""
-    step.inst_outcome("webhook_failed", inst, status=attrs.pop("status", None), reason=reason,
-                      **attrs)
+    step.inst_outcome(
+        "webhook_failed", inst, status=attrs.pop("status", None), reason=reason, **attrs
+    )
     step.trace("webhook", reason, inst, next=node.on_failure)
     return node.on_failure
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from engine.core.effects import Outcome
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
 from engine.core.trace import Trace
 
 Values = Mapping[str, Any]
@@ -86,6 +86,11 @@ def describe_input(inp: Input, messages: Mapping[str, str] | None = None) -> dic
             return {"kind": "timer", "name": "wake", "text": "timer"}
         case Forget():
             return {"kind": "forget", "name": "forget", "text": "forget (journeys forget)"}
+        case WebhookResult():
+            code = f" {inp.code}" if inp.code is not None else ""
+            why = f" ({inp.reason})" if inp.reason else ""
+            text = f"webhook result {inp.status}{code}{why} for call {inp.action_id}"
+            return {"kind": "webhook", "name": inp.status, "text": text}
 
 
 # --------------------------------------------------------------------------- trace records

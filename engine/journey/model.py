@@ -474,8 +474,17 @@ class ExitNode(_Node):
 WebhookMethod = Literal["POST", "PUT", "PATCH", "DELETE", "GET"]
 #: headers the gateway sets itself (docs/providers.md, "Webhook calls")
 RESERVED_HEADERS = frozenset(
-    {"idempotency-key", "x-journeys-signature", "x-journeys-timestamp", "content-type",
-     "content-length", "host", "authorization", "cookie", "user-agent"}
+    {
+        "idempotency-key",
+        "x-journeys-signature",
+        "x-journeys-timestamp",
+        "content-type",
+        "content-length",
+        "host",
+        "authorization",
+        "cookie",
+        "user-agent",
+    }
 )
 WEBHOOK_MAX_TIMEOUT_MS = 30_000
 

@@ -35,7 +35,7 @@ from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
 from engine.core.state import UserState
 from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
@@ -105,6 +105,8 @@ def _describe(inp: Input) -> str:
             return "timer"
         case Forget():
             return "forget"
+        case WebhookResult():
+            return f"webhook result {inp.status} {inp.code or ''}".rstrip()
 
 
 class Simulator:

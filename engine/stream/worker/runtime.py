@@ -119,7 +119,7 @@ class Record(NamedTuple):
     """An effect, encoded: where it goes, what it was, its bytes, its checkpoint label."""
 
     topic: str
-    effect: Outcome | SendRequest | Revoke | Trace | Erase
+    effect: Outcome | SendRequest | Revoke | Trace | Erase | WebhookRequest
     value: bytes
     label: str
 
