@@ -32,6 +32,7 @@ from engine.journey.model import (
     SplitNode,
     WaitForNode,
     WaitNode,
+    WebhookNode,
     successors,
 )
 
@@ -41,7 +42,7 @@ Counts = Mapping[str, Mapping[str, int]]
 ENTRY_ID = "journey.entry"
 
 #: Kinds of boxes, in drawing-legend order ("missing": a target the file does not define).
-KINDS = ("entry", "send", "wait", "wait_for", "branch", "split", "exit", "missing")
+KINDS = ("entry", "send", "wait", "wait_for", "branch", "split", "webhook", "exit", "missing")
 KIND_LABEL = {"wait_for": "wait for", "missing": "missing node"}
 #: (fill, stroke) per kind, shared by every format.
 COLORS: dict[str, tuple[str, str]] = {
@@ -51,6 +52,7 @@ COLORS: dict[str, tuple[str, str]] = {
     "wait_for": ("#fff3e0", "#ef6c00"),
     "branch": ("#f3e5f5", "#6a1b9a"),
     "split": ("#e0f7fa", "#00838f"),
+    "webhook": ("#ede7f6", "#4527a0"),
     "exit": ("#eceff1", "#455a64"),
     "missing": ("#ffebee", "#c62828"),
     "note": ("#fffde7", "#b5a642"),
@@ -194,6 +196,9 @@ def _facts(node: Any) -> list[str]:
             return [", ".join(_split_labels(node)), *picks]
         case ExitNode():
             return [f"reason: {_clean(node.reason)}"]
+        case WebhookNode():
+            saves = [_short("saves " + ", ".join(node.save), 44)] if node.save else []
+            return [_short(f"{node.method} {node.url}", 44), *saves]
         case BranchNode():
             return []
         case _:

@@ -75,6 +75,7 @@ _MERMAID_SHAPES = {
     "split": ("{{", "}}"),
     "wait": ("[/", "/]"),
     "wait_for": ("(", ")"),
+    "webhook": ("[[", "]]"),
 }
 
 
@@ -134,6 +135,7 @@ _DOT_SHAPES = {
     "wait": ("parallelogram", "filled"),
     "wait_for": ("box", "rounded,filled"),
     "send": ("box", "filled"),
+    "webhook": ("component", "filled"),
     "missing": ("box", "filled,dashed"),
 }
 

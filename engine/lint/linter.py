@@ -49,6 +49,7 @@ from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
 from engine.lint.variables import missing_variables
+from engine.lint.webhook import webhook_problems
 from engine.lint.winner import winner_problems
 
 __all__ = ["journey_graph", "lint_loaded", "lint_paths", "load_journeys"]
@@ -366,6 +367,10 @@ def _rule_winner(c: _Lint) -> None:
     winner_problems(c.j, c.graph, c.add)
 
 
+def _rule_webhooks(c: _Lint) -> None:
+    webhook_problems(c.j, c.template, c.add)
+
+
 # --------------------------------------------------------------------------- warnings
 
 
@@ -410,6 +415,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_templates,
     _rule_journey,
     _rule_winner,
+    _rule_webhooks,
     _warn_fallback,
     _warn_chips,
     _warn_sms,

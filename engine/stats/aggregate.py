@@ -44,6 +44,8 @@ _COUNTED = {
     "fallback_triggered": "fallback",
     "message_deferred": "deferred",
     "user_opted_out": "opted_out",
+    "webhook_called": "webhook_called",  # webhook nodes: calls answered 2xx
+    "webhook_failed": "webhook_failed",  # and calls that failed (by reason below)
 }
 
 #: outcome type -> the attribute its count is broken down by (message_sent and
@@ -54,6 +56,7 @@ QUALIFIER = {
     "fallback_triggered": "reason",
     "message_deferred": "reason",
     "journey_exited": "reason",
+    "webhook_failed": "reason",
 }
 BY_CHANNEL = ("message_sent", "message_delivered")
 ACTED = {"message_clicked": "clicked", "message_read": "read"}  # what a run did, by outcome
@@ -127,6 +130,7 @@ def node_row(c: Mapping[str, int]) -> dict[str, Any]:
         exited=breakdown(c, "journey_exited"),
         failed_reasons=breakdown(c, "message_failed"),
         fallback_reasons=breakdown(c, "fallback_triggered"),
+        webhook_failed_reasons=breakdown(c, "webhook_failed"),
         reach_rate=_ratio(g(REACHED, 0), row["entered"]),
         reach_rate_of_sends=_ratio(g(REACHED, 0), sends),
         delivery_rate=_ratio(row["delivered"], g("message_sent", 0)),
