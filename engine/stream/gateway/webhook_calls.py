@@ -55,7 +55,11 @@ def journeys_with_webhooks(settings: Settings) -> list[str]:
         return []
     from engine.lint.linter import load_journeys
 
-    found = load_journeys([settings.journeys_path()])
+    try:
+        found = load_journeys([settings.journeys_path()])
+    except Exception as exc:  # the worker reports broken journeys; the gateway needs none
+        event(log, "gateway_journeys_unreadable", logging.WARNING, error=str(exc)[:300])
+        return []
     return sorted({j.id for j in found if any(n.type == "webhook" for n in j.nodes.values())})
 
 
