@@ -258,7 +258,9 @@ def test_wire_records_come_back() -> None:
     res = WebhookResult("u1", T0, req.action_id, "failed", 503, "unavailable:503", "x" * 5000)
     back = wire.receipt(wire.loads(wire.input_value(res)))
     assert isinstance(back, WebhookResult) and back.body == "x" * 4096
-    assert back == WebhookResult("u1", T0, req.action_id, "failed", 503, "unavailable:503", back.body)
+    assert back == WebhookResult(
+        "u1", T0, req.action_id, "failed", 503, "unavailable:503", back.body
+    )
 
 
 # --------------------------------------------------------------------------- the simulator
