@@ -57,6 +57,7 @@ class FakeWebhookServer:
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     bodies: dict[str, str] = field(default_factory=dict)
     methods: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0  # requests being answered (latency_ms) right now
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -103,7 +104,11 @@ class FakeWebhookServer:
         text = body.decode()
         self.bodies.setdefault(key, text)
         if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
+            self.in_flight += 1
+            try:
+                await asyncio.sleep(self.latency_ms / 1000)
+            finally:
+                self.in_flight -= 1
         if key in self.answers:  # dedupe: the same answer, no second effect
             status, payload = self.answers[key]
             return web.json_response(payload, status=status)
