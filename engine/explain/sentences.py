@@ -273,6 +273,15 @@ TRACE_TEXT: dict[str, Callable[[Trace], str]] = {
     ),
     "message": _message,
     "keyword": lambda t: _KEYWORDS.get(t.reason, t.reason),
+    "webhook": lambda t: (
+        f"webhook {t.values.get('method')} {t.values.get('url')}: asked the gateway"
+        if t.reason == "requested"
+        else f"webhook answered {t.values.get('status')} -> {t.values.get('next')}"
+        if t.reason == "called"
+        else "a webhook result for no waiting run: ignored"
+        if t.reason == "result_ignored"
+        else f"webhook failed ({t.reason}) -> {t.values.get('next')}"
+    ),
     "inbound": _inbound,
 }
 

@@ -193,6 +193,10 @@ class Simulator:
         lines = result.trace.setdefault(inp.user_id, [])
         lines.append(f"{format_ts(ts)}  {_describe(inp)}")
         for eff in effects:
+            if isinstance(eff, WebhookRequest):  # what the gateway will call
+                where = f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}"
+                lines.append(f"    {'webhook':<18} {where} {eff.method} {eff.url} {eff.body or ''}")
+                continue
             if not isinstance(eff, Outcome | SendRequest):
                 continue
             where = (
