@@ -31,8 +31,9 @@ MAX_BODY_BYTES = 64 * 1024  # a request body the gateway will send
 
 def action_id(inst: Instance) -> str:
     """The call's id (its ``Idempotency-Key``): stable for the run's visit to the node, so
-    a replay asks for the same call and the gateway makes it once."""
-    return derive_uuid("w", inst.id, inst.node, inst.step)
+    a replay asks for the same call and the gateway makes it once. Not the node id: a run
+    that a new version moves (``migrate``) to the node's new id still takes its answer."""
+    return derive_uuid("w", inst.id, inst.step)
 
 
 def _render(value: Any, scope: dict[str, Any]) -> Any:

@@ -301,3 +301,19 @@ def test_a_webhook_node_type_is_drawn() -> None:
     assert node.kind == "webhook"
     assert any("POST https://crm.example.com" in f for f in node.facts)
     assert isinstance(journey().nodes["tell_crm"], WebhookNode)
+
+
+def test_stats_and_the_dashboard_count_the_node() -> None:
+    from engine.stats.aggregate import Aggregator
+    from engine.stats.dashboard import graph_counts
+
+    agg = Aggregator()
+    agg.add_all(o.to_wire() for o in webhook_tour().outcomes)
+    [report] = agg.to_json([journey()])
+    row = report["nodes"]["tell_crm"]
+    assert (row["type"], row["entered"]) == ("webhook", 4)
+    assert (row["webhook_called"], row["webhook_failed"]) == (2, 2)
+    assert row["webhook_failed_reasons"] == {"rejected:404": 1, "unavailable:503": 1}
+    board = {"summary": {"entered": 4, "converted": 0}, "nodes": report["nodes"], "splits": {}}
+    counts = graph_counts(journey(), board)["tell_crm"]
+    assert counts == {"entered": 4, "called": 2, "failed": 2}
