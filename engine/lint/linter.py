@@ -37,6 +37,7 @@ from engine.journey.model import (
     SplitNode,
     WaitForNode,
     WaitNode,
+    WebhookNode,
     successors,
 )
 from engine.journey.templates import Template, compile_template
@@ -162,6 +163,9 @@ def _rule_targets(c: _Lint) -> None:
             case SplitNode():
                 for i, v in enumerate(node.variants):
                     check((*base, "variants", i, "next"), v.next)
+            case WebhookNode():
+                check((*base, "next"), node.next)
+                check((*base, "on_failure"), node.on_failure)
     for i, m in enumerate(c.j.migrate):
         for old, new in m.nodes.items():
             check(("migrate", i, "nodes", old),

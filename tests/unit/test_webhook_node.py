@@ -140,6 +140,8 @@ def test_the_linter_accepts_the_fixture(tmp_path: Path) -> None:
         ({"body": {"a": "{{ event.x | nope }}"}}, "unknown filter"),
         ({"save": {"crm id": "$.id"}}, "not an attribute name"),
         ({"save": {"crm_id": "id"}}, "must start with $"),
+        ({"on_failure": "nowhere"}, "on_failure 'nowhere' names no node"),
+        ({"next": "chek"}, "did you mean 'check'"),
     ],
 )
 def test_the_linter_refuses(tmp_path: Path, node: dict[str, Any], says: str) -> None:
