@@ -255,3 +255,18 @@ async def test_a_stop_leaves_calls_not_started_for_the_restart(fake: FakeWebhook
     assert fake.raw_calls == 1
     rec = w.runtime.claims.get(request(fake, n=2).action_id.encode())
     assert rec is not None and rec["st"] == "queued"
+
+
+async def test_a_call_recorded_before_the_partition_is_recovered_is_made_after(
+    fake: FakeWebhookServer,
+) -> None:
+    w = HookWorld(fake)
+    w.runtime.webhooks.revoked({0})  # not (or no longer) ours: the task gives up at once
+    req = request(fake)
+    await w.feed_hook(req)
+    await w.settled()
+    assert fake.raw_calls == 0
+    assert w.runtime.webhooks.recovered({0}) == 1  # found in the buffer, not the store
+    await w.settled()
+    assert fake.calls_per_key == {req.action_id: 1}
+    assert [r["status"] for r in w.results()] == ["called"]

@@ -131,7 +131,12 @@ class WebhookCalls:
             return
         task = asyncio.ensure_future(self._run(req, partition))
         self.tasks[aid] = task
-        task.add_done_callback(lambda _t: self.tasks.pop(aid, None))
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self.tasks.get(aid) is t:  # not a newer task for the same call
+                del self.tasks[aid]
+
+        task.add_done_callback(done)
 
     async def _run(self, req: WebhookRequest, partition: int) -> None:
         aid, key = req.action_id, req.action_id.encode()
@@ -185,11 +190,15 @@ class WebhookCalls:
         owner) left unsettled are made again, in offset order. Returns how many."""
         self.owned = set(partitions)
         pending: list[tuple[int, int, Record]] = []
-        for key, rec in self.claims.records():
+        # The store, and the calls recorded since the last checkpoint (still buffered) whose
+        # task gave up (their partition was not ours yet, or was revoked meanwhile).
+        found = {key.decode(): rec for key, rec in self.claims.records()}
+        found.update(self.live)
+        for aid, rec in found.items():
             if rec.get("k") != KIND or rec.get("st") not in ("queued", "claimed"):
                 continue
             p = int(rec.get("p", -1))
-            if p in partitions and "req" in rec and key.decode() not in self.tasks:
+            if p in partitions and "req" in rec and aid not in self.tasks:
                 pending.append((p, int(rec.get("o", 0)), rec))
         for p, _o, rec in sorted(pending, key=lambda x: (x[0], x[1])):
             try:
@@ -206,7 +215,7 @@ class WebhookCalls:
         self.owned -= partitions
         for aid, rec in list(self.live.items()):
             if rec.get("p") in partitions:
-                task = self.tasks.get(aid)
+                task = self.tasks.pop(aid, None)
                 if task is not None:
                     task.cancel()
                 self.live.pop(aid, None)
