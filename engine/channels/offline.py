@@ -15,8 +15,9 @@ from typing import Any
 
 from engine.channels.prepare import Refused, prepare
 from engine.channels.providers.simulated import CONTRACT_DELIVERY_MS, Event, SimulatedProvider
-from engine.core.effects import Revoke, SendRequest
-from engine.core.inputs import Receipt
+from engine.channels.webhook_sim import SimulatedWebhooks
+from engine.core.effects import Revoke, SendRequest, WebhookRequest
+from engine.core.inputs import Receipt, WebhookResult
 
 
 class OfflineGateway:
@@ -27,6 +28,7 @@ class OfflineGateway:
         unless another ``provider`` is given."""
         self.provider = provider or SimulatedProvider.contract(delivery_ms)
         self.originals: dict[str, dict[str, Any]] = {}  # RCS content, for derived SMS
+        self.webhooks = SimulatedWebhooks()  # webhook calls: 200 {} unless scripted
 
     def send(self, req: SendRequest) -> list[Event]:
         """What this send will produce, each at its time. A repeated id sends nothing."""
@@ -42,6 +44,9 @@ class OfflineGateway:
             provider.take_refused(req.message_id)
             return [Receipt(req.user_id, req.ts, "not_capable", req.message_id)]
         return provider.accept(req)
+
+    def webhook(self, req: WebhookRequest) -> list[WebhookResult]:
+        return self.webhooks.call(req)
 
     def revoke(self, rev: Revoke) -> list[Receipt]:
         return self.provider.revoke_now(rev)

@@ -119,5 +119,26 @@ class Erase:
     user_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """Ask the gateway to call a webhook (engine/core/webhook.py). ``action_id`` is
+    deterministic: it is the call's ``Idempotency-Key``, and the result receipt names it.
+    ``allow`` is the journey's allow-list: the gateway checks the URL against it again."""
+
+    action_id: str
+    ts: int
+    user_id: str
+    url: str
+    method: str
+    body: str | None  # the rendered JSON text, sent and signed as is
+    headers: dict[str, str]
+    timeout_ms: int
+    allow: list[str]
+    journey_id: str
+    journey_version: int
+    instance_id: str
+    node_id: str
+
+
 # Trace: why the core decided what it did, for traced users only (engine/core/trace.py).
-Effect = Outcome | SendRequest | Revoke | ScheduleWake | Erase | Trace
+Effect = Outcome | SendRequest | Revoke | ScheduleWake | Erase | Trace | WebhookRequest

@@ -33,12 +33,13 @@ from engine.core.fallback import handle_receipt
 from engine.core.forget import handle_forget
 from engine.core.ids import wake_token
 from engine.core.inbound import handle_inbound
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
 from engine.core.paths import route
 from engine.core.send_time import record as record_engagement
 from engine.core.state import UserState
 from engine.core.timers import fire_due, is_stale, reschedule
 from engine.core.user_actions import UserAction
+from engine.core.webhook_result import handle_webhook_result
 from engine.core.winner import SplitDecision, record_decision
 from engine.durations import MAX_INSTANT_MS, MIN_INSTANT_MS
 from engine.errors import InputError
@@ -96,6 +97,7 @@ class Engine:
             Inbound: handle_inbound,
             Wake: _on_wake,
             Forget: handle_forget,
+            WebhookResult: handle_webhook_result,
         }
 
     def _event_changes_nothing(self, state: UserState, ev: UserEvent) -> bool:

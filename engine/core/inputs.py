@@ -96,4 +96,19 @@ class Forget:
     request_id: str = ""
 
 
-Input = UserEvent | Receipt | Inbound | Wake | Forget
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    """The gateway's answer to a :class:`~engine.core.effects.WebhookRequest` (on
+    ``journey.channel-receipts``): ``called`` (a 2xx, ``code``) or ``failed`` (after the
+    retries; ``code`` when the server answered). ``body``: the response, cut to 4 KB."""
+
+    user_id: str
+    ts: int
+    action_id: str
+    status: Literal["called", "failed"]
+    code: int | None = None
+    reason: str | None = None
+    body: str | None = None
+
+
+Input = UserEvent | Receipt | Inbound | Wake | Forget | WebhookResult

@@ -19,6 +19,7 @@ from engine.core.send_time import best_time_end
 from engine.core.sends import send_node
 from engine.core.state import Instance, JourneyHistory
 from engine.core.trace import cases_values, condition_values, waiting_values
+from engine.core.webhook import enter_webhook, gave_up
 from engine.core.winner import decided_variant
 from engine.durations import clamp_instant, format_ts
 from engine.journey.expressions import compile_expression
@@ -185,6 +186,7 @@ ENTER: dict[str, Callable[[Step, Instance, Any], str | None]] = {
     "split": _enter_split,
     "update_profile": enter_update_profile,
     "exit": _enter_exit,
+    "webhook": enter_webhook,
 }
 NODE_ATTRS: dict[str, Callable[[Step, Instance, Any], dict[str, Any]]] = {"split": _split_attrs}
 
@@ -209,7 +211,12 @@ def _timer_send(step: Step, inst: Instance, node: SendNode) -> None:
         goto(step, inst, nxt)
 
 
+def _timer_webhook(step: Step, inst: Instance, node: Any) -> None:
+    goto(step, inst, gave_up(step, inst, node))  # no result in give_up_after
+
+
 ON_TIMER: dict[str, Callable[[Step, Instance, Any], None]] = {
+    "webhook": _timer_webhook,
     "wait": _timer_wait,
     "wait_for": _timer_wait_for,
     "send": _timer_send,

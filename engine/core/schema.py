@@ -134,6 +134,29 @@ class GoalConvertedAttributes(_Open):
     after_ms: int = Field(ge=0, description="time from journey entry to the goal event, in ms")
 
 
+class WebhookCalledAttributes(_Open):
+    status: int = Field(description="the HTTP status of the answer (2xx)")
+    saved: list[str] | None = Field(
+        None, description="with save: the user attributes the answer changed"
+    )
+    missing: list[str] | None = Field(
+        None, description="with save: attributes whose path the answer lacks"
+    )
+    save_refused: str | None = Field(
+        None,
+        description="with save: the profile limit that refused the answer's fields "
+        "(nothing saved; the run goes on)",
+    )
+
+
+class WebhookFailedAttributes(ReasonAttributes):
+    """reason: rejected:<status>, unavailable:<status>, timeout, unreachable,
+    url_not_allowed, no_secret, no_receipt, template, invalid_json, body_too_large"""
+
+    status: int | None = Field(description="the HTTP status of the last answer, if any")
+    detail: str | None = Field(None, description="human-readable detail")
+
+
 class JourneyExitedAttributes(ReasonAttributes):
     """reason: completed (or the exit node's reason), exit_event, goal, timeout, loop_guard..."""
 
@@ -311,6 +334,16 @@ OUTCOME_SPECS: dict[str, tuple[type[_Outcome], type[_Open], str]] = {
         UserForgottenAttributes,
         "journeys forget: the engine erased the user's state; erase what you derived.",
     ),
+    "webhook_called": (
+        _AtNode,
+        WebhookCalledAttributes,
+        "A webhook node's call was answered 2xx (save: the profile took the answer's fields).",
+    ),
+    "webhook_failed": (
+        _AtNode,
+        WebhookFailedAttributes,
+        "A webhook node's call failed after the gateway's retries, or could not be made.",
+    ),
     "split_winner_chosen": (
         _AboutSplit,
         SplitWinnerChosenAttributes,
@@ -458,6 +491,44 @@ class Revoke(_Open):
     ts: Timestamp
 
 
+class WebhookRequest(_Open):
+    """Engine -> channel gateway on ``journey.send-requests`` (key: user_id): call a
+    webhook (docs/providers.md, "Webhook calls"); answered by a webhook result."""
+
+    type: Literal["webhook"]
+    action_id: NonEmpty = Field(description="deterministic; the call's Idempotency-Key")
+    ts: Timestamp
+    user_id: NonEmpty
+    url: NonEmpty = Field(description="rendered; inside allow")
+    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"]
+    body: str | None = Field(description="the JSON text to send (and sign) as is")
+    headers: dict[str, str] = Field(description="the node's extra headers")
+    timeout_ms: int = Field(ge=1, description="per attempt")
+    allow: list[str] = Field(description="the journey's allow-list: the gateway checks again")
+    journey_id: NonEmpty
+    journey_version: int = Field(ge=1)
+    instance_id: NonEmpty
+    node_id: NonEmpty
+
+
+class WebhookResult(_Open):
+    """Gateway -> engine on ``journey.channel-receipts`` (key: user_id): how a webhook call
+    ended."""
+
+    type: Literal["webhook_result"]
+    user_id: NonEmpty
+    ts: InputTimestamp
+    action_id: NonEmpty = Field(description="the request's action_id")
+    status: Literal["called", "failed"] = Field(
+        description="called: a 2xx; failed: after the retries, or not made"
+    )
+    code: int | None = Field(description="the HTTP status of the last answer, if any")
+    reason: str | None = Field(None, description="failed: why (see webhook_failed)")
+    body: str | None = Field(
+        None, max_length=4096, description="the answer's body, cut to 4096 characters"
+    )
+
+
 class Wake(_Open):
     """A durable timer on ``journey.timers`` (key: user_id), produced by the engine when the
     user's earliest timer is due; a wake-up that is no longer due changes nothing."""
@@ -532,7 +603,7 @@ class Trace(_Open):
     user_id: NonEmpty = Field(description="the Kafka message key")
     kind: NonEmpty = Field(
         description="what was decided: input, entry, node, wait, wait_for, branch, split, "
-        "exit, goal, migrate, send, fallback, message, keyword, inbound",
+        "exit, goal, migrate, send, fallback, message, keyword, inbound, webhook",
         examples=["entry", "send"],
     )
     reason: NonEmpty = Field(
@@ -621,6 +692,8 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "inbound": ("Inbound message (journey.inbound)", Inbound),
     "send-request": ("Send request (journey.send-requests)", SendRequest),
     "revoke": ("Revoke (journey.send-requests)", Revoke),
+    "webhook-request": ("Webhook request (journey.send-requests)", WebhookRequest),
+    "webhook-result": ("Webhook result (journey.channel-receipts)", WebhookResult),
     "wake": ("Wake-up (journey.timers)", Wake),
     "forget": ("Forget request (journey.user-events)", Forget),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),

@@ -16,6 +16,10 @@ Records, where they travel, and the functions that write / read them:
 * a simulation-file line (any input): :func:`input_wire` / :func:`decode_line`;
 * send request and revoke (``journey.send-requests``): :func:`send_request_value`,
   :func:`revoke_value` / :func:`decode_gateway_request`;
+* webhook request (``journey.send-requests``, ``"type": "webhook"``) and its result
+  (``journey.channel-receipts``, ``"type": "webhook_result"``):
+  :func:`webhook_request_wire` / :func:`webhook_request`, :func:`webhook_result_wire` /
+  :func:`webhook_result` (:func:`receipt` reads both kinds of receipt);
 * outcome (``journey.outcomes``): :func:`outcome_value` / :func:`outcome`, or
   :func:`outcome_record` for a plain dict (stats);
 * user state (the engine's table value): :func:`state_record` / :func:`parse_state_record`;
@@ -50,7 +54,7 @@ from typing import Any, cast
 
 import orjson
 
-from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest
+from engine.core.effects import SCHEMA_VERSION, Outcome, Revoke, SendRequest, WebhookRequest
 from engine.core.ids import wake_token
 from engine.core.inputs import (
     RECEIPT_STATUSES,
@@ -61,6 +65,7 @@ from engine.core.inputs import (
     ReceiptStatus,
     UserEvent,
     Wake,
+    WebhookResult,
 )
 from engine.core.state import UserState
 from engine.core.trace import Trace
@@ -223,7 +228,14 @@ def user_event_wire(e: UserEvent) -> dict[str, Any]:
     return w
 
 
-def receipt(d: dict[str, Any]) -> Receipt:
+def receipt(d: dict[str, Any]) -> Receipt | WebhookResult:
+    """A record of ``journey.channel-receipts``: a message's receipt, or a webhook's result."""
+    if d.get("type") == "webhook_result":
+        return webhook_result(d)
+    return message_receipt(d)
+
+
+def message_receipt(d: dict[str, Any]) -> Receipt:
     status = _str(d, "status") or ""
     if status not in RECEIPT_STATUSES:
         raise InputError("wrong_type", f"'status' must be one of {', '.join(RECEIPT_STATUSES)}")
@@ -258,7 +270,7 @@ def receipt_wire(r: Receipt) -> dict[str, Any]:
 
 
 def receipt_from_wire(w: dict[str, Any]) -> Receipt:
-    return receipt(w)
+    return message_receipt(w)
 
 
 def inbound(d: dict[str, Any], keyword: Any = None) -> Inbound:
@@ -326,6 +338,7 @@ DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
     "inbound": inbound,
     "wake": wake,
     "forget": forget,
+    "webhook_result": lambda d: webhook_result(d),
 }
 
 
@@ -351,6 +364,8 @@ def input_wire(inp: Input) -> dict[str, Any]:
             return forget_wire(inp)
         case Wake():
             return wake_wire(inp)
+        case WebhookResult():
+            return webhook_result_wire(inp)
 
 
 def input_value(inp: Input) -> bytes:
@@ -425,22 +440,125 @@ def revoke(d: dict[str, Any]) -> Revoke:
     return Revoke(_str(d, "message_id") or "", _str(d, "user_id") or "", _ts(d))
 
 
-def gateway_request(d: dict[str, Any]) -> SendRequest | Revoke | Forget:
-    """A send, a revoke, or a forgotten user (the engine forwards ``journeys forget`` so
-    the gateway drops its records of the user)."""
+GatewayRequest = SendRequest | Revoke | Forget | WebhookRequest
+
+
+def gateway_request(d: dict[str, Any]) -> GatewayRequest:
+    """A send, a revoke, a webhook call, or a forgotten user (the engine forwards
+    ``journeys forget`` so the gateway drops its records of the user)."""
     kind = d.get("type", "send")
     if kind == "revoke":
         return revoke(d)
     if kind == "forget":
         return forget(d)
+    if kind == "webhook":
+        return webhook_request(d)
     if kind != "send":
-        raise InputError("unknown_type", "'type' must be send, revoke or forget")
+        raise InputError("unknown_type", "'type' must be send, revoke, webhook or forget")
     return send_request(d)
 
 
-def decode_gateway_request(raw: bytes | None) -> SendRequest | Revoke | Forget:
+def decode_gateway_request(raw: bytes | None) -> GatewayRequest:
     """A ``journey.send-requests`` message; :class:`InputError` when unusable."""
     return gateway_request(loads(_present(raw)))
+
+
+# ---------------------------------------------------------------- webhooks
+
+#: a webhook result carries at most this much of the response body (for ``save:``)
+WEBHOOK_BODY_KEPT = 4096
+
+
+def webhook_request_wire(req: WebhookRequest) -> dict[str, Any]:
+    return {
+        "type": "webhook",
+        "action_id": req.action_id,
+        "ts": format_ts(req.ts),
+        "user_id": req.user_id,
+        "url": req.url,
+        "method": req.method,
+        "body": req.body,
+        "headers": req.headers,
+        "timeout_ms": req.timeout_ms,
+        "allow": req.allow,
+        "journey_id": req.journey_id,
+        "journey_version": req.journey_version,
+        "instance_id": req.instance_id,
+        "node_id": req.node_id,
+    }
+
+
+def webhook_request_value(req: WebhookRequest) -> bytes:
+    return dumps(webhook_request_wire(req))
+
+
+def _str_map(d: dict[str, Any], key: str) -> dict[str, str]:
+    v = _obj(d, key) or {}
+    if not all(isinstance(x, str) for x in v.values()):
+        raise InputError("wrong_type", f"'{key}' must map names to strings")
+    return v
+
+
+def _str_list(d: dict[str, Any], key: str) -> list[str]:
+    v = d.get(key) or []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InputError("wrong_type", f"'{key}' must be a list of strings")
+    return v
+
+
+def webhook_request(d: dict[str, Any]) -> WebhookRequest:
+    timeout, version = _int(d, "timeout_ms"), _int(d, "journey_version")
+    if timeout is None or timeout < 1:
+        raise InputError("wrong_type", "'timeout_ms' must be a positive integer")
+    if version is None:
+        raise InputError("missing_field", "'journey_version' is required")
+    return WebhookRequest(
+        action_id=_str(d, "action_id") or "",
+        ts=_ts(d),
+        user_id=_str(d, "user_id") or "",
+        url=_str(d, "url") or "",
+        method=_str(d, "method") or "",
+        body=_str(d, "body", required=False),
+        headers=_str_map(d, "headers"),
+        timeout_ms=timeout,
+        allow=_str_list(d, "allow"),
+        journey_id=_str(d, "journey_id") or "",
+        journey_version=version,
+        instance_id=_str(d, "instance_id") or "",
+        node_id=_str(d, "node_id") or "",
+    )
+
+
+def webhook_result_wire(r: WebhookResult) -> dict[str, Any]:
+    w: dict[str, Any] = {
+        "type": "webhook_result",
+        "user_id": r.user_id,
+        "ts": format_ts(r.ts),
+        "action_id": r.action_id,
+        "status": r.status,
+        "code": r.code,
+    }
+    if r.reason is not None:
+        w["reason"] = r.reason
+    if r.body is not None:
+        w["body"] = r.body[:WEBHOOK_BODY_KEPT]
+    return w
+
+
+def webhook_result(d: dict[str, Any]) -> WebhookResult:
+    status = _str(d, "status") or ""
+    if status not in ("called", "failed"):
+        raise InputError("wrong_type", "'status' of a webhook result must be called or failed")
+    body = _str(d, "body", required=False)
+    return WebhookResult(
+        _str(d, "user_id") or "",
+        _ts(d),
+        _str(d, "action_id") or "",
+        cast(Any, status),
+        _int(d, "code"),
+        _str(d, "reason", required=False),
+        None if body is None else body[:WEBHOOK_BODY_KEPT],
+    )
 
 
 # ---------------------------------------------------------------- outcomes

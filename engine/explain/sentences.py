@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from engine.core.effects import Outcome
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
 from engine.core.trace import Trace
 
 Values = Mapping[str, Any]
@@ -86,6 +86,11 @@ def describe_input(inp: Input, messages: Mapping[str, str] | None = None) -> dic
             return {"kind": "timer", "name": "wake", "text": "timer"}
         case Forget():
             return {"kind": "forget", "name": "forget", "text": "forget (journeys forget)"}
+        case WebhookResult():
+            code = f" {inp.code}" if inp.code is not None else ""
+            why = f" ({inp.reason})" if inp.reason else ""
+            text = f"webhook result {inp.status}{code}{why} for call {inp.action_id}"
+            return {"kind": "webhook", "name": inp.status, "text": text}
 
 
 # --------------------------------------------------------------------------- trace records
@@ -293,6 +298,15 @@ TRACE_TEXT: dict[str, Callable[[Trace], str]] = {
     ),
     "message": _message,
     "keyword": lambda t: _KEYWORDS.get(t.reason, t.reason),
+    "webhook": lambda t: (
+        f"webhook {t.values.get('method')} {t.values.get('url')}: asked the gateway"
+        if t.reason == "requested"
+        else f"webhook answered {t.values.get('status')} -> {t.values.get('next')}"
+        if t.reason == "called"
+        else "a webhook result for no waiting run: ignored"
+        if t.reason == "result_ignored"
+        else f"webhook failed ({t.reason}) -> {t.values.get('next')}"
+    ),
     "inbound": _inbound,
     "profile": _profile,
 }

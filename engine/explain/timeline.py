@@ -345,6 +345,7 @@ _TIMER_OF_NODE = {
     "wait": "the wait ends",
     "wait_for": "the wait times out",
     "send": "the send deferred by quiet hours is tried again",
+    "webhook": "the webhook call is given up (no answer from the gateway)",
 }
 _TIMER_OF_MESSAGE = {
     "sent": "the RCS fallback window ends (SMS unless delivered)",

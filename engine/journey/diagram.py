@@ -33,6 +33,7 @@ from engine.journey.model import (
     UpdateProfileNode,
     WaitForNode,
     WaitNode,
+    WebhookNode,
     successors,
 )
 
@@ -50,6 +51,7 @@ KINDS = (
     "branch",
     "split",
     "update_profile",
+    "webhook",
     "exit",
     "missing",
 )
@@ -63,6 +65,7 @@ COLORS: dict[str, tuple[str, str]] = {
     "branch": ("#f3e5f5", "#6a1b9a"),
     "split": ("#e0f7fa", "#00838f"),
     "update_profile": ("#f1f8e9", "#558b2f"),
+    "webhook": ("#ede7f6", "#4527a0"),
     "exit": ("#eceff1", "#455a64"),
     "missing": ("#ffebee", "#c62828"),
     "note": ("#fffde7", "#b5a642"),
@@ -213,6 +216,9 @@ def _facts(node: Any) -> list[str]:
             if node.unset:
                 out.append(_short("unset " + ", ".join(node.unset), 44))
             return out
+        case WebhookNode():
+            saves = [_short("saves " + ", ".join(node.save), 44)] if node.save else []
+            return [_short(f"{node.method} {node.url}", 44), *saves]
         case BranchNode():
             return []
         case _:

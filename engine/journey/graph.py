@@ -76,6 +76,7 @@ _MERMAID_SHAPES = {
     "wait": ("[/", "/]"),
     "wait_for": ("(", ")"),
     "update_profile": ("[[", "]]"),
+    "webhook": ("[[", "]]"),
 }
 
 
@@ -135,6 +136,7 @@ _DOT_SHAPES = {
     "wait": ("parallelogram", "filled"),
     "wait_for": ("box", "rounded,filled"),
     "send": ("box", "filled"),
+    "webhook": ("component", "filled"),
     "missing": ("box", "filled,dashed"),
 }
 

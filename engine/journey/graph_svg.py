@@ -35,6 +35,7 @@ STYLE: dict[str, tuple[int, float, float, int]] = {
     "note": (11, 15.0, 6.3, 56),
 }
 RADIUS = {"entry": 16, "exit": 16, "wait": 12, "wait_for": 12, "branch": 3, "split": 3}
+RADIUS["webhook"] = 8
 EDGE_COLOR, LABEL_COLOR, TYPE_COLOR = "#546e7a", "#37474f", "#616161"
 
 

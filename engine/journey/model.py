@@ -306,13 +306,14 @@ class WaitNode(_Node):
     _v_duration = field_validator("duration", "within")(
         classmethod(lambda cls, v: _check_duration(v))
     )
+
     @field_validator("until", mode="before")
     @classmethod
     def _until_kind(cls, v: Any) -> Any:
         if isinstance(v, str) and v != BEST_TIME:
             raise ValueError(
                 f"until is {{time: HH:MM, days: [...]}} or best_time, not {v!r}"
-                + (f": write until: {{time: \"{v}\"}}" if _TIME_RE.match(v) else "")
+                + (f': write until: {{time: "{v}"}}' if _TIME_RE.match(v) else "")
             )
         # A mapping is validated here so that its problems read "until.time: ...", not
         # once per member of the union.
@@ -490,11 +491,95 @@ class ExitNode(_Node):
     reason: str = Field(default="completed", description="attributes.reason of journey_exited")
 
 
+WebhookMethod = Literal["POST", "PUT", "PATCH", "DELETE", "GET"]
+#: headers the gateway sets itself (docs/providers.md, "Webhook calls")
+RESERVED_HEADERS = frozenset(
+    {
+        "idempotency-key",
+        "x-journeys-signature",
+        "x-journeys-timestamp",
+        "content-type",
+        "content-length",
+        "host",
+        "authorization",
+        "cookie",
+        "user-agent",
+    }
+)
+WEBHOOK_MAX_TIMEOUT_MS = 30_000
+
+
+class WebhookNode(_Node):
+    """Call an allow-listed URL (through the gateway) and wait for its answer: 2xx ->
+    ``next``, a failure after the gateway's retries -> ``on_failure`` (docs/journeys.md)."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="https URL inside settings.webhooks.allow (path may be Liquid)")
+    method: WebhookMethod = "POST"
+    body: dict[str, Any] | list[Any] | str | None = Field(
+        default=None,
+        description="JSON body: a mapping whose strings are Liquid templates, or a Liquid "
+        "template that renders to JSON",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra, non-secret headers")
+    timeout: Duration = Field(default="5s", description="Per attempt, at most 30s")
+    give_up_after: Duration = Field(
+        default="1h", description="No answer from the gateway by then: on_failure (no_receipt)"
+    )
+    save: dict[str, str] = Field(
+        default_factory=dict, description='user attribute -> "$.path" in the JSON response'
+    )
+    next: NodeId
+    on_failure: NodeId
+
+    _v_timeouts = field_validator("timeout", "give_up_after")(
+        classmethod(lambda cls, v: _check_duration(v))
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> WebhookNode:
+        if not 0 < self.timeout_ms <= WEBHOOK_MAX_TIMEOUT_MS:
+            raise ValueError("timeout is more than 0 and at most 30s")
+        if self.give_up_after_ms < 60_000:
+            raise ValueError("give_up_after is at least 1m (the gateway retries for a while)")
+        taken = sorted(h for h in self.headers if h.lower() in RESERVED_HEADERS)
+        if taken:
+            raise ValueError(
+                f"headers {', '.join(taken)} are set by the gateway (secrets live in its "
+                "environment): remove them"
+            )
+        if self.method == "GET" and self.body is not None:
+            raise ValueError("a GET has no body")
+        return self
+
+    @property
+    def timeout_ms(self) -> int:
+        return parse_duration_ms(self.timeout)
+
+    @property
+    def give_up_after_ms(self) -> int:
+        return parse_duration_ms(self.give_up_after)
+
+
+class WebhookSettings(_Model):
+    allow: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes webhook nodes may call: scheme, host and path prefix",
+    )
+
+
 Node = Annotated[
-    SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | UpdateProfileNode | ExitNode,
+    SendNode
+    | WaitNode
+    | WaitForNode
+    | BranchNode
+    | SplitNode
+    | UpdateProfileNode
+    | WebhookNode
+    | ExitNode,
     Field(discriminator="type"),
 ]
-NODE_TYPES = ("send", "wait", "wait_for", "branch", "split", "update_profile", "exit")
+NODE_TYPES = ("send", "wait", "wait_for", "branch", "split", "update_profile", "webhook", "exit")
 
 
 # --------------------------------------------------------------------------- journey
@@ -594,6 +679,9 @@ class Settings(_Model):
     )
     default_timezone: str = "UTC"
     help_text: str | None = Field(default=None, description="Answer to HELP / INFO")
+    webhooks: WebhookSettings | None = Field(
+        default=None, description="webhook nodes: the URL prefixes they may call"
+    )
 
     @field_validator("default_timezone")
     @classmethod
@@ -647,7 +735,16 @@ class Journey(_Model):
 
     def node(
         self, node_id: str
-    ) -> SendNode | WaitNode | WaitForNode | BranchNode | SplitNode | UpdateProfileNode | ExitNode:
+    ) -> (
+        SendNode
+        | WaitNode
+        | WaitForNode
+        | BranchNode
+        | SplitNode
+        | UpdateProfileNode
+        | WebhookNode
+        | ExitNode
+    ):
         return self.nodes[node_id]
 
     def label(self, node_id: str) -> str:
@@ -669,6 +766,8 @@ def successors(node: Any) -> list[tuple[str, str]]:
             return [(c.when, c.next) for c in node.cases] + [("default", node.default)]
         case SplitNode():
             return [(f"{v.name} ({v.weight:g})", v.next) for v in node.variants]
+        case WebhookNode():
+            return [("", node.next), ("failure", node.on_failure)]
         case _:
             return []
 

@@ -34,8 +34,10 @@ from engine.journey.model import Journey, WaitPath, successors
 NodeStatus = Literal["added", "removed", "changed", "renamed"]
 RenameEvidence = Literal["migrate", "same content", "took its place"]
 
-NODE_TIMING = frozenset({"duration", "until", "until_property", "offset", "timeout", "ttl"})
-NODE_EDGES = frozenset({"next", "default", "on_timeout"})
+NODE_TIMING = frozenset(
+    {"duration", "until", "until_property", "offset", "timeout", "ttl", "give_up_after"}
+)
+NODE_EDGES = frozenset({"next", "default", "on_timeout", "on_failure"})
 LABELS = frozenset({"name", "description"})
 JOURNEY_TIMING = ("settings.quiet_hours", "settings.frequency_cap", "settings.send_rate")
 JOURNEY_CATEGORIES = {"entry": "entry", "exit_on": "exit_on", "goal": "goal",

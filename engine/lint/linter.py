@@ -38,6 +38,7 @@ from engine.journey.model import (
     UpdateProfileNode,
     WaitForNode,
     WaitNode,
+    WebhookNode,
     successors,
 )
 from engine.journey.templates import Template, compile_template
@@ -51,6 +52,7 @@ from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.sms_text import sms_cost_warning
 from engine.lint.variables import missing_variables
+from engine.lint.webhook import webhook_problems
 from engine.lint.winner import winner_problems
 
 __all__ = ["journey_graph", "lint_loaded", "lint_paths", "load_journeys"]
@@ -163,6 +165,9 @@ def _rule_targets(c: _Lint) -> None:
             case SplitNode():
                 for i, v in enumerate(node.variants):
                     check((*base, "variants", i, "next"), v.next)
+            case WebhookNode():
+                check((*base, "next"), node.next)
+                check((*base, "on_failure"), node.on_failure)
     for i, m in enumerate(c.j.migrate):
         for old, new in m.nodes.items():
             check(("migrate", i, "nodes", old),
@@ -372,6 +377,10 @@ def _rule_winner(c: _Lint) -> None:
     winner_problems(c.j, c.graph, c.add)
 
 
+def _rule_webhooks(c: _Lint) -> None:
+    webhook_problems(c.j, c.template, c.add)
+
+
 # --------------------------------------------------------------------------- warnings
 
 
@@ -417,6 +426,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_journey,
     _rule_winner,
     _rule_profile,
+    _rule_webhooks,
     _warn_fallback,
     _warn_chips,
     _warn_sms,

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.journey.model import Journey, SendNode, WaitForNode, WaitNode
+from engine.journey.model import Journey, SendNode, WaitForNode, WaitNode, WebhookNode
 from engine.lint.diff import JourneyChanges, node_diff
 
 Level = Literal["error", "warning", "note"]
@@ -62,6 +62,8 @@ def waits_in(journey: Journey, node_id: str) -> str | None:
             return "wait"
         case WaitForNode():
             return "wait_for"
+        case WebhookNode():
+            return "webhook"
         case SendNode() if node.marketing and _defers(journey):
             return "deferred send"
     return None
@@ -223,6 +225,10 @@ def _target(
         out.append(Finding("warning", "mapping_loses_paths", f"a wait_for mapped to '{target}', "
                            f"a {node.type}: answers and events no longer move the runs waiting "
                            f"here, only their timeout does", vo, nid))
+    if kind == "webhook" and node.type != "webhook":
+        out.append(Finding("warning", "mapping_loses_answer", f"a webhook mapped to '{target}', "
+                           f"a {node.type}: the call's answer no longer moves the runs waiting "
+                           "here, only their give_up_after timer does", vo, nid))
     timing = sorted({c.field for c in node_diff(old.nodes[nid], node) if c.category == "timing"})
     if timing and node.type in ("wait", "wait_for"):
         out.append(Finding("note", "mapped_timer_kept", f"runs moved to '{target}' keep the "

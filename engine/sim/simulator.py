@@ -22,12 +22,20 @@ from pathlib import Path
 
 from engine.channels.offline import OfflineGateway
 from engine.channels.preview import send_summary
-from engine.core.effects import Effect, Erase, Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import (
+    Effect,
+    Erase,
+    Outcome,
+    Revoke,
+    ScheduleWake,
+    SendRequest,
+    WebhookRequest,
+)
 from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
 from engine.core.state import UserState
 from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
@@ -124,6 +132,8 @@ def _describe(inp: Input) -> str:
             return "timer"
         case Forget():
             return "forget"
+        case WebhookResult():
+            return f"webhook result {inp.status} {inp.code or ''}".rstrip()
 
 
 class Simulator:
@@ -212,6 +222,8 @@ class Simulator:
                     yield from self.provider.send(eff)
                 case Revoke():
                     yield from self.provider.revoke(eff)
+                case WebhookRequest():
+                    yield from self.provider.webhook(eff)
                 case ScheduleWake(at=at) if at is not None:
                     yield Wake(eff.user_id, at, eff.token)
                 case Erase():
@@ -224,6 +236,10 @@ class Simulator:
         lines = result.trace.setdefault(inp.user_id, [])
         lines.append(f"{format_ts(ts)}  {_describe(inp)}")
         for eff in effects:
+            if isinstance(eff, WebhookRequest):  # what the gateway will call
+                where = f"{eff.journey_id}@{eff.journey_version}:{eff.node_id}"
+                lines.append(f"    {'webhook':<18} {where} {eff.method} {eff.url} {eff.body or ''}")
+                continue
             if not isinstance(eff, Outcome | SendRequest):
                 continue
             where = (

@@ -46,6 +46,8 @@ _COUNTED = {
     "user_opted_out": "opted_out",
     "profile_updated": "profile_updated",  # an update_profile node that changed something
     "profile_update_refused": "profile_refused",  # ...whose update broke a profile limit
+    "webhook_called": "webhook_called",  # webhook nodes: calls answered 2xx
+    "webhook_failed": "webhook_failed",  # and calls that failed (by reason below)
 }
 
 #: outcome type -> the attribute its count is broken down by (message_sent and
@@ -57,6 +59,7 @@ QUALIFIER = {
     "message_deferred": "reason",
     "journey_exited": "reason",
     "profile_update_refused": "reason",
+    "webhook_failed": "reason",
 }
 BY_CHANNEL = ("message_sent", "message_delivered")
 ACTED = {"message_clicked": "clicked", "message_read": "read"}  # what a run did, by outcome
@@ -131,6 +134,7 @@ def node_row(c: Mapping[str, int]) -> dict[str, Any]:
         failed_reasons=breakdown(c, "message_failed"),
         fallback_reasons=breakdown(c, "fallback_triggered"),
         profile_refused_reasons=breakdown(c, "profile_update_refused"),
+        webhook_failed_reasons=breakdown(c, "webhook_failed"),
         reach_rate=_ratio(g(REACHED, 0), row["entered"]),
         reach_rate_of_sends=_ratio(g(REACHED, 0), sends),
         delivery_rate=_ratio(row["delivered"], g("message_sent", 0)),

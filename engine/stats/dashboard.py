@@ -117,6 +117,8 @@ def graph_counts(journey: Journey, report: dict[str, Any]) -> dict[str, dict[str
             figures = {**row, "sent": row["sends"], "sms_fallback": row["fallback"]}
             c.update((k, figures[k]) for k in SEND_LINES if figures[k] or k == "sent")
             c.update((f"held back: {k}", n) for k, n in row["suppressed"].items())
+        if node.type == "webhook":
+            c.update(called=row.get("webhook_called", 0), failed=row.get("webhook_failed", 0))
         for name, v in report["splits"].get(nid, {}).get("variants", {}).items():
             c[f"variant {name}"] = v["users"]
         counts[nid] = c

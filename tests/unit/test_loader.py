@@ -187,9 +187,9 @@ nodes:
         (13, "wait", "duration: '10 minutes' is not a duration: write a number and a unit, like "
                      "30s, 15m, 1h, 2d, 1w"),
         (15, "odd", "unknown node type 'teleport': use one of send, wait, wait_for, branch, "
-                    "split, update_profile, exit"),
+                    "split, update_profile, webhook, exit"),
         (16, "notype", "node has no 'type': use one of send, wait, wait_for, branch, split, "
-                       "update_profile, exit"),
+                       "update_profile, webhook, exit"),
     ]
 
 

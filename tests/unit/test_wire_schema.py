@@ -39,6 +39,7 @@ from engine.errors import InputError
 from engine.journey.model import Journey
 from engine.sim.simulator import SimResult, Simulator
 from tests import experiment_log
+from tests.webhook_log import webhook_tour
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -53,6 +54,8 @@ ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "forget": TypeAdapter(schema.Forget),
     "send-request": TypeAdapter(schema.SendRequest),
     "revoke": TypeAdapter(schema.Revoke),
+    "webhook-request": TypeAdapter(schema.WebhookRequest),
+    "webhook-result": TypeAdapter(schema.WebhookResult),
     "dead-letter": TypeAdapter(schema.DeadLetter),
     "state": TypeAdapter(schema.StateRecord),
     "split-decision": TypeAdapter(schema.SplitDecision),
@@ -254,6 +257,8 @@ def tour() -> Tour:
     result.outcomes += profile.outcomes
     result.traces += profile.traces
     result.states.update(profile.states)
+    # A webhook node: webhook_called and webhook_failed (tests/webhook_log.py).
+    result.outcomes += webhook_tour().outcomes
     # A provider slower than the fallback window: the RCS sends are revoked.
     Simulator([v1], provider=RecordingProvider(30 * 60_000, provider)).run(
         [wire.decode_line(x) for x in lines[:8]]
@@ -591,6 +596,8 @@ CODECS: dict[str, Codec] = {
     "forget": (lambda raw: wire.decode_line(wire.loads(raw)), wire.input_value),
     "send-request": (wire.decode_gateway_request, wire.send_request_value),
     "revoke": (wire.decode_gateway_request, wire.revoke_value),
+    "webhook-request": (wire.decode_gateway_request, wire.webhook_request_value),
+    "webhook-result": (lambda raw: wire.receipt(wire.loads(raw)), wire.input_value),
     "outcome": (wire.decode_outcome, wire.outcome_value),
     "dead-letter": (wire.decode_dead_letter, lambda dl: wire.dumps(wire.dead_letter_wire(dl))),
     "state": (wire.state_from_record, lambda ps: wire.state_record(*ps)),

@@ -36,9 +36,10 @@ from engine.channels.gateway import (
     Claim,
     SendOutcome,
 )
+from engine.channels.webhook_call import WebhookCaller
 from engine.channels.webhooks import SentMessage
 from engine.core import wire
-from engine.core.effects import Revoke, SendRequest
+from engine.core.effects import Revoke, SendRequest, WebhookRequest
 from engine.core.inputs import Forget, Receipt
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, fail_stop
@@ -52,6 +53,7 @@ from engine.stream.gateway.claims import Claims, Closing, KafkaClaimStore, Recor
 from engine.stream.gateway.receipts import Receipts
 from engine.stream.gateway.sender import Job, Sender
 from engine.stream.gateway.stats import GatewayStats
+from engine.stream.gateway.webhook_calls import WebhookCalls
 
 log = logging.getLogger("engine.stream.gateway")
 
@@ -75,6 +77,7 @@ class GatewayRuntime:
         concurrency: int,
         *,
         map_ids: bool = True,
+        webhooks: WebhookCaller | None = None,
     ) -> None:
         """``map_ids``: keep the id map (off when no provider can call back: only the
         simulated one)."""
@@ -103,6 +106,8 @@ class GatewayRuntime:
             self.stats,
         )
         self.sender = Sender(self._run, concurrency)
+        caller = webhooks or WebhookCaller(None)  # webhook nodes: webhook_calls.py
+        self.webhooks = WebhookCalls(caller, self.claims, checkpoint, self.receipts, concurrency)
         self.owned: set[int] = set()
 
     # ------------------------------------------------------------------ one request
@@ -129,6 +134,8 @@ class GatewayRuntime:
             await self._on_revoke(req, partition)
         elif isinstance(req, Forget):
             await self._on_forget(req.user_id)
+        elif isinstance(req, WebhookRequest):
+            await self.webhooks.on_request(req, partition, offset)
         else:
             await self._on_send(req, partition, offset)
 
@@ -400,6 +407,7 @@ class GatewayRuntime:
         ``partitions`` a crash (or the previous owner) left unsettled. Returns how many
         were resubmitted."""
         self.owned = set(partitions)
+        self.webhooks.recovered(partitions)
         share = min(1.0, max(len(partitions) / max(1, self.settings.partitions), 1e-3))
         self.gateway.set_share(share)
         self.sender.share = share
@@ -430,6 +438,7 @@ class GatewayRuntime:
 
     def revoked(self, partitions: set[int]) -> None:
         self.owned -= partitions
+        self.webhooks.revoked(partitions)
         self.sender.drop_partitions(partitions)
         for mid in [m for m, rec in self.live.items() if rec.get("p") in partitions]:
             if not self.sender.busy(mid):
@@ -452,6 +461,7 @@ class GatewayRuntime:
             self.store.close()
             left = await self.sender.stop(STOP_WAIT_S)
             event(log, "gateway_sender_stopped", in_flight_left=left)
+            await self.webhooks.stop(STOP_WAIT_S)
             await self.gateway.close()  # the providers' sessions, once no call needs them
 
     def gauges(self) -> dict[str, Any]:

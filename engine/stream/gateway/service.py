@@ -43,6 +43,7 @@ from engine.stream.common.timers import TimerIndex
 from engine.stream.gateway.idmap import IdMap
 from engine.stream.gateway.ingress import Ingress, bind
 from engine.stream.gateway.runtime import GatewayRuntime
+from engine.stream.gateway.webhook_calls import build_caller
 
 log = logging.getLogger("engine.stream.gateway")
 
@@ -62,6 +63,7 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
     now (:class:`~engine.errors.ConfigError` when it can't be)."""
     providers = providers or ProviderSettings()
     topics = settings.topics
+    webhooks = build_caller(settings)  # ConfigError: no secret while journeys need one
     sock = bind(providers.webhook.port)
     parts = open_parts(settings, app_id=settings.gateway_app_id, table=SENDS_TABLE, stage="gateway")
     timers = TimerIndex()
@@ -83,6 +85,7 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
         ids,
         providers.concurrency,
         map_ids=providers.rcs != "simulated" or providers.sms != "simulated",
+        webhooks=webhooks,
     )
     runtime.metrics = parts.metrics
     ingress = Ingress(settings, providers, ids, sock)
@@ -134,7 +137,11 @@ def build_gateway(settings: Settings, providers: ProviderSettings | None = None)
             gauges=lambda: {"scheduled": len(timers), **runtime.gauges()},
             metrics_port=9465,
             pending_timers=lambda: len(timers),
-            report=lambda: {**runtime.stats.report(), "webhooks": dict(ingress.receiver.counts)},
+            report=lambda: {
+                **runtime.stats.report(),
+                "webhooks": dict(ingress.receiver.counts),
+                "webhook_calls": runtime.webhooks.report(),
+            },
             ready_fields={"rcs": providers.rcs, "sms": providers.sms, "webhook_port": ingress.port},
             runtime=runtime,
         ),

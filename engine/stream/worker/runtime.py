@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.core import wire
-from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest
+from engine.core.effects import Erase, Outcome, Revoke, ScheduleWake, SendRequest, WebhookRequest
 from engine.core.engine import Engine
 from engine.core.inputs import Forget, Input, Wake
 from engine.core.state import UserState
@@ -121,7 +121,7 @@ class Record(NamedTuple):
     """An effect, encoded: where it goes, what it was, its bytes."""
 
     topic: str
-    effect: Outcome | SendRequest | Revoke | Trace | Erase
+    effect: Outcome | SendRequest | Revoke | Trace | Erase | WebhookRequest
     value: bytes
 
     @property
@@ -138,6 +138,8 @@ class Record(NamedTuple):
                 return f"forget {self.effect.user_id}"
             case Trace():
                 return f"trace {self.effect.trace_id}"
+            case WebhookRequest():
+                return f"webhook {self.effect.action_id}"
         return "effect"  # pragma: no cover
 
     def __str__(self) -> str:
@@ -323,6 +325,9 @@ class EngineRuntime:
                     wire.wake_value(eff.user_id, eff.at, eff.token)  # writable when it is due
                 step.wakes.append(eff)
                 return
+            case WebhookRequest():  # the gateway makes the call (engine/core/webhook.py)
+                value = wire.webhook_request_value(eff)
+                rec = Record(t.send_requests, eff, value)
             case Trace():  # traced users only (JOURNEYS_TRACE_USERS / _SAMPLE)
                 rec = Record(t.traces, eff, wire.trace_value(eff))
             case _:
