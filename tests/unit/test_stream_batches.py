@@ -323,6 +323,59 @@ async def test_a_batch_with_a_redelivery_and_a_gap_processes_every_offset_once_i
     assert sent == [f"u{i}" for i in range(6)]
 
 
+async def test_records_left_at_the_tail_of_a_quiet_partition_are_read_and_processed_once(
+    settings: Settings,
+) -> None:
+    # faust can drop what it fetched around a restart; with no later record on the
+    # partition, no gap is ever seen: the tail check reads them after two idle checks.
+    t = settings.topics.user_events
+    runtime, backend, _ = batched(settings)
+    feed = memory_feed(runtime, backend)
+
+    def record(offset: int) -> SimpleNamespace:
+        user = f"u{offset}"
+        return SimpleNamespace(
+            topic=t,
+            partition=0,
+            offset=offset,
+            key=user.encode(),
+            value=event(user, "signed_up", NOW),
+            timestamp=None,
+        )
+
+    class Reader:
+        def __init__(self) -> None:
+            self.end = 4
+            self.reads: list[tuple[int, int]] = []
+
+        async def ends(self, tps: Any) -> dict[tuple[str, int], int]:
+            return {tp: self.end if tp == (t, 0) else 0 for tp in tps}  # others: empty
+
+        async def read(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
+            self.reads.append((start, end))
+            return [record(o) for o in range(start, end)]
+
+        async def close(self) -> None:
+            pass
+
+    reader = feed.reader = Reader()  # type: ignore[assignment]
+    await feed.feed_batch([message(t, 0, 0, b"u0", event("u0", "signed_up", NOW))])
+    assert await feed.catch_up() == 0  # records past offset 1: noted, not read yet
+    await feed.feed_batch([message(t, 0, 1, b"u1", event("u1", "signed_up", NOW))])
+    assert await feed.catch_up() == 0  # it moved: still not stuck
+    assert reader.reads == []
+    assert await feed.catch_up() == 2  # no progress since the last check: read 2 and 3
+    assert reader.reads == [(2, 4)]
+    assert feed.positions.expected[(t, 0)] == 4
+    assert runtime.checkpoint.offsets == {(t, 0): 4}
+    # faust delivers them after all: redeliveries, skipped
+    await feed.feed_batch([message(t, 0, 2, b"u2", event("u2", "signed_up", NOW))])
+    assert feed.positions.duplicates == 1
+    assert await feed.catch_up() == 0  # caught up: nothing to read
+    sent = [orjson.loads(v)["user_id"] for v in backend.on(settings.topics.send_requests)]
+    assert sent == ["u0", "u1", "u2", "u3"]
+
+
 # --------------------------------------------------------------------------- the runtime
 
 

@@ -21,6 +21,7 @@ from engine.stream.common.logs import event
 from engine.stream.common.positions import (
     DUPLICATE,
     GAP,
+    PROCESS,
     UNKNOWN,
     GapReader,
     Positions,
@@ -65,6 +66,8 @@ class InputFeed:
         self.dead_letters = dead_letters
         self.failures: dict[tuple[str, int, int], tuple[int, str]] = {}
         self.batches = 0  # input batches fed (the stats line: inputs / batches)
+        # The tail check (catch_up): each partition's expected offset at the last check.
+        self._stuck_at: dict[tuple[str, int], int] = {}
 
     async def on_assigned(self, app: Any) -> None:
         """After recovery: where each assigned input partition resumes."""
@@ -160,6 +163,50 @@ class InputFeed:
                 await self._locked(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
             await self._locked(m.topic, m.partition, m.offset, m.key, m.value, ts)
             await self.checkpoint.flush()
+
+    async def catch_up(self) -> int:
+        """Records at the tail of a partition that faust fetched and dropped (around a
+        restart or a rebalance) are only noticed as a gap when a later record arrives; on
+        a quiet partition that may be never. Called every few seconds: a partition whose
+        expected offset has not moved since the last call while the broker holds records
+        past it is read from the broker here and processed, in order, under the lock (if
+        faust delivers them after all, they are redeliveries and skipped). Returns the
+        records processed."""
+        expected = dict(self.positions.expected)
+        if not expected:
+            self._stuck_at = {}
+            return 0
+        ends = await self.reader.ends(expected)
+        stuck = [
+            tp
+            for tp, at in expected.items()
+            if at < ends.get(tp, at) and self._stuck_at.get(tp) == at
+        ]
+        self._stuck_at = {tp: at for tp, at in expected.items() if at < ends.get(tp, at)}
+        done = 0
+        for tp in stuck:
+            topic, partition = tp
+            start, end = expected[tp], ends[tp]
+            missed = await self.reader.read(topic, partition, start, end)
+            async with self.checkpoint.lock:
+                for r in missed:
+                    if self.positions.check(r.topic, r.partition, r.offset) != PROCESS:
+                        continue  # delivered meanwhile, or the partition is no longer ours
+                    await self._locked(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                    done += 1
+                await self.checkpoint.flush()
+            self.positions.filled += len(missed)
+            event(
+                log,
+                "tail_filled",
+                logging.WARNING if missed else logging.INFO,
+                topic=topic,
+                partition=partition,
+                start=start,
+                end=end,
+                records=len(missed),
+            )
+        return done
 
     async def _locked(
         self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None

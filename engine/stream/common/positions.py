@@ -79,6 +79,9 @@ class GapReader:
         self.settings = settings
         self.client_id = client_id
         self._consumer: AIOKafkaConsumer | None = None
+        # One consumer, assigned and seeked per read: the feed's gap fills and its tail
+        # check run in different tasks.
+        self._lock = asyncio.Lock()
 
     async def _get(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -95,14 +98,28 @@ class GapReader:
         return self._consumer
 
     async def beginnings(self, tps: Iterable[TPKey]) -> dict[TPKey, int]:
-        c = await self._get()
-        got = await c.beginning_offsets([TopicPartition(t, p) for t, p in tps])
+        async with self._lock:
+            c = await self._get()
+            got = await c.beginning_offsets([TopicPartition(t, p) for t, p in tps])
+        return {(tp.topic, tp.partition): off for tp, off in got.items()}
+
+    async def ends(self, tps: Iterable[TPKey]) -> dict[TPKey, int]:
+        """The end offset (the next offset to be written) of each partition."""
+        async with self._lock:
+            c = await self._get()
+            got = await c.end_offsets([TopicPartition(t, p) for t, p in tps])
         return {(tp.topic, tp.partition): off for tp, off in got.items()}
 
     async def read(
         self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
     ) -> list[Any]:
         """Records with ``start <= offset < end`` (all of them: the caller saw ``end``)."""
+        async with self._lock:
+            return await self._read(topic, partition, start, end, timeout_s)
+
+    async def _read(
+        self, topic: str, partition: int, start: int, end: int, timeout_s: float
+    ) -> list[Any]:
         c = await self._get()
         tp = TopicPartition(topic, partition)
         c.assign([tp])

@@ -51,6 +51,10 @@ if TYPE_CHECKING:  # faust_glue imports faust; this module must not, at import t
 
 Partitions = set[int]
 
+#: How often the feed looks for records left at the tail of a quiet partition (a record
+#: is read from the broker after two checks without progress: 3 to 6 s).
+TAIL_CHECK_S = 3.0
+
 
 def _nothing(partitions: Partitions) -> None:
     pass
@@ -221,6 +225,17 @@ def serve(parts: Parts, config: ServiceConfig) -> Any:
     )
     for ticker in config.tickers:
         app.timer(ticker.interval_s, name=ticker.name)(ticker.run)
+
+    async def tail_check() -> None:
+        """Records faust dropped at the tail of a quiet partition (feed.catch_up)."""
+        if not health.ready:
+            return  # recovering: the positions are being reset
+        try:
+            await feed.catch_up()
+        except Exception as exc:  # the broker is away: the next check tries again
+            event(log, "tail_check_failed", logging.WARNING, error=repr(exc)[:300])
+
+    app.timer(TAIL_CHECK_S, name=f"{config.timer_prefix}-tail-check")(tail_check)
 
     # ------------------------------------------------------------------ operations
 
