@@ -150,7 +150,7 @@ def _preview(args: argparse.Namespace) -> int:
     profile: dict[str, object] = {}  # the event's, then --profile's, then --user-profile's
     sources = []
     if args.event:
-        event, profile = parse_event(_read(args.event), args.event, journey.entry.event)
+        event, profile = parse_event(_read(args.event), args.event, journey.entry.event or "")
         sources.append(f"event {args.event}")
     if args.profile:
         profile = merge_data(profile, parse_profile(_read(args.profile), args.profile))

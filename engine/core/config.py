@@ -22,3 +22,7 @@ class EngineConfig:
     trace_sample: float = 0.0
     # The deployment's global control group (journeys/_settings.yaml), if it has one.
     global_control: GlobalControl | None = None
+    # Scheduled entries: no occurrence after this instant is decided (epoch ms; None: no
+    # end). The simulator sets it to its last input (or --until): a recurring schedule
+    # would otherwise keep its virtual clock running forever.
+    schedule_horizon: int | None = None

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from engine.core.effects import Outcome
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, Scheduled, UserEvent, Wake
 from engine.core.trace import Trace
 
 Values = Mapping[str, Any]
@@ -86,6 +86,9 @@ def describe_input(inp: Input, messages: Mapping[str, str] | None = None) -> dic
             return {"kind": "timer", "name": "wake", "text": "timer"}
         case Forget():
             return {"kind": "forget", "name": "forget", "text": "forget (journeys forget)"}
+        case Scheduled():
+            text = f"scheduled entry {inp.journey_id}, occurrence {inp.occurrence}"
+            return {"kind": "timer", "name": "scheduled", "text": text}
 
 
 # --------------------------------------------------------------------------- trace records

@@ -1,7 +1,9 @@
 """Run journeys over a recorded event log on a virtual clock.
 
 The clock jumps from input to input and from timer to timer; after the last input it
-runs on until no timer is pending (or until ``until``). Everything is ordered by
+runs on until no timer is pending (or until ``until``). Scheduled entries
+(``entry.schedule``) are timers of the core too; their occurrences run up to the last
+input (or ``until``), never past it. Everything is ordered by
 ``(time, priority, sequence)``, so the same log gives byte-identical outcomes.
 At equal times, what the engine itself caused (receipts, wake-ups) goes before the
 next line of the file: causes before the things that follow them.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.channels.offline import OfflineGateway
@@ -27,7 +29,7 @@ from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake
+from engine.core.inputs import Forget, Inbound, Input, Receipt, Scheduled, UserEvent, Wake
 from engine.core.state import UserState
 from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
@@ -97,6 +99,8 @@ def _describe(inp: Input) -> str:
             return "timer"
         case Forget():
             return "forget"
+        case Scheduled():
+            return f"scheduled {inp.journey_id} {inp.occurrence}"
 
 
 class Simulator:
@@ -122,6 +126,10 @@ class Simulator:
             seq += 1
         heapq.heapify(queue)
         states = result.states
+        # Scheduled entries (engine.core.audience) run up to the last input, or `until`:
+        # a recurring schedule would keep the virtual clock going forever.
+        horizon = until if until is not None else max((q[0] for q in queue), default=None)
+        self.engine.config = replace(self.engine.config, schedule_horizon=horizon)
         # Splits that pick their winner: looked at as the clock passes their marks, before
         # the first input at or after each (engine.core.experiments).
         self.engine.catalog.decisions.clear()
