@@ -99,6 +99,15 @@ class Schedule(BaseModel):
         default=None, description="Recurring only: the last local date (or date-time), inclusive"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 loaders (PyYAML's safe_load) read the key `on` as the boolean true; the
+        # journey loader doesn't (engine.journey.loader), other tools may.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
     @field_validator("at", "start", mode="before")
     @classmethod
     def _local_start(cls, v: Any) -> Any:
