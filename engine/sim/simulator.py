@@ -116,8 +116,16 @@ class Simulator:
         self.experiments = Experiments()
 
     def run(
-        self, inputs: Iterable[Input], *, until: int | None = None, trace: bool = False
+        self,
+        inputs: Iterable[Input],
+        *,
+        until: int | None = None,
+        trace: bool = False,
+        horizon: int | None = None,
     ) -> SimResult:
+        """``horizon``: the last instant scheduled entries are decided at (default:
+        ``until``, else the last input). A backtest that simulates its users in batches
+        gives every batch the whole history's, so that batches agree with one run."""
         result = SimResult()
         queue: list[tuple[int, int, int, Input]] = []
         seq = 0
@@ -128,7 +136,8 @@ class Simulator:
         states = result.states
         # Scheduled entries (engine.core.audience) run up to the last input, or `until`:
         # a recurring schedule would keep the virtual clock going forever.
-        horizon = until if until is not None else max((q[0] for q in queue), default=None)
+        if horizon is None:
+            horizon = until if until is not None else max((q[0] for q in queue), default=None)
         self.engine.config = replace(self.engine.config, schedule_horizon=horizon)
         # Splits that pick their winner: looked at as the clock passes their marks, before
         # the first input at or after each (engine.core.experiments).
