@@ -127,8 +127,22 @@ def _send(t: Trace) -> str:
 def _entry(t: Trace) -> str:
     v = t.values
     match t.reason:
+        case "entered" if v.get("occurrence"):
+            return f"entered (scheduled occurrence {v.get('occurrence')})"
         case "entered":
             return f"entered (entry event {v.get('event')})"
+        case "audience_false":
+            return (
+                f"NOT entered at occurrence {v.get('occurrence')}: the audience "
+                f"`{v.get('audience')}` is false"
+            )
+        case "occurrence_decided":
+            return f"scheduled tick for occurrence {v.get('occurrence')}: already decided"
+        case "occurrence_not_due":
+            return (
+                f"scheduled tick for occurrence {v.get('occurrence')}: the user was not "
+                "known at that instant"
+            )
         case "when_false":
             return f"NOT entered: the entry condition `{v.get('when')}` is false ({operands(v)})"
         case "reentry_never":
