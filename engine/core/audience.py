@@ -91,6 +91,8 @@ def next_due_for(
 
 
 def next_due(step: Step) -> DueOccurrence | None:
+    if not step.catalog.scheduled:
+        return None  # the common case, on every input: nothing to compute
     state = step.state
     return next_due_for(
         step.catalog, state.clock, state.attrs, state.schedules, step.config.schedule_horizon
