@@ -60,6 +60,9 @@ def local_key(value: Any, *, end_of_day: bool = False) -> str:
         date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from exc
+    if not 1970 <= int(m[1]) <= 9998:
+        # An instant must stay writable in every zone (engine.durations' range).
+        raise ValueError(f"{text!r}: the year must be between 1970 and 9998")
     if m[4] is None:
         return f"{m[1]}-{m[2]}-{m[3]}" + ("T23:59" if end_of_day else "T00:00")
     if not _TIME_RE.match(f"{m[4]}:{m[5]}"):

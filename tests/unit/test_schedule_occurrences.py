@@ -128,6 +128,7 @@ def test_yaml_dates_and_datetimes_become_local_keys() -> None:
         ({"at": "2026-12-01T09:00", "until": "2026-12-02"}, "`at` is one occurrence"),
         ({"at": "2026-02-30T09:00"}, "day is out of range"),
         ({"at": "tomorrow"}, "not a local date"),
+        ({"at": "9999-12-31T23:59"}, "between 1970 and 9998"),
         ({"every": "day", "time": "10:00", "timezone": "Mars/Olympus"}, "IANA time zone"),
         (
             {"every": "day", "time": "10:00", "start": "2027-01-02", "until": "2027-01-01"},
