@@ -47,10 +47,11 @@ def local_key(value: Any, *, end_of_day: bool = False) -> str:
             raise ValueError(
                 f"{value}: write a local time without an offset; the zone is `timezone`"
             )
-        return value.strftime("%Y-%m-%dT%H:%M")
-    if isinstance(value, date):
-        return value.isoformat() + ("T23:59" if end_of_day else "T00:00")
-    text = str(value).strip()
+        text = value.strftime("%Y-%m-%dT%H:%M")
+    elif isinstance(value, date):
+        text = value.isoformat()
+    else:
+        text = str(value).strip()
     m = _LOCAL_RE.match(text)
     if m is None:
         raise ValueError(

@@ -111,6 +111,9 @@ def test_yaml_dates_and_datetimes_become_local_keys() -> None:
 
     s = sched(every="day", time="10:00", start=date(2026, 12, 1), until=datetime(2027, 1, 2, 8))
     assert (s.start, s.until) == ("2026-12-01T00:00", "2027-01-02T08:00")
+    assert sched(every="day", time="10:00", until=date(2027, 1, 2)).until == "2027-01-02T23:59"
+    with pytest.raises(ValidationError, match="1970 and 9998"):
+        sched(at=datetime(9999, 12, 31, 23, 59))
 
 
 @pytest.mark.parametrize(
