@@ -41,6 +41,13 @@ def schedule_rules(journey: Journey, add: Add, warn: Add) -> None:
             "is a condition over the user's profile (user.*)",
         )
     schedule = entry.schedule
+    if schedule.every is not None and schedule.start is None:
+        warn(
+            ("entry", "schedule"),
+            "a recurring schedule without `start` catches up: deployed on a worker whose "
+            "users were last seen weeks ago, it decides every occurrence since each one's "
+            "last input (they may enter several times at once); give start: the first date",
+        )
     if schedule.every == "month" and (schedule.day or 0) > 28:
         warn(
             ("entry", "schedule", "day"),
