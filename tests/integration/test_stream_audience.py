@@ -5,8 +5,8 @@
   with the same outcome ids.
 * The audience scanner: users known to a worker that ran without the schedule get the
   occurrence once the schedule is deployed; the worker is killed with SIGKILL in the
-  middle of the scan (it never committed), its replacement scans again, and nobody
-  enters twice for the occurrence.
+  middle of the scan (before any checkpoint, or between two), its replacement scans
+  again, and nobody enters twice for the occurrence.
 """
 
 from __future__ import annotations
@@ -151,9 +151,14 @@ async def test_a_weekly_audience_on_kafka_gives_the_simulators_outcomes(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("checkpoints", [False, True], ids=["never-committed", "committing"])
 async def test_a_kill_during_the_audience_scan_enters_nobody_twice(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, checkpoints: bool
 ) -> None:
+    """never-committed: the scanning worker never checkpoints, so its replacement scans
+    and decides everything again. committing: it checkpoints as usual and is killed
+    between two checkpoints: its replacement recovers the users decided so far (their
+    state covers the schedule: not ticked again) and ticks the others."""
     jdir = tmp_path / "journeys"
     jdir.mkdir()
     (jdir / "ping-it.yaml").write_text(PING)
@@ -180,7 +185,7 @@ async def test_a_kill_during_the_audience_scan_enters_nobody_twice(
         # any checkpoint.
         (jdir / "once-it.yaml").write_text(ONCE)
         never = {"JOURNEYS_COMMIT_INTERVAL_MS": "600000", "JOURNEYS_COMMIT_EVERY": "100000000"}
-        second = env.start_worker("worker-2", **never)
+        second = env.start_worker("worker-2", **({} if checkpoints else never))
         scanned = await second.wait_for("audience_scanned", 45)
         assert scanned["ticks"] == users
         topic = env.settings().topics.outcomes
@@ -195,7 +200,9 @@ async def test_a_kill_during_the_audience_scan_enters_nobody_twice(
 
         # 3. Its replacement recovers, scans again, and finishes.
         third = env.start_worker("worker-3")
-        await third.wait_for("audience_scanned", 45)
+        rescanned = await third.wait_for("audience_scanned", 45)
+        if not checkpoints:
+            assert rescanned["ticks"] == users  # nothing of the scan was committed
         sim = Simulator(load_journeys([jdir])).run(
             [decode_line(d) for d in lines], until=parse_ts_ms("2026-11-01T00:00:00Z")
         )
