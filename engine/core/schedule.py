@@ -19,6 +19,7 @@ import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from engine.core.localtime import WEEKDAY_INDEX
@@ -45,8 +46,9 @@ def _local_date(ms: int, tz: ZoneInfo) -> date:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz).date()
 
 
+@lru_cache(maxsize=4096)
 def _parse_key(key: str) -> datetime:
-    return datetime.strptime(key, "%Y-%m-%dT%H:%M")
+    return datetime(int(key[0:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), int(key[14:16]))
 
 
 def _runs_on(schedule: Schedule, day: date) -> bool:
@@ -94,15 +96,47 @@ def occurrences(schedule: Schedule, tz: ZoneInfo, after: int) -> Iterator[Occurr
             yield Occurrence(at, key)
 
 
+# next_occurrence runs on every input of every user while a schedule is deployed: it reads
+# the occurrences of one zone from week-long chunks computed once (cached), not day by day.
+_CHUNK_MS = 7 * 86_400_000
+_MAX_CHUNKS = 60  # 420 days: more than the longest gap between two occurrences (a month)
+
+
+@lru_cache(maxsize=8192)
+def _chunk(schedule: Schedule, tz: ZoneInfo, chunk: int) -> tuple[Occurrence, ...]:
+    """The occurrences whose instant falls in chunk number ``chunk`` (of _CHUNK_MS)."""
+    start, end = chunk * _CHUNK_MS, (chunk + 1) * _CHUNK_MS
+    out = []
+    for occ in occurrences(schedule, tz, start - 1):
+        if occ.at >= end:
+            break
+        out.append(occ)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def _last_chunk(schedule: Schedule, tz: ZoneInfo) -> int | None:
+    """The chunk of the schedule's last possible occurrence (None: it has no end)."""
+    end = schedule.at or schedule.until
+    if end is None:
+        return None
+    return (_instant(_parse_key(end), tz) + 86_400_000) // _CHUNK_MS  # a day of slack
+
+
 def next_occurrence(
     schedule: Schedule, tz: ZoneInfo, after: int, *, key_after: str = ""
 ) -> Occurrence | None:
     """The first occurrence later than ``after`` whose key is later than ``key_after``
-    (the last one the user's state has decided), or None when the schedule is over."""
-    for occ in occurrences(schedule, tz, after):
-        if occ.key > key_after:
-            return occ
-        # Same key again (the user moved to a zone behind theirs): skip to the next.
+    (the last one the user's state has decided), or None when the schedule is over.
+    A key not later than ``key_after`` (the user moved to a zone behind theirs) is
+    skipped for the next one."""
+    first = after // _CHUNK_MS
+    last = _last_chunk(schedule, tz)
+    stop = first + _MAX_CHUNKS if last is None else min(last, first + _MAX_CHUNKS)
+    for chunk in range(first, stop + 1):
+        for occ in _chunk(schedule, tz, chunk):
+            if occ.at > after and occ.key > key_after:
+                return occ
     return None
 
 

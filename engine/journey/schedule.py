@@ -80,7 +80,7 @@ class Schedule(BaseModel):
     every: Literal["day", "week", "month"] | None = Field(
         default=None, description="A recurring schedule: day, week (with on) or month (with day)"
     )
-    on: list[Weekday] | None = Field(
+    on: tuple[Weekday, ...] | None = Field(
         default=None, description="every: week only: the weekdays, e.g. [mon] or [mon, thu]"
     )
     day: int | None = Field(

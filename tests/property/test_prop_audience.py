@@ -4,14 +4,18 @@ runs for the same occurrence, and the same decisions as the inputs in time order
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.core import Engine, Outcome, UserEvent, Wake
 from engine.core.inputs import Input, Scheduled
+from engine.core.schedule import next_occurrence, occurrences
 from engine.durations import parse_ts_ms
 from engine.journey.model import Journey
+from engine.journey.schedule import Schedule
 
 DIGEST = Journey.model_validate(
     yaml.safe_load(
@@ -67,3 +71,51 @@ def test_never_two_runs_for_one_occurrence(inputs: list[Input], rnd: object) -> 
     assert len(keys) == len(set(keys)), keys
     assert len({o.outcome_id for o in entered}) == len(entered)
     assert keys == sorted(keys)  # decided in order, each once
+
+
+schedules = st.one_of(
+    st.builds(
+        lambda t, start: Schedule.model_validate({"every": "day", "time": t, "start": start}),
+        st.sampled_from(["00:00", "01:30", "02:30", "10:00", "23:59"]),
+        st.sampled_from([None, "2026-03-01", "2026-10-31T12:00"]),
+    ),
+    st.builds(
+        lambda on, t, until: Schedule.model_validate(
+            {"every": "week", "on": on, "time": t, "until": until}
+        ),
+        st.lists(st.sampled_from(["mon", "wed", "sun"]), min_size=1, unique=True),
+        st.sampled_from(["02:30", "10:00"]),
+        st.sampled_from([None, "2026-11-15", "2027-03-14T02:00"]),
+    ),
+    st.builds(
+        lambda d: Schedule.model_validate({"every": "month", "day": d, "time": "09:00"}),
+        st.integers(1, 31),
+    ),
+    st.builds(
+        lambda at: Schedule.model_validate({"at": at}),
+        st.sampled_from(["2026-11-01T01:30", "2027-03-14T02:30", "2026-12-31T23:59"]),
+    ),
+)
+
+
+def _reference(schedule: Schedule, tz: ZoneInfo, after: int, key_after: str) -> object:
+    """The occurrence generator itself, read from ``after`` on: what the cached chunks of
+    next_occurrence must agree with."""
+    return next((o for o in occurrences(schedule, tz, after) if o.key > key_after), None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    schedules,
+    st.sampled_from(["America/New_York", "Asia/Tokyo", "Europe/Berlin", "Pacific/Chatham"]),
+    st.integers(0, 24 * 400),
+    st.sampled_from(["", "2026-11-01T01:30", "2027-01-31T09:00"]),
+)
+def test_next_occurrence_agrees_with_the_generator(
+    schedule: Schedule, zone_name: str, hours: int, key_after: str
+) -> None:
+    tz = ZoneInfo(zone_name)
+    after = parse_ts_ms("2026-10-01T00:00:00Z") + hours * HOUR + 7
+    assert next_occurrence(schedule, tz, after, key_after=key_after) == _reference(
+        schedule, tz, after, key_after
+    )
