@@ -155,7 +155,7 @@ def _preview(args: argparse.Namespace) -> int:
 
         profile_events = deployment_profile_events([Path(args.file).parent])
         event, profile = parse_event(
-            _read(args.event), args.event, journey.entry.event, profile_events
+            _read(args.event), args.event, journey.entry.event or "", profile_events
         )
         sources.append(f"event {args.event}")
     if args.profile:

@@ -46,6 +46,9 @@ class Job:
     parts: tuple[Slice, ...] = ()
     settings: Settings | None = None
     whole: bool = False
+    # Scheduled entries are decided up to this instant in every batch (the whole history's
+    # last input, or the window's end): Simulator.run's horizon.
+    horizon: int | None = None
 
     @property
     def size(self) -> int:
@@ -139,8 +142,8 @@ def batches(inputs: list[Input], size: int = BATCH_INPUTS) -> Iterator[list[Inpu
         yield batch
 
 
-def _simulate(path: str, inputs: Sequence[Input]) -> Tally:
-    return tally(Simulator(journeys_of(path), config_of(path)).run(inputs))
+def _simulate(path: str, inputs: Sequence[Input], horizon: int | None = None) -> Tally:
+    return tally(Simulator(journeys_of(path), config_of(path)).run(inputs, horizon=horizon))
 
 
 def run_job(job: Job, progress: Progress = lambda n: None) -> JobResult:
@@ -152,8 +155,8 @@ def run_job(job: Job, progress: Progress = lambda n: None) -> JobResult:
     result.inputs, result.rejected = len(inputs), rejected
     result.users = len({i.user_id for i in inputs})
     for batch in [inputs] if job.whole else batches(inputs, BATCH_INPUTS):
-        result.candidate.merge(_simulate(job.journeys, batch))
+        result.candidate.merge(_simulate(job.journeys, batch, job.horizon))
         if job.baseline is not None and result.baseline is not None:
-            result.baseline.merge(_simulate(job.baseline, batch))
+            result.baseline.merge(_simulate(job.baseline, batch, job.horizon))
         progress(len(batch))
     return result

@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
 from typing import Any
 
+import orjson
+
 from engine.backtest.job import Job, JobResult, Rejected, journeys_of, needs_every_user, run_job
 from engine.backtest.partitions import file_lines, split_lines
 from engine.backtest.progress import ProgressLine
 from engine.backtest.tally import Tally
 from engine.backtest.topic import plan
+from engine.durations import parse_ts_ms
 from engine.errors import ConfigError, EngineError
 from engine.stream.common.settings import Settings
 
@@ -69,11 +72,12 @@ def plan_jobs(source: FileSource | TopicSource, journeys: str, baseline: str | N
     )
     if isinstance(source, FileSource):
         lines = list(file_lines(source.path))
+        end = _last_ts(lines)  # scheduled entries: every partition up to the file's end
         if whole:
             return [Job(0, journeys, baseline, lines=lines, whole=True)] if lines else []
         by_part = split_lines(lines, source.partitions)
         return [
-            Job(p, journeys, baseline, lines=by_part[p])
+            Job(p, journeys, baseline, lines=by_part[p], horizon=end)
             for p in range(source.partitions)
             if by_part.get(p)
         ]
@@ -82,9 +86,24 @@ def plan_jobs(source: FileSource | TopicSource, journeys: str, baseline: str | N
     if whole and parts:
         every = tuple(parts)
         return [Job(0, journeys, baseline, parts=every, settings=source.settings, whole=True)]
+    # A topic's partitions are read apart: scheduled entries up to the window's end (or now).
+    end = source.until_ms if source.until_ms is not None else int(time.time() * 1000)
     return [
-        Job(s.partition, journeys, baseline, parts=(s,), settings=source.settings) for s in parts
+        Job(s.partition, journeys, baseline, parts=(s,), settings=source.settings, horizon=end)
+        for s in parts
     ]
+
+
+def _last_ts(lines: Iterable[tuple[int, bytes]]) -> int | None:
+    """The latest ``ts`` of an events file's lines (those that have a readable one)."""
+    last: int | None = None
+    for _no, raw in lines:
+        try:
+            at = parse_ts_ms(str(orjson.loads(raw).get("ts")))
+        except Exception:
+            continue  # a bad line: the job rejects it with its reason
+        last = at if last is None else max(last, at)
+    return last
 
 
 def run_backtest(

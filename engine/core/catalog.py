@@ -25,6 +25,8 @@ class Catalog:
     # Winners chosen by splits (engine.core.winner): the one part that grows at run time,
     # through Engine.apply_decision only.
     decisions: dict[SplitKey, SplitDecision] = field(default_factory=dict)
+    # The newest versions with a scheduled entry (engine.core.audience), by id.
+    scheduled: tuple[Journey, ...] = ()
 
     @classmethod
     def of(cls, journeys: Iterable[Journey]) -> Catalog:
@@ -34,7 +36,8 @@ class Catalog:
         latest = {jid: vs[max(vs)] for jid, vs in sorted(versions.items())}
         by_entry: dict[str, list[Journey]] = {}
         for j in latest.values():
-            by_entry.setdefault(j.entry.event, []).append(j)
+            if j.entry.event is not None:
+                by_entry.setdefault(j.entry.event, []).append(j)
         known: set[str] = set(by_entry)
         for vs in versions.values():
             for j in vs.values():
@@ -50,4 +53,12 @@ class Catalog:
             for j in vs.values()
             if j.settings.frequency_cap is not None
         ]
-        return cls(versions, latest, by_entry, frozenset(known), max(caps, default=DAY_MS))
+        scheduled = tuple(j for j in latest.values() if j.entry.schedule is not None)
+        return cls(
+            versions,
+            latest,
+            by_entry,
+            frozenset(known),
+            max(caps, default=DAY_MS),
+            scheduled=scheduled,
+        )

@@ -24,3 +24,7 @@ class EngineConfig:
     global_control: GlobalControl | None = None
     # Events that only update the profile (settings.profile_events; engine.core.profile_updates)
     profile_events: frozenset[str] = frozenset({"profile_updated"})
+    # Scheduled entries: no occurrence after this instant is decided (epoch ms; None: no
+    # end). The simulator sets it to its last input (or --until): a recurring schedule
+    # would otherwise keep its virtual clock running forever.
+    schedule_horizon: int | None = None

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.core import trace
+from engine.core.audience import handle_scheduled, is_unknown_user
 from engine.core.catalog import Catalog
 from engine.core.config import DAY_MS, EngineConfig
 from engine.core.context import Step
@@ -33,7 +34,16 @@ from engine.core.fallback import handle_receipt
 from engine.core.forget import handle_forget
 from engine.core.ids import wake_token
 from engine.core.inbound import handle_inbound
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
+from engine.core.inputs import (
+    Forget,
+    Inbound,
+    Input,
+    Receipt,
+    Scheduled,
+    UserEvent,
+    Wake,
+    WebhookResult,
+)
 from engine.core.paths import route
 from engine.core.send_time import record as record_engagement
 from engine.core.state import UserState
@@ -90,6 +100,7 @@ class Engine:
         self._ignored: dict[type, Callable[[UserState, Any], bool]] = {
             UserEvent: self._event_changes_nothing,
             Wake: is_stale,
+            Scheduled: is_unknown_user,
         }
         self._dispatch: dict[type, Handler] = {
             UserEvent: handle_event,
@@ -98,6 +109,7 @@ class Engine:
             Wake: _on_wake,
             Forget: handle_forget,
             WebhookResult: handle_webhook_result,
+            Scheduled: handle_scheduled,
         }
 
     def _event_changes_nothing(self, state: UserState, ev: UserEvent) -> bool:

@@ -106,7 +106,16 @@ def _goals_after_exit(step: Step, ev: UserEvent) -> None:
         hist.tracking = keep
 
 
-def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, Any]) -> None:
+def _maybe_enter(
+    step: Step,
+    journey: Journey,
+    ev: UserEvent,
+    props: dict[str, Any],
+    cause: dict[str, Any] | None = None,
+) -> None:
+    """Enter the user if re-entry, cooldown and ``when`` allow. ``cause``: what the
+    outcome says entered the user (``{"event": name}`` by default; a scheduled entry,
+    engine.core.audience, passes its occurrence and an ``ev`` of its own)."""
     state = step.state
     entry = journey.entry
     hist = state.history.get(journey.id)
@@ -149,8 +158,9 @@ def _maybe_enter(step: Step, journey: Journey, ev: UserEvent, props: dict[str, A
     inst = Instance(iid, journey.id, journey.version, journey.start, step.now, props, props)
     state.instances[iid] = inst
     groups = on_entry(step, journey, inst)  # holdout, global control (engine.core.holdout)
-    step.inst_outcome("journey_entered", inst, journey.start, event=ev.name, **groups)
-    step.trace("entry", "entered", inst, event=ev.name, event_id=ev.event_id, **groups)
+    how = cause if cause is not None else {"event": ev.name}
+    step.inst_outcome("journey_entered", inst, journey.start, **how, **groups)
+    step.trace("entry", "entered", inst, **how, event_id=ev.event_id, **groups)
     goto(step, inst, journey.start)
 
 

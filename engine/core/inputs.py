@@ -111,4 +111,18 @@ class WebhookResult:
     body: str | None = None
 
 
-Input = UserEvent | Receipt | Inbound | Wake | Forget | WebhookResult
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """Occurrence ``occurrence`` (its local key, ``2026-12-07T10:00``) of the scheduled
+    journey ``journey_id`` is due for the user at ``ts``: a clock tick. The core decides
+    occurrences itself as the user's clock passes them (:mod:`.audience`), so this only
+    moves the clock on, for a known user; a repeat changes nothing. The worker's scanner
+    sends it to users whose stored wake-up predates the deployed schedule."""
+
+    user_id: str
+    ts: int
+    journey_id: str = ""
+    occurrence: str = ""
+
+
+Input = UserEvent | Receipt | Inbound | Wake | Forget | WebhookResult | Scheduled

@@ -61,7 +61,16 @@ class NoAttributes(_Open):
 
 
 class JourneyEnteredAttributes(_Open):
-    event: str = Field(description="name of the user event that entered the user")
+    event: str | None = Field(
+        None,
+        description="name of the user event that entered the user (absent for a scheduled "
+        "entry, which has occurrence)",
+    )
+    occurrence: str | None = Field(
+        None,
+        description="a scheduled entry (entry.schedule): the occurrence's local wall-clock "
+        "time, YYYY-MM-DDTHH:MM",
+    )
     holdout: Literal[True] | None = Field(
         None, description="true: the run is in the journey's holdout (no message is sent)"
     )
@@ -543,6 +552,20 @@ class Wake(_Open):
     )
 
 
+class Scheduled(_Open):
+    """A scheduled-entry tick on ``journey.timers`` (key: user_id), produced by the
+    worker's scanner for a user whose stored wake-up predates a deployed schedule: the
+    clock is now ``ts``; the engine decides the occurrences due by then, once each."""
+
+    type: Literal["scheduled"]
+    user_id: NonEmpty
+    ts: Timestamp = Field(description="the occurrence's instant")
+    journey_id: NonEmpty = Field(description="the scheduled journey")
+    occurrence: NonEmpty = Field(
+        description="the occurrence's local wall-clock time, YYYY-MM-DDTHH:MM"
+    )
+
+
 class Forget(_Open):
     """``journeys forget USER_ID`` on ``journey.user-events`` (key: user_id): erase the
     user's state; the engine answers with a ``user_forgotten`` outcome."""
@@ -593,6 +616,8 @@ class SplitDecision(_Open):
     after_ms: int = Field(ge=1)
     figures: SplitFigures
     schema_version: int = Field(ge=1)
+
+
 class Trace(_Open):
     """A trace record on ``journey.traces`` (key: user_id): one decision of the core about a
     traced user (``JOURNEYS_TRACE_USERS``, ``JOURNEYS_TRACE_SAMPLE``), with what it was
@@ -674,6 +699,11 @@ class UserStateWire(_Closed):
         max_length=24,
         description="reads, taps and replies per local hour 0-23 (engine.core.send_time)",
     )
+    schedules: dict[str, str] = Field(
+        default_factory=dict,
+        alias="sk",
+        description="journey id -> the last occurrence key decided (engine.core.audience)",
+    )
 
 
 class StateRecord(_Closed):
@@ -696,6 +726,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
     "webhook-result": ("Webhook result (journey.channel-receipts)", WebhookResult),
     "wake": ("Wake-up (journey.timers)", Wake),
     "forget": ("Forget request (journey.user-events)", Forget),
+    "scheduled": ("Scheduled-entry tick (journey.timers)", Scheduled),
     "dead-letter": ("Dead letter (journey.dead-letters)", DeadLetter),
     "split-decision": ("Split decision (journey.control)", SplitDecision),
     "trace": ("Trace record (journey.traces)", Trace),

@@ -138,6 +138,8 @@ class UserState:
     wake_at: int | None = None  # earliest pending timer, as last told to the adapter
     # Reads, taps and replies per local hour (24 small ints, or empty): engine.core.send_time
     engagement: list[int] = field(default_factory=list)
+    # Scheduled entries: journey id -> the last occurrence key decided (engine.core.audience)
+    schedules: dict[str, str] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         w: dict[str, Any] = {"u": self.user_id, "c": self.clock}
@@ -159,6 +161,8 @@ class UserState:
             w["w"] = self.wake_at
         if self.engagement:
             w["e"] = self.engagement
+        if self.schedules:
+            w["sk"] = self.schedules
         return w
 
     @classmethod
@@ -177,6 +181,7 @@ class UserState:
             history={k: JourneyHistory.from_wire(v) for k, v in w.get("h", {}).items()},
             wake_at=w.get("w"),
             engagement=w.get("e", []),
+            schedules=w.get("sk", {}),
         )
 
     def remember_event(self, event_id: str) -> bool:

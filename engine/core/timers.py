@@ -2,7 +2,8 @@
 
 A user has one wake-up at a time with the adapter: the earliest pending timer of their
 runs (wait ends, timeouts, deferrals) and messages (fallback windows, revoke graces,
-deferred SMS), remembered as ``UserState.wake_at``. Whenever it changes the engine emits
+deferred SMS), remembered as ``UserState.wake_at``, and the user's next occurrence of a
+scheduled entry (:mod:`.audience`). Whenever it changes the engine emits
 ``ScheduleWake`` with the wake-up's token (:func:`~.ids.wake_token`); the adapter hands
 the token back on the ``Wake``. A wake-up whose token is not the one of the current
 timer (the timer moved or fired already) is stale: the core drops it unchanged.
@@ -10,6 +11,7 @@ timer (the timer moved or fired already) is stale: the core drops it unchanged.
 
 from __future__ import annotations
 
+from engine.core.audience import decide, next_due
 from engine.core.context import Step
 from engine.core.effects import ScheduleWake
 from engine.core.fallback import message_timer
@@ -34,6 +36,17 @@ def fire_due(step: Step, until: int) -> None:
     state = step.state
     while True:
         due = state.next_timer()
+        occurrence = next_due(step)  # scheduled entries (engine.core.audience)
+        # Ties: the runs' timers first (a run that ends then lets the user re-enter).
+        if (
+            occurrence is not None
+            and occurrence.at <= until
+            and (due is None or occurrence.at < due)
+        ):
+            step.now = max(occurrence.at, state.clock)
+            state.clock = step.now
+            decide(step, occurrence)
+            continue
         if due is None or due > until:
             return
         step.now = max(due, state.clock)
@@ -60,6 +73,9 @@ def reschedule(step: Step) -> None:
     """Tell the adapter when to wake the user next, if that changed."""
     state = step.state
     at = state.next_timer()
+    occurrence = next_due(step)
+    if occurrence is not None and (at is None or occurrence.at < at):
+        at = occurrence.at
     if at != state.wake_at:
         state.wake_at = at
         step.effects.append(ScheduleWake(state.user_id, at, wake_token(state.user_id, at)))

@@ -12,7 +12,8 @@ Records, where they travel, and the functions that write / read them:
 * channel receipt (``journey.channel-receipts``): :func:`receipt_wire` / :func:`receipt`;
 * inbound message (``journey.inbound``): :func:`inbound_wire` / :func:`inbound`;
 * wake-up, the record a due ``ScheduleWake`` becomes (``journey.timers``):
-  :func:`wake_value` / :func:`wake_from`;
+  :func:`wake_value` / :func:`wake_from`; a scheduled-entry tick on the same topic:
+  :func:`scheduled_value` / :func:`timer_record` (reads both);
 * a simulation-file line (any input): :func:`input_wire` / :func:`decode_line`;
 * send request and revoke (``journey.send-requests``): :func:`send_request_value`,
   :func:`revoke_value` / :func:`decode_gateway_request`;
@@ -63,6 +64,7 @@ from engine.core.inputs import (
     Input,
     Receipt,
     ReceiptStatus,
+    Scheduled,
     UserEvent,
     Wake,
     WebhookResult,
@@ -332,6 +334,35 @@ def forget_wire(f: Forget) -> dict[str, Any]:
     return w
 
 
+def scheduled(d: dict[str, Any]) -> Scheduled:
+    """A scheduled-entry tick on ``journey.timers`` (:mod:`engine.core.audience`)."""
+    return Scheduled(
+        _str(d, "user_id") or "",
+        _ts(d),
+        _str(d, "journey_id") or "",
+        _str(d, "occurrence") or "",
+    )
+
+
+def scheduled_wire(s: Scheduled) -> dict[str, Any]:
+    return {
+        "type": "scheduled",
+        "user_id": s.user_id,
+        "ts": format_ts(s.ts),
+        "journey_id": s.journey_id,
+        "occurrence": s.occurrence,
+    }
+
+
+def scheduled_value(s: Scheduled) -> bytes:
+    return dumps(scheduled_wire(s))
+
+
+def timer_record(d: dict[str, Any]) -> Wake | Scheduled:
+    """A ``journey.timers`` record: a wake-up, or a scheduled-entry tick."""
+    return scheduled(d) if d.get("type") == "scheduled" else wake(d)
+
+
 DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
     "event": user_event,
     "receipt": receipt,
@@ -339,6 +370,7 @@ DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
     "wake": wake,
     "forget": forget,
     "webhook_result": lambda d: webhook_result(d),
+    "scheduled": scheduled,
 }
 
 
@@ -366,6 +398,8 @@ def input_wire(inp: Input) -> dict[str, Any]:
             return wake_wire(inp)
         case WebhookResult():
             return webhook_result_wire(inp)
+        case Scheduled():
+            return scheduled_wire(inp)
 
 
 def input_value(inp: Input) -> bytes:

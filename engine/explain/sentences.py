@@ -13,7 +13,16 @@ from typing import Any
 import orjson
 
 from engine.core.effects import Outcome
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
+from engine.core.inputs import (
+    Forget,
+    Inbound,
+    Input,
+    Receipt,
+    Scheduled,
+    UserEvent,
+    Wake,
+    WebhookResult,
+)
 from engine.core.trace import Trace
 
 Values = Mapping[str, Any]
@@ -91,6 +100,9 @@ def describe_input(inp: Input, messages: Mapping[str, str] | None = None) -> dic
             why = f" ({inp.reason})" if inp.reason else ""
             text = f"webhook result {inp.status}{code}{why} for call {inp.action_id}"
             return {"kind": "webhook", "name": inp.status, "text": text}
+        case Scheduled():
+            text = f"scheduled entry {inp.journey_id}, occurrence {inp.occurrence}"
+            return {"kind": "timer", "name": "scheduled", "text": text}
 
 
 # --------------------------------------------------------------------------- trace records
@@ -129,8 +141,22 @@ def _send(t: Trace) -> str:
 def _entry(t: Trace) -> str:
     v = t.values
     match t.reason:
+        case "entered" if v.get("occurrence"):
+            return f"entered (scheduled occurrence {v.get('occurrence')})"
         case "entered":
             return f"entered (entry event {v.get('event')})"
+        case "audience_false":
+            return (
+                f"NOT entered at occurrence {v.get('occurrence')}: the audience "
+                f"`{v.get('audience')}` is false"
+            )
+        case "occurrence_decided":
+            return f"scheduled tick for occurrence {v.get('occurrence')}: already decided"
+        case "occurrence_not_due":
+            return (
+                f"scheduled tick for occurrence {v.get('occurrence')}: the user was not "
+                "known at that instant"
+            )
         case "when_false":
             return f"NOT entered: the entry condition `{v.get('when')}` is false ({operands(v)})"
         case "reentry_never":

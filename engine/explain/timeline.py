@@ -241,6 +241,14 @@ def _not_entered(
     for j in _latest(records.journeys):
         if j.id in touched or not _about(j.id, journey):
             continue
+        if j.entry.schedule is not None:  # scheduled audience entry: no event to wait for
+            text = (
+                "a scheduled entry: no occurrence entered the user (not known then, or "
+                "the audience was false: the trace records say which)"
+            )
+            row = {**_where(j.id, j.version, None), "reason": "no_occurrence", "count": 0}
+            rows.append({**row, "text": text})
+            continue
         came = j.entry.event in events
         if came and records.traces:
             continue  # traced, the event came and no entry record: not this user's (a filter)

@@ -256,6 +256,23 @@ def _note(journey: Journey) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _schedule_fact(journey: Journey) -> str:
+    """``every week on mon at 10:00 (user's zone)``: a scheduled entry in one line."""
+    s = journey.entry.schedule
+    if s is None:
+        return "no entry"
+    zone = "user's zone" if s.per_user_zone else s.timezone
+    if s.at is not None:
+        return f"once at {s.at.replace('T', ' ')} ({zone})"
+    when = {"week": f" on {', '.join(s.on or ())}", "month": f" on day {s.day}"}.get(
+        s.every or "", ""
+    )
+    text = f"every {s.every}{when} at {s.time} ({zone})"
+    if s.start or s.until:
+        text += f", {(s.start or '')[:10]}..{(s.until or '')[:10]}"
+    return text
+
+
 def diagram(journey: Journey, counts: Counts | None = None) -> Diagram:
     """The format-neutral drawing of a journey (what every format shows)."""
     counts = counts or {}
@@ -265,7 +282,9 @@ def diagram(journey: Journey, counts: Counts | None = None) -> Diagram:
         return count_lines(found) if found else ()
 
     entry = journey.entry
-    entry_facts = [f"on {_clean(entry.event)}"]
+    entry_facts = [f"on {_clean(entry.event)}" if entry.event else _schedule_fact(journey)]
+    if entry.audience:
+        entry_facts.append(f"audience {_clean(entry.audience)}")
     if entry.when:
         entry_facts.append(f"when {_clean(entry.when)}")
     reentry = {"never": "enters once", "after_exit": "re-enters after exit"}

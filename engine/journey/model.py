@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from engine.durations import parse_duration_ms
+from engine.journey.schedule import Schedule
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -586,7 +587,15 @@ NODE_TYPES = ("send", "wait", "wait_for", "branch", "split", "update_profile", "
 
 
 class Entry(_Model):
-    event: str
+    event: str | None = Field(default=None, description="The event that enters the user")
+    # Scheduled audience entry (engine.journey.schedule, engine.core.audience): instead of
+    # an event, every known user matching `audience` enters at each occurrence.
+    schedule: Schedule | None = Field(
+        default=None, description="When users enter, instead of an event (with audience)"
+    )
+    audience: str | None = Field(
+        default=None, description="With schedule: an expression over user.* (who enters)"
+    )
     when: str | None = None
     reentry: Literal["never", "after_exit", "always"] = Field(
         default="after_exit",
@@ -620,6 +629,24 @@ class Entry(_Model):
     @property
     def max_entries_per_ms(self) -> int | None:
         return None if self.max_entries_per is None else parse_duration_ms(self.max_entries_per)
+    @model_validator(mode="after")
+    def _event_or_schedule(self) -> Entry:
+        if (self.event is None) == (self.schedule is None):
+            raise ValueError(
+                "entry needs exactly one of `event` (enter on an event) or `schedule` with "
+                "`audience` (enter a segment at a time)"
+            )
+        if self.schedule is not None:
+            if self.audience is None:
+                raise ValueError(
+                    "a scheduled entry needs `audience`, an expression over user.* "
+                    '(write audience: "true" for every known user)'
+                )
+            if self.when is not None:
+                raise ValueError("a scheduled entry has no `when`: put the condition in audience")
+        elif self.audience is not None:
+            raise ValueError("audience goes with schedule; an event entry filters with `when`")
+        return self
 
 
 class Goal(_Model):

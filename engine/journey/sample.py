@@ -45,9 +45,16 @@ class SampleData:
     profile: Mapping[str, Any]
 
     def scope(self, journey: Journey) -> dict[str, Any]:
+        entry = self.event
+        schedule = journey.entry.schedule
+        if schedule is not None and "occurrence" not in entry:
+            # A scheduled entry's properties: its occurrence (engine.core.audience). The
+            # sample is the first one the schedule names, else a Monday 10:00.
+            first = schedule.at or f"{(schedule.start or '2026-01-05')[:10]}T{schedule.time}"
+            entry = {**entry, "occurrence": first}
         return {
             "event": self.event,
-            "entry": self.event,
+            "entry": entry,
             "user": self.profile,
             "journey": {"id": journey.id, "version": journey.version},
         }

@@ -50,6 +50,7 @@ from engine.lint.measurement import best_time_rules, holdout_rules
 from engine.lint.profile import profile_event_warnings, profile_rules
 from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
+from engine.lint.schedule import schedule_rules
 from engine.lint.sms_text import sms_cost_warning
 from engine.lint.variables import missing_variables
 from engine.lint.webhook import webhook_problems
@@ -414,6 +415,10 @@ def _rule_measurement(c: _Lint) -> None:
     best_time_rules(c.j, c.add, c.warn)
 
 
+def _rule_schedule(c: _Lint) -> None:
+    schedule_rules(c.j, c.add, c.warn)  # scheduled audience entry (engine.lint.schedule)
+
+
 RULES: tuple[Callable[[_Lint], None], ...] = (
     _rule_targets,
     _rule_reachable,
@@ -432,6 +437,7 @@ RULES: tuple[Callable[[_Lint], None], ...] = (
     _warn_sms,
     _warn_variables,
     _rule_measurement,
+    _rule_schedule,
 )
 
 

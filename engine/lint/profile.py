@@ -97,7 +97,9 @@ def profile_event_warnings(
         j = item.journey
         if j is None:
             continue
-        uses: list[tuple[Loc, str, str]] = [(("entry", "event"), j.entry.event, "entry")]
+        uses: list[tuple[Loc, str, str]] = []
+        if j.entry.event is not None:  # a scheduled entry has no event
+            uses.append((("entry", "event"), j.entry.event, "entry"))
         uses += [(("exit_on", i), e, "exit_on") for i, e in enumerate(j.exit_on)]
         if j.goal is not None:
             uses.append((("goal", "event"), j.goal.event, "goal"))

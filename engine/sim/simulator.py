@@ -1,7 +1,9 @@
 """Run journeys over a recorded event log on a virtual clock.
 
 The clock jumps from input to input and from timer to timer; after the last input it
-runs on until no timer is pending (or until ``until``). Everything is ordered by
+runs on until no timer is pending (or until ``until``). Scheduled entries
+(``entry.schedule``) are timers of the core too; their occurrences run up to the last
+input (or ``until``), never past it. Everything is ordered by
 ``(time, priority, sequence)``, so the same log gives byte-identical outcomes.
 At equal times, what the engine itself caused (receipts, wake-ups) goes before the
 next line of the file: causes before the things that follow them.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.channels.offline import OfflineGateway
@@ -35,7 +37,16 @@ from engine.core.engine import Engine, EngineConfig
 from engine.core.experiments import Experiments
 from engine.core.fallback import messages_given_up
 from engine.core.ids import wake_token
-from engine.core.inputs import Forget, Inbound, Input, Receipt, UserEvent, Wake, WebhookResult
+from engine.core.inputs import (
+    Forget,
+    Inbound,
+    Input,
+    Receipt,
+    Scheduled,
+    UserEvent,
+    Wake,
+    WebhookResult,
+)
 from engine.core.state import UserState
 from engine.core.trace import Trace
 from engine.core.winner import SplitDecision, decision_outcome
@@ -134,6 +145,8 @@ def _describe(inp: Input) -> str:
             return "forget"
         case WebhookResult():
             return f"webhook result {inp.status} {inp.code or ''}".rstrip()
+        case Scheduled():
+            return f"scheduled {inp.journey_id} {inp.occurrence}"
 
 
 class Simulator:
@@ -149,8 +162,16 @@ class Simulator:
         self.experiments = Experiments()
 
     def run(
-        self, inputs: Iterable[Input], *, until: int | None = None, trace: bool = False
+        self,
+        inputs: Iterable[Input],
+        *,
+        until: int | None = None,
+        trace: bool = False,
+        horizon: int | None = None,
     ) -> SimResult:
+        """``horizon``: the last instant scheduled entries are decided at (default:
+        ``until``, else the last input). A backtest that simulates its users in batches
+        gives every batch the whole history's, so that batches agree with one run."""
         result = SimResult()
         queue: list[tuple[int, int, int, Input]] = []
         seq = 0
@@ -159,6 +180,11 @@ class Simulator:
             seq += 1
         heapq.heapify(queue)
         states = result.states
+        # Scheduled entries (engine.core.audience) run up to the last input, or `until`:
+        # a recurring schedule would keep the virtual clock going forever.
+        if horizon is None:
+            horizon = until if until is not None else max((q[0] for q in queue), default=None)
+        self.engine.config = replace(self.engine.config, schedule_horizon=horizon)
         # Splits that pick their winner: looked at as the clock passes their marks, before
         # the first input at or after each (engine.core.experiments).
         self.engine.catalog.decisions.clear()

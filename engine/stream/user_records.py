@@ -70,7 +70,7 @@ async def read_user(settings: Settings, user_id: str, *, timeout_s: float = 300.
         t.user_events: wire.decode_line,
         t.channel_receipts: wire.receipt,
         t.inbound: wire.inbound,
-        t.timers: wire.wake,
+        t.timers: wire.timer_record,
     }
     changelog = changelog_topic(settings)
     topics = [*inputs, t.outcomes, t.traces, changelog]

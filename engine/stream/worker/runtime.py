@@ -34,7 +34,7 @@ from engine.core.inputs import Forget, Input, Wake
 from engine.core.state import UserState
 from engine.core.timers import is_stale
 from engine.core.trace import Trace
-from engine.core.wire import decode_line, inbound, loads, receipt, wake
+from engine.core.wire import decode_line, inbound, loads, receipt
 from engine.errors import InputError
 from engine.stream.common.checkpoint import Checkpoint, Send
 from engine.stream.common.dead_letters import DeadLetters
@@ -55,7 +55,7 @@ DECODERS: dict[str, Callable[[dict[str, Any]], Input]] = {
     "event": decode_line,
     "receipt": receipt,
     "inbound": inbound,
-    "wake": wake,
+    "wake": wire.timer_record,  # wake-ups and scheduled-entry ticks (engine.core.audience)
 }
 
 

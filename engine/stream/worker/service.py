@@ -7,7 +7,9 @@ One agent consumes the four co-partitioned input topics (user events, channel re
 inbound, timers) and hands each message to :class:`~engine.stream.worker.runtime.EngineRuntime`.
 A ticker produces due wake-ups from the timer index to ``journey.timers``
 (:mod:`engine.stream.worker.wakes`); the index is rebuilt from the table after every
-recovery and dropped for revoked partitions.
+recovery and dropped for revoked partitions. Scheduled entries ride on those wake-ups; the
+audience scanner (:mod:`engine.stream.worker.audience`) ticks, after a recovery, the users
+whose stored wake-up predates a deployed schedule.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def build_worker(settings: Settings) -> Any:
     from engine.lint.deployment import engine_config
     from engine.lint.linter import load_journeys
     from engine.stream.common.outbox import Outbox
+    from engine.stream.worker.audience import AudienceScanner
     from engine.stream.worker.control import DecisionFeed
     from engine.stream.worker.runtime import EngineRuntime
     from engine.stream.worker.wakes import WakeTicker
@@ -78,9 +81,15 @@ def build_worker(settings: Settings) -> Any:
     )
     runtime.metrics = parts.metrics
     wakes = WakeTicker(settings, timers, runtime.last_input, backend.send)
+    audience = AudienceScanner(settings, engine.catalog, backend.send)  # scheduled entries
+
+    def recovered(partitions: set[int]) -> None:
+        wakes.rebuild(partitions, backend.items())
+        audience.rebuild(partitions, backend.items())
 
     def revoked(partitions: set[int]) -> None:
         timers.drop_partitions(partitions)
+        audience.drop_partitions(partitions)
         event(log, "partitions_revoked", partitions=sorted(partitions))
 
     app = serve(
@@ -97,8 +106,9 @@ def build_worker(settings: Settings) -> Any:
             tickers=(
                 Ticker("journeys-timer-ticker", settings.tick_ms / 1000, wakes.tick),
                 Ticker("journeys-decisions", 1.0, decisions.tick),
+                Ticker("journeys-audience", settings.tick_ms / 1000, audience.tick),
             ),
-            on_recovered=lambda partitions: wakes.rebuild(partitions, backend.items()),
+            on_recovered=recovered,
             on_assigned=lambda partitions: event(
                 log, "partitions_assigned", partitions=sorted(partitions)
             ),
