@@ -25,6 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from engine.core import wire
@@ -67,7 +68,7 @@ def waiting_env(bootstrap: str, workdir: Path, partitions: int, **extra: str) ->
 
 def waiting_engine() -> Engine:
     loaded, problems = load_text(WAITING_JOURNEY, f"{JOURNEY_ID}.yaml")
-    if loaded is None or problems:
+    if loaded is None or loaded.journey is None or problems:
         raise RuntimeError(f"the benchmark journey does not load: {problems}")
     return Engine([loaded.journey])
 
@@ -137,6 +138,8 @@ async def seed(
                 )
             ]
         )
+    except TopicAlreadyExistsError:
+        pass  # a worker of this env created it (a second seeding)
     finally:
         await admin.close()
     producer = AIOKafkaProducer(

@@ -44,13 +44,15 @@ class WakeTicker:
         if self.settings.timer_settle_ms > 0:
             # Replays only: a partition still busy with a backlog keeps its timers back.
             quiet_since = time.monotonic() - self.settings.timer_settle_ms / 1000
-            settled = [p for p in self.timers.heaps if self.last_input.get(p, 0.0) <= quiet_since]
+            settled = [
+                p for p in self.timers.partitions() if self.last_input.get(p, 0.0) <= quiet_since
+            ]
         for due in list(self.timers.pop_due(now, settled)):
             try:
                 fut = await self.send(
                     self.settings.topics.timers,
                     due.user_id.encode(),
-                    wire.wake_value(due.user_id, due.at, due.token),
+                    wire.wake_value(due.user_id, due.at, wake_token(due.user_id, due.at)),
                     due.partition,
                 )
             except Exception as exc:
@@ -66,7 +68,7 @@ class WakeTicker:
 
     def rebuild(self, partitions: set[int], table_items: Iterable[tuple[Any, Any]]) -> None:
         """After a recovery: the index of ``partitions`` from the users' states."""
-        n = self.timers.rebuild(partitions, _pending_wakes(table_items))
+        n = self.timers.rebuild(partitions, pending_wakes(table_items))
         event(
             log,
             "timers_rebuilt",
@@ -76,16 +78,18 @@ class WakeTicker:
         )
 
 
-def _pending_wakes(table_items: Iterable[tuple[Any, Any]]) -> Iterator[tuple[str, int, int, str]]:
-    """(user_id, partition, wake time, token) of every user state with a wake-up."""
-    for key, raw in list(table_items):
+def pending_wakes(
+    table_items: Iterable[tuple[Any, Any]],
+) -> Iterator[tuple[bytes, int, int, str]]:
+    """(user key, partition, wake time, "") of every user state with a wake-up. The key is
+    the table's own object (the index shares it); the token is derived when the wake-up
+    is produced."""
+    for key, raw in table_items:
         if raw is None:
             continue
         try:
-            partition, state = wire.parse_state_record(raw)
+            partition, at = wire.state_wake_at(raw)
         except Exception:
             continue
-        at = state.get("w")
         if at is not None:
-            user = key.decode() if isinstance(key, bytes) else str(key)
-            yield user, partition, at, wake_token(user, at)
+            yield (key if isinstance(key, bytes) else str(key).encode()), partition, at, ""
