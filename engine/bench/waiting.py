@@ -78,15 +78,15 @@ def user_id(i: int) -> str:
 
 
 def waiting_states(
-    n: int, wake_at: Callable[[int], int], partitions: int
+    users: int | range, wake_at: Callable[[int], int], partitions: int
 ) -> Iterator[tuple[int, bytes, bytes]]:
-    """(partition, key, table value) of users ``0 .. n-1``, each made by the core: user
-    ``i`` entered the waiting journey ``WAIT`` before ``wake_at(i)``."""
+    """(partition, key, table value) of users ``0 .. users-1`` (or of the range), each made
+    by the core: user ``i`` entered the waiting journey ``WAIT`` before ``wake_at(i)``."""
     engine = waiting_engine()
     wait_ms = parse_duration_ms(WAIT)
     partitioner = DefaultPartitioner()
     all_parts = list(range(partitions))
-    for i in range(n):
+    for i in range(users) if isinstance(users, int) else users:
         uid = user_id(i)
         key = uid.encode()
         entered = wake_at(i) - wait_ms
@@ -117,11 +117,13 @@ class Seeded:
 
 async def seed(
     env: StreamEnv,
-    n: int,
+    users: int | range,
     wake_at: Callable[[int], int],
     note: Callable[[str], None] = lambda _m: None,
 ) -> Seeded:
-    """Create the env's topics and its changelog, and put ``n`` waiting users on it."""
+    """Create the env's topics and its changelog (unless they exist), and put the waiting
+    users ``0 .. users-1`` (or those of the range) on it."""
+    n = users if isinstance(users, int) else len(users)
     settings = env.settings()
     await ensure_topics(settings, settings.topics.all())
     topic = changelog_topic(env)
@@ -156,7 +158,7 @@ async def seed(
         batches: dict[int, Any] = {}
         pending: list[asyncio.Future[Any]] = []
         for count, (partition, key, value) in enumerate(
-            waiting_states(n, wake_at, env.partitions), 1
+            waiting_states(users, wake_at, env.partitions), 1
         ):
             total += len(value)
             batch = batches.get(partition)

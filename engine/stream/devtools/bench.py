@@ -62,8 +62,6 @@ nodes:
 """
 
 
-
-
 async def _count(env: StreamEnv, topic: str) -> int:
     s = env.settings()
     consumer, tps = await _consumer(s, topic)
