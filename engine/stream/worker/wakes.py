@@ -8,6 +8,7 @@ the index, and one produced twice is dropped as stale by the runtime.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import time
@@ -89,10 +90,8 @@ def release_freed_memory() -> None:
     A recovery reads the whole changelog: faust's fetch buffers and per-record objects are
     freed once it is done, but glibc keeps the freed heap pages, so the worker's RSS would
     stay at the recovery's peak. Nothing happens where there is no glibc."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: libc's on Linux
-    except (OSError, AttributeError):
-        pass
 
 
 def pending_wakes(
