@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +98,20 @@ async def _wake_records(env: StreamEnv) -> list[tuple[int, int]]:
     return out
 
 
+async def _profile(
+    out: str | None, pid: int, opens_at: int, window_s: float
+) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the worker from the window's opening, for the window and 10 s
+    more, in collapsed-stack form (``out``); None without ``out``."""
+    if not out:
+        return None
+    await asyncio.sleep(max(0.0, opens_at / 1000 - time.time()))
+    beside = Path(sys.executable).with_name("py-spy")  # installed in the same environment
+    spy = str(beside) if beside.exists() else "py-spy"
+    argv = [spy, "record", "-p", str(pid), "-d", str(int(window_s + 10)), "-r", "50"]
+    return subprocess.Popen([*argv, "-f", "raw", "-o", out, "--nonblocking"])
+
+
 async def measure(opts: Any) -> dict[str, Any]:
     bootstrap, n, partitions, quick, workdir, note = options(opts)
     window_s = QUICK_WINDOW_S if quick else float(getattr(opts, "timer_window_s", WINDOW_S))
@@ -125,6 +140,7 @@ async def measure(opts: Any) -> dict[str, Any]:
         ready = logged_ms(await worker.wait_for("worker_ready", 900, n=2))
         note(f"R3: worker ready {(opens_at - ready) / 1000:+.1f} s before the window opens")
         closes_at = opens_at + int(window_s * 1000)
+        spy = await _profile(getattr(opts, "profile", None), worker.proc.pid, opens_at, window_s)
         deadline = time.monotonic() + max(0.0, (closes_at - time.time() * 1000) / 1000)
         deadline += DRAIN_TIMEOUT_S
         while time.monotonic() < deadline:  # until every due user is woken, or timeout
@@ -138,6 +154,8 @@ async def measure(opts: Any) -> dict[str, Any]:
         wakes = await _wake_records(env)
         rebuilt = [r for r in worker.events("timers_rebuilt") if logged_ms(r) >= t1]
         worker.stop()
+        if spy is not None:
+            spy.wait(60)
     finally:
         await env.aclose()
     cut = ready + SETTLE_MS
@@ -204,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=WINDOW_S, dest="timer_window_s")
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--profile", help="py-spy the worker during the window into this file")
     p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="journeys-bench-r3-") as tmp:
