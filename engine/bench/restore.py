@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,15 +40,21 @@ FAR_MS = 10 * 86_400_000
 READY_TIMEOUT_S = 900.0
 
 
-async def _start(env: StreamEnv) -> tuple[Service, int, int]:
+async def _start(env: StreamEnv, profile: str | None = None) -> tuple[Service, int, int]:
     """Start the worker, or start it again under its name and data directory after a kill;
-    (service, start time, ready time) in epoch ms."""
+    (service, start time, ready time) in epoch ms. With ``profile``: ``py-spy record`` of
+    the process until it is ready, in collapsed-stack form, into that file."""
     t0 = int(time.time() * 1000)
     if env.services:
         svc = env.services[0]
         svc.spawn()
     else:
         svc = env.start_worker()
+    if profile:
+        beside = Path(sys.executable).with_name("py-spy")
+        spy = str(beside) if beside.exists() else "py-spy"
+        argv = [spy, "record", "-p", str(svc.proc.pid), "-r", "50", "-f", "raw", "-o", profile]
+        subprocess.Popen([*argv, "--nonblocking"])  # ends with the process (kill -9 below)
     ready = await svc.wait_for("worker_ready", READY_TIMEOUT_S, n=svc.count("worker_ready") + 1)
     return svc, t0, logged_ms(ready)
 
@@ -97,7 +104,7 @@ async def measure(opts: Any) -> dict[str, Any]:
         }
         note(f"R5: cold start ready in {cold['ready_s']} s; kill -9 and restart")
         svc.kill()
-        svc, t1, ready = await _start(env)
+        svc, t1, ready = await _start(env, getattr(opts, "profile", None))
         warm_first = await _first_wake_ms(env, ready)
         warm: dict[str, Any] = {
             "ready_s": round((ready - t1) / 1000, 1),
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=1_000_000, dest="waiting_users")
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--store", default=os.environ.get("JOURNEYS_STORE", "memory://"))
+    p.add_argument("--profile", help="py-spy the restart until ready into this file")
     p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="journeys-bench-r5-") as tmp:
