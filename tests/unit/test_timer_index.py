@@ -4,6 +4,8 @@ entries, dropped partitions, rebuild from the table; checked against a plain dic
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import ItemsView, Iterator
 
 from engine.core import wire
 from engine.core.state import UserState
@@ -145,3 +147,94 @@ def test_pending_wakes_skips_unreadable_values_and_tombstones() -> None:
     found = list(pending_wakes(table.items()))
     assert len(found) == 9  # u0 has no timer
     assert all(isinstance(k, bytes) and tok == "" for k, _p, _at, tok in found)
+
+
+# --------------------------------------------------------------------------- the horizon
+
+H = 3_600_000
+
+
+def test_with_a_horizon_only_the_timers_due_within_it_are_held() -> None:
+    table = {
+        f"u{i}".encode(): wire.state_record(0, _waiting(f"u{i}", i * 60_000)) for i in range(200)
+    }
+    index = TimerIndex(horizon_ms=H)
+    pending = index.rebuild({0}, pending_wakes(table.items()), now_ms=0)
+    assert pending == 200  # all found in the table
+    assert len(index) == 61  # held: due up to one horizon (0 .. 60 min)
+    assert index.bound == H
+
+
+def test_the_scan_brings_in_the_next_horizon_and_nothing_twice() -> None:
+    table = {
+        f"u{i}".encode(): wire.state_record(0, _waiting(f"u{i}", i * 60_000)) for i in range(200)
+    }
+    index = TimerIndex(horizon_ms=H)
+    index.rebuild({0}, pending_wakes(table.items()), now_ms=0)
+    woken = [d.at for d in drain(index, H // 2)]  # the first half hour is handed out
+    after = index.bound or 0
+    index.extend(H // 2 + H)
+    added = index.add_found(pending_wakes(table.items()), after)
+    assert added == 30  # minutes 61 .. 90; the first 30 were handed out: not again
+    woken += [d.at for d in drain(index, 10 * H)]
+    assert woken == [i * 60_000 for i in range(91)]
+
+
+def test_a_timer_scheduled_past_the_bound_is_held_up_to_a_horizon_further() -> None:
+    index = TimerIndex(horizon_ms=H)
+    index.rebuild({0}, [], now_ms=0)
+    index.schedule("soon", 0, H + 1, "")  # past the bound: the table may not have it yet
+    index.schedule("later", 0, 2 * H + 1, "")  # past bound + horizon: the table's alone
+    assert {d.user_id for d in index.pending()} == {"soon"}
+    index.schedule("soon", 0, 3 * H, "")  # moved far: its held entry is stale now
+    assert len(index) == 0 and drain(index, 10 * H) == []
+
+
+def test_the_ticker_scan_walks_a_changing_memory_table_in_chunks() -> None:
+    from engine.stream.common.settings import Settings
+    from engine.stream.worker import wakes
+    from engine.stream.worker.wakes import WakeTicker
+
+    class Store:  # faust's memory store: a dict in .data, items() a view over the store
+        def __init__(self) -> None:
+            self.data: dict[bytes, bytes] = {}
+
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(self.data)
+
+        def __getitem__(self, key: bytes) -> bytes:
+            return self.data[key]
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def items(self) -> ItemsView[bytes, bytes]:
+            return ItemsView(self)  # type: ignore[arg-type]
+
+    store = Store()
+    n = 3 * wakes.SCAN_CHUNK + 17
+    base = int(time.time() * 1000) + H + 60_000  # past the bound the rebuild sets
+    for i in range(n):
+        store.data[f"u{i}".encode()] = wire.state_record(i % 2, _waiting(f"u{i}", base + i))
+    index = TimerIndex()
+
+    async def send(*_a: object) -> object:
+        raise AssertionError("nothing is due")
+
+    ticker = WakeTicker(Settings(), index, {}, send)
+    ticker.rebuild({0, 1}, store.items())
+    assert len(index) == 0 and index.bound is not None
+    now = index.bound - H // 2  # half a horizon before the bound: the scan starts
+    steps = 0
+    while steps == 0 or ticker._scan is not None:
+        ticker.scan_step(now)
+        store.data[f"new{steps}".encode()] = b"{}"  # the table grows between chunks
+        steps += 1
+    assert steps == 4
+    assert len(index) == n  # every table timer up to the new bound is held now
+
+
+def _waiting(user: str, at: int) -> UserState:
+    state = UserState(user, clock=1)
+    state.wake_at = at
+    return state

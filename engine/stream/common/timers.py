@@ -21,8 +21,19 @@ Sized for a million pending timers per worker (docs/benchmarks.md, R3 and R4):
   user and time, :func:`engine.core.ids.wake_token`, derived again when the wake-up is
   produced).
 
-About 160 bytes per pending timer (a 56-byte tuple, its heap slot, the dict entry and the
+About 150 bytes per pending timer (a 56-byte tuple, its heap slot, the dict entry and the
 time), against about 310 before (a str copy of the user id, a 3-tuple with the token).
+
+**Horizon** (optional): with ``horizon_ms`` the index holds only the timers due up to
+:attr:`TimerIndex.bound`; later ones stay in the table alone. The owner moves the bound on
+with :meth:`TimerIndex.extend` and feeds it the table's timers up to the new bound (a scan
+of the table, in chunks: :class:`engine.stream.worker.wakes.WakeTicker`). So the memory of
+the index follows the timers due soon, not all of them (RocksDB: flat RSS, R4). Nothing
+is lost across a scan: :meth:`TimerIndex.schedule` holds what it is told up to a whole
+horizon past the bound (a state may sit in the checkpoint's buffer, not yet in the table,
+while a scan reads the table), and the scan adds only users the index has no entry for (an
+entry the scan read older than the user's newest can only make a stale wake-up, which the
+core drops).
 
 The gateway keeps its scheduled receipts in the same kind of index, keyed by message_id
 instead of user_id (hence here, with the shared pieces).
@@ -58,8 +69,11 @@ class _Partition:
 
 
 class TimerIndex:
-    def __init__(self) -> None:
+    def __init__(self, horizon_ms: int | None = None) -> None:
         self._parts: dict[int, _Partition] = {}
+        self.horizon_ms = horizon_ms
+        #: Timers due after this are not held (the table has them); None: all are held.
+        self.bound: int | None = None
 
     # ------------------------------------------------------------------ updates
 
@@ -73,6 +87,14 @@ class TimerIndex:
         if at is None:
             if part is not None:
                 part.live.pop(key, None)
+            return
+        # A timer scheduled here may still be in the checkpoint's buffer, not yet in the
+        # table, when a scan reads the table: so up to a horizon past the bound it is held;
+        # later ones, the next scans but one find in the table.
+        held_until = None if self.bound is None else self.bound + (self.horizon_ms or 0)
+        if held_until is not None and at > held_until:
+            if part is not None:
+                part.live.pop(key, None)  # a nearer entry of the user's is stale now
             return
         if part is None:
             part = self._parts[partition] = _Partition()
@@ -112,21 +134,51 @@ class TimerIndex:
         self,
         partitions: Iterable[int],
         entries: Iterable[tuple[str | bytes, int, int, str]],
+        now_ms: int | None = None,
     ) -> int:
         """Replace the timers of ``partitions`` with ``entries`` (user, partition, at,
-        token) that belong to them. Returns how many timers are pending there."""
+        token) that belong to them. Returns how many timers are pending there (held or,
+        past the bound, left in the table). With a horizon, the first rebuild sets the
+        bound to ``now_ms`` + the horizon."""
+        if self.horizon_ms is not None and self.bound is None:
+            self.bound = (now_ms or 0) + self.horizon_ms
+        bound = self.bound
         keep = set(partitions)
         fresh = {p: _Partition() for p in keep}
+        n = 0
         for user_id, partition, at, _token in entries:
             part = fresh.get(partition)
             if part is not None:
-                part.live[_key(user_id)] = at
-        n = 0
+                n += 1
+                if bound is None or at <= bound:
+                    part.live[_key(user_id)] = at
         for p, part in fresh.items():
             part.heap = [(at, key) for key, at in part.live.items()]
             heapq.heapify(part.heap)
-            n += len(part.live)
             self._parts[p] = part
+        return n
+
+    def extend(self, bound: int) -> None:
+        """Hold the timers due up to ``bound`` from now on; the caller then feeds the
+        table's timers through :meth:`add_found`."""
+        if self.bound is not None and bound > self.bound:
+            self.bound = bound
+
+    def add_found(self, entries: Iterable[tuple[str | bytes, int, int, str]], after: int) -> int:
+        """Timers read from the table by a scan: each is added if due after ``after`` (the
+        bound before :meth:`extend`: the earlier ones were held, or handed out, already)
+        and up to the bound, on a partition held, for a user with no entry (the index's
+        is newer or equal). Returns how many were added."""
+        n = 0
+        for user_id, partition, at, _token in entries:
+            part = self._parts.get(partition)
+            if part is None or at <= after or (self.bound is not None and at > self.bound):
+                continue
+            key = _key(user_id)
+            if key not in part.live:
+                part.live[key] = at
+                heapq.heappush(part.heap, (at, key))
+                n += 1
         return n
 
     # ------------------------------------------------------------------ reading
