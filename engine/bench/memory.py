@@ -150,20 +150,26 @@ def breakdown(n: int, partitions: int = 4) -> dict[str, float]:
 
 async def measure(opts: Any) -> dict[str, Any]:
     bootstrap, n, partitions, quick, workdir, note = options(opts)
-    mem = await memory_store(bootstrap, n, partitions, workdir / "memory", note)
-    note(f"R4: memory store {mem['bytes_per_user']} B/user")
+    only = getattr(opts, "only", None)
+    figures: list[dict[str, Any]] = []
+    mem: dict[str, Any] = {}
+    if only in (None, "memory"):
+        mem = await memory_store(bootstrap, n, partitions, workdir / "memory", note)
+        note(f"R4: memory store {mem['bytes_per_user']} B/user")
+        figures.append(
+            {
+                "figure": "R4 memory store, per waiting user",
+                "value": mem["bytes_per_user"],
+                "unit": "B",
+                "target": f"<= {TARGET_BYTES_PER_USER} B",
+                "met": mem["bytes_per_user"] <= TARGET_BYTES_PER_USER,
+            }
+        )
     small = min(SMALL, max(1, n // 10))
-    rocks = await rocksdb(bootstrap, n, small, partitions, workdir / "rocksdb", note)
+    rocks: dict[str, Any] = {}
+    if only in (None, "rocksdb"):
+        rocks = await rocksdb(bootstrap, n, small, partitions, workdir / "rocksdb", note)
     parts = breakdown(min(n, BREAKDOWN_USERS if not quick else 20_000), partitions)
-    figures: list[dict[str, Any]] = [
-        {
-            "figure": "R4 memory store, per waiting user",
-            "value": mem["bytes_per_user"],
-            "unit": "B",
-            "target": f"<= {TARGET_BYTES_PER_USER} B",
-            "met": mem["bytes_per_user"] <= TARGET_BYTES_PER_USER,
-        }
-    ]
     if "ratio" in rocks:
         figures.append(
             {
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=1_000_000, dest="waiting_users")
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["memory", "rocksdb"], help="one of the two stores")
     p.add_argument("--bootstrap", default=os.environ.get("JOURNEYS_BOOTSTRAP", "127.0.0.1:9092"))
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="journeys-bench-r4-") as tmp:
