@@ -72,9 +72,9 @@ def make_app(settings: Settings, app_id: str) -> faust.App:
 #: and a 2 GiB block cache per partition: RSS grows with the data up to there). The
 #: memory store ignores them.
 ROCKSDB_OPTIONS = {
-    "write_buffer_size": 4 * 1024 * 1024,
+    "write_buffer_size": 2 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 1024 * 1024,
+    "block_cache_size": 4 * 1024 * 1024,
 }
 
 
