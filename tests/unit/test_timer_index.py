@@ -3,6 +3,7 @@ entries, dropped partitions, rebuild from the table; checked against a plain dic
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import ItemsView, Iterator
@@ -232,6 +233,17 @@ def test_the_ticker_scan_walks_a_changing_memory_table_in_chunks() -> None:
         steps += 1
     assert steps == 4
     assert len(index) == n  # every table timer up to the new bound is held now
+
+
+def test_the_scan_of_a_plain_dict_table_survives_inserts_between_chunks() -> None:
+    from engine.stream.worker import wakes
+
+    table = {f"u{i}".encode(): b"{}" for i in range(2 * wakes.SCAN_CHUNK)}
+    scan = wakes.table_snapshot(table.items())  # faust's memory store: a dict's items
+    first = list(itertools.islice(scan, wakes.SCAN_CHUNK))
+    table[b"new"] = b"{}"  # would break a live dict iterator
+    rest = list(scan)
+    assert len(first) + len(rest) == 2 * wakes.SCAN_CHUNK
 
 
 def _waiting(user: str, at: int) -> UserState:

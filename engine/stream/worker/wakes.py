@@ -128,22 +128,28 @@ class WakeTicker:
         )
 
 
+_DICT_ITEMS: type[Any] = type({}.items())
+
+
 def table_snapshot(
     items: Iterable[tuple[Any, Any]], copy_keys: bool = False
 ) -> Iterator[tuple[Any, Any]]:
     """An iterator over the table that a scan in chunks can hold across ticks. faust's
-    memory store is a dict that changes between chunks: its keys are copied (8 bytes a
-    user, for the scan); RocksDB's iterator reads a snapshot of its own. ``copy_keys``:
-    copy the keys of any mapping (after a live iterator failed)."""
-    mapping = getattr(items, "_mapping", None)
-    data = getattr(mapping, "data", None)
-    if isinstance(data, dict):
-        keys = list(data)
-        return ((k, data.get(k)) for k in keys)
-    if copy_keys and mapping is not None and hasattr(mapping, "get"):
+    memory store hands out its dict's items, and the dict changes between chunks: its
+    keys are copied (8 bytes a user, for the scan). RocksDB's iterators read a snapshot of
+    their own. ``copy_keys`` (after a live iterator failed): copy the keys of any mapping,
+    else the items themselves."""
+    mapping: Any = None
+    if isinstance(items, _DICT_ITEMS):
+        mapping = items.mapping
+    elif isinstance(getattr(getattr(items, "_mapping", None), "data", None), dict):
+        mapping = items._mapping.data  # type: ignore[attr-defined]
+    elif copy_keys:
+        mapping = getattr(items, "_mapping", None)
+    if mapping is not None and hasattr(mapping, "get"):
         keys = list(mapping)
         return ((k, mapping.get(k)) for k in keys)
-    return iter(items)
+    return iter(list(items)) if copy_keys else iter(items)
 
 
 def release_freed_memory() -> None:
