@@ -129,7 +129,7 @@ async def measure(opts: Any) -> dict[str, Any]:
         first = logged_ms(await worker.wait_for("worker_ready", 900))
         worker.kill()
         restore_s = (first - t0) / 1000
-        opens_at = int(time.time() * 1000 + (15 + 1.5 * restore_s + due / 10_000) * 1000)
+        opens_at = int(time.time() * 1000 + (20 + 2.5 * restore_s + due / 10_000) * 1000)
         note(
             f"R3: restore of {n - due:,} users took {restore_s:.1f} s; {due:,} users due at "
             f"{rate:,}/s from +{(opens_at - time.time() * 1000) / 1000:.0f} s"
