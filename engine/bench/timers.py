@@ -134,7 +134,7 @@ async def measure(opts: Any) -> dict[str, Any]:
             f"R3: restore of {n - due:,} users took {restore_s:.1f} s; {due:,} users due at "
             f"{rate:,}/s from +{(opens_at - time.time() * 1000) / 1000:.0f} s"
         )
-        await seed(env, range(due), due_at(rate, opens_at), note)
+        seeded_due = await seed(env, range(due), due_at(rate, opens_at), note)
         t1 = int(time.time() * 1000)
         worker.spawn()
         ready = logged_ms(await worker.wait_for("worker_ready", 900, n=2))
@@ -176,7 +176,7 @@ async def measure(opts: Any) -> dict[str, Any]:
         "window_s": window_s,
         "due_in_window": due,
         "partitions": partitions,
-        "seed": seeded.as_dict(),
+        "seed": {"not_due": seeded.as_dict(), "due": seeded_due.as_dict()},
         "restore_s": round((ready - t1) / 1000, 1),
         "timers_restored": sum(int(r.get("pending", 0)) for r in rebuilt),
         "ready_before_window_s": round((opens_at - ready) / 1000, 1),
