@@ -54,7 +54,9 @@ async def _start(env: StreamEnv, profile: str | None = None) -> tuple[Service, i
         beside = Path(sys.executable).with_name("py-spy")
         spy = str(beside) if beside.exists() else "py-spy"
         argv = [spy, "record", "-p", str(svc.proc.pid), "-r", "50", "-f", "raw", "-o", profile]
-        subprocess.Popen([*argv, "--nonblocking"])  # ends with the process (kill -9 below)
+        subprocess.Popen(
+            [*argv, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )  # ends with the process (kill -9 below)
     ready = await svc.wait_for("worker_ready", READY_TIMEOUT_S, n=svc.count("worker_ready") + 1)
     return svc, t0, logged_ms(ready)
 

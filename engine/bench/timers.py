@@ -109,7 +109,11 @@ async def _profile(
     beside = Path(sys.executable).with_name("py-spy")  # installed in the same environment
     spy = str(beside) if beside.exists() else "py-spy"
     argv = [spy, "record", "-p", str(pid), "-d", str(int(window_s + 10)), "-r", "50"]
-    return subprocess.Popen([*argv, "-f", "raw", "-o", out, "--nonblocking"])
+    return subprocess.Popen(
+        [*argv, "-f", "raw", "-o", out, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def measure(opts: Any) -> dict[str, Any]:
