@@ -689,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="KEY=VALUE",
-        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text) (default: none)",
+        help="user.* fields, over the files' (a.b=1 nests; JSON values, else text) "
+        "(default: none)",
     )
     p.add_argument(
         "--format",

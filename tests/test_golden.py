@@ -229,11 +229,8 @@ def test_golden_invariants(scenario: Scenario) -> None:
     delivered = {o["message_id"] for o in outcomes if o["type"] == "message_delivered"}
     sent_ids = [o["message_id"] for o in outcomes if o["type"] == "message_sent"]
     assert len(sent_ids) == len(set(sent_ids)), "a message id is sent at most once"
-    held_out = {
-        o["instance_id"]
-        for o in outcomes
-        if o["type"] == "journey_entered" and o["attributes"].get("holdout")
-    }  # type: ignore[union-attr]
+    held_out = {o["instance_id"] for o in outcomes
+                if o["type"] == "journey_entered" and o["attributes"].get("holdout")}  # type: ignore[union-attr]
     for o in outcomes:
         attrs = o["attributes"]
         assert isinstance(attrs, dict)

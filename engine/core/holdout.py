@@ -51,7 +51,9 @@ def on_entry(step: Step, journey: Journey, inst: Instance) -> dict[str, Any]:
     ``journey_entered`` that say so (none for a run in neither)."""
     inst.holdout = in_holdout(step.user_id, journey.id, journey.holdout_share)
     attrs: dict[str, Any] = {"holdout": True} if inst.holdout else {}
-    if has_marketing_send(journey) and in_global_control(step.user_id, step.config.global_control):
+    if has_marketing_send(journey) and in_global_control(
+        step.user_id, step.config.global_control
+    ):
         attrs["global_control"] = True
     return attrs
 

@@ -455,7 +455,9 @@ class Forget(_Open):
     type: Literal["forget"]
     user_id: NonEmpty
     ts: Timestamp
-    request_id: NonEmpty | None = Field(None, description="makes the outcome's id; a repeat is one")
+    request_id: NonEmpty | None = Field(
+        None, description="makes the outcome's id; a repeat is one"
+    )
 
 
 class DeadLetter(_Open):
@@ -493,8 +495,6 @@ class SplitDecision(_Open):
     after_ms: int = Field(ge=1)
     figures: SplitFigures
     schema_version: int = Field(ge=1)
-
-
 class Trace(_Open):
     """A trace record on ``journey.traces`` (key: user_id): one decision of the core about a
     traced user (``JOURNEYS_TRACE_USERS``, ``JOURNEYS_TRACE_SAMPLE``), with what it was

@@ -105,11 +105,8 @@ def load_settings_file(path: str | os.PathLike[str]) -> tuple[LoadedSettings, li
     if raw is None and problems and problems[0].message.startswith("a journey file"):
         problems = []  # an empty file (or only comments): no settings
     elif raw is not None and not isinstance(raw, dict):
-        return loaded, [
-            loaded.problem(
-                (), "the settings file is a mapping, like global_control: {share: 5%, salt: '2026'}"
-            )
-        ]
+        return loaded, [loaded.problem((), "the settings file is a mapping, like "
+                                           "global_control: {share: 5%, salt: '2026'}")]
     if problems:  # not YAML/JSON, a duplicate key
         return loaded, [Problem(x.file, x.line, "settings", x.message) for x in problems]
     data: Any = raw if raw is not None else {}

@@ -143,20 +143,11 @@ def parse_text(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     if root is not None:
         _walk(root, (), lines, dups, set())
     if dups:
-        return (
-            data,
-            SourceMap(lines),
-            [
-                Problem(
-                    path,
-                    line,
-                    node_of(loc),
-                    f"duplicate key '{loc[-1]}': only the last one "
-                    "would count; rename or merge them",
-                )
-                for loc, line in dups
-            ],
-        )
+        return data, SourceMap(lines), [
+            Problem(path, line, node_of(loc), f"duplicate key '{loc[-1]}': only the last one "
+                    "would count; rename or merge them")
+            for loc, line in dups
+        ]
     if not isinstance(data, dict):
         return (
             data,

@@ -306,14 +306,13 @@ class WaitNode(_Node):
     _v_duration = field_validator("duration", "within")(
         classmethod(lambda cls, v: _check_duration(v))
     )
-
     @field_validator("until", mode="before")
     @classmethod
     def _until_kind(cls, v: Any) -> Any:
         if isinstance(v, str) and v != BEST_TIME:
             raise ValueError(
                 f"until is {{time: HH:MM, days: [...]}} or best_time, not {v!r}"
-                + (f': write until: {{time: "{v}"}}' if _TIME_RE.match(v) else "")
+                + (f": write until: {{time: \"{v}\"}}" if _TIME_RE.match(v) else "")
             )
         # A mapping is validated here so that its problems read "until.time: ...", not
         # once per member of the union.

@@ -68,16 +68,12 @@ def _offered(sends: set[str] | list[str], journey: Journey) -> dict[str, set[str
 
 
 def _reply_chips(sid: str, node: SendNode, is_static: IsStatic) -> list[tuple[Loc, Suggestion]]:
-    return [
-        (loc, s)
-        for loc, s in message_suggestions(sid, node)
-        if s.kind == "reply" and is_static(s.postback)
-    ]
+    return [(loc, s) for loc, s in message_suggestions(sid, node)
+            if s.kind == "reply" and is_static(s.postback)]
 
 
-def unanswered_chips(
-    journey: Journey, graph: nx.DiGraph, is_static: IsStatic, report: Report
-) -> None:
+def unanswered_chips(journey: Journey, graph: nx.DiGraph, is_static: IsStatic,
+                     report: Report) -> None:
     """Reply chips whose tap no ``wait_for`` after their send listens to."""
     latest = latest_sends(journey, graph)
     for sid, node in journey.nodes.items():
@@ -86,35 +82,26 @@ def unanswered_chips(
         chips = _reply_chips(sid, node, is_static)
         if not chips:
             continue
-        after = sorted(
-            (n for n in nx.descendants(graph, sid) if isinstance(journey.nodes[n], WaitForNode)),
-            key=list(journey.nodes).index,
-        )
+        after = sorted((n for n in nx.descendants(graph, sid)
+                        if isinstance(journey.nodes[n], WaitForNode)),
+                       key=list(journey.nodes).index)
         if not after:
             names = ", ".join(repr(s.action.text) for _, s in chips)
-            report(
-                (*chips[0][0], "reply"),
-                f"no wait_for comes after this send, so a tap on "
-                f"its reply chips ({names}) does nothing: add a wait_for after it with a "
-                f"path per chip ({{reply: {chips[0][1].postback}, next: ...}}), or use "
-                "open_url chips",
-            )
+            report((*chips[0][0], "reply"), f"no wait_for comes after this send, so a tap on "
+                   f"its reply chips ({names}) does nothing: add a wait_for after it with a "
+                   f"path per chip ({{reply: {chips[0][1].postback}, next: ...}}), or use "
+                   "open_url chips")
             continue
         for loc, chip in chips:
             pb = chip.postback
-            if any(
-                _listens(p, pb) and _answers(p, sid, w, latest)
-                for w in after
-                for p in _wait(journey, w).paths
-            ):
+            if any(_listens(p, pb) and _answers(p, sid, w, latest)
+                   for w in after for p in _wait(journey, w).paths):
                 continue
             where_to = _closest(journey, graph, sid, after)
-            report(
-                (*loc, "reply", "postback" if chip.action.postback else "text"),
-                f"chip {chip.action.text!r} (postback {pb!r}): no wait_for after this send "
-                f"listens to it, so a tap does nothing: add {{reply: {pb}, of: {sid}, "
-                f"next: ...}} to '{where_to}'{_listening_elsewhere(journey, sid, after)}",
-            )
+            report((*loc, "reply", "postback" if chip.action.postback else "text"),
+                   f"chip {chip.action.text!r} (postback {pb!r}): no wait_for after this send "
+                   f"listens to it, so a tap does nothing: add {{reply: {pb}, of: {sid}, "
+                   f"next: ...}} to '{where_to}'{_listening_elsewhere(journey, sid, after)}")
 
 
 def _wait(journey: Journey, nid: str) -> WaitForNode:
@@ -130,14 +117,8 @@ def _closest(journey: Journey, graph: nx.DiGraph, sid: str, waits: list[str]) ->
 
 def _listening_elsewhere(journey: Journey, sid: str, waits: list[str]) -> str:
     """`` (its paths answer 'remind')`` when the wait_for nodes after it answer other sends."""
-    others = sorted(
-        {
-            p.of_node
-            for w in waits
-            for p in _wait(journey, w).paths
-            if p.of_node is not None and p.of_node != sid and p.kind != "read"
-        }
-    )
+    others = sorted({p.of_node for w in waits for p in _wait(journey, w).paths
+                     if p.of_node is not None and p.of_node != sid and p.kind != "read"})
     if not others:
         return ""
     return f" (the paths after it answer {', '.join(repr(o) for o in others)})"
@@ -155,7 +136,8 @@ def unoffered_answers(journey: Journey, graph: nx.DiGraph, report: Report) -> No
     for wid, node in journey.nodes.items():
         if not isinstance(node, WaitForNode) or wid not in graph:
             continue
-        before = [n for n in nx.ancestors(graph, wid) if isinstance(journey.nodes[n], SendNode)]
+        before = [n for n in nx.ancestors(graph, wid)
+                  if isinstance(journey.nodes[n], SendNode)]
         for i, p in enumerate(node.paths):
             if p.kind not in ("reply", "click") or (p.kind == "click" and p.of is not None):
                 continue  # a click on a named send is checked by the linter's wait_for rule
@@ -180,25 +162,17 @@ def unoffered_answers(journey: Journey, graph: nx.DiGraph, report: Report) -> No
             holders = sorted({s for pb, ss in everywhere.items() if _listens(p, pb) for s in ss})
             if holders:
                 shown = " or ".join(f"'{s}'" for s in sorted(answered))
-                which = f"send '{p.of}'" if p.of is not None else f"the latest send ({shown})"
-                report(
-                    loc,
-                    f"{p.kind} {value!r} answers {which}, which has no chip with that "
-                    f"postback; the chip is on '{holders[0]}': write of: {holders[0]}",
-                )
+                which = (f"send '{p.of}'" if p.of is not None
+                         else f"the latest send ({shown})")
+                report(loc, f"{p.kind} {value!r} answers {which}, which has no chip with that "
+                       f"postback; the chip is on '{holders[0]}': write of: {holders[0]}")
             elif p.kind == "reply":
                 shown = ", ".join(f"'{s}'" for s in sorted(answered))
                 close = difflib.get_close_matches(value, sorted(offered), n=1, cutoff=0.6)
-                fix = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else f"use one of {', '.join(repr(pb) for pb in sorted(offered))}"
-                )
-                report(
-                    loc,
-                    f"reply {value!r}: no chip of {shown} has that postback, so only "
-                    f"typed text {value!r} takes this path: {fix}",
-                )
+                fix = (f"did you mean {close[0]!r}?" if close else
+                       f"use one of {', '.join(repr(pb) for pb in sorted(offered))}")
+                report(loc, f"reply {value!r}: no chip of {shown} has that postback, so only "
+                       f"typed text {value!r} takes this path: {fix}")
 
 
 def _chips(journey: Journey, sid: str) -> bool:

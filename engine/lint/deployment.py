@@ -33,31 +33,18 @@ def _rules(loaded: LoadedSettings, settings: DeploymentSettings) -> list[Problem
         return out
     loc = ("global_control", "share")
     if control.fraction <= 0:
-        out.append(
-            loaded.problem(
-                loc,
-                f"global_control share {control.share} holds nobody "
-                "out: give a share above 0% (e.g. 5%), or remove "
-                "global_control",
-            )
-        )
+        out.append(loaded.problem(loc, f"global_control share {control.share} holds nobody "
+                                       "out: give a share above 0% (e.g. 5%), or remove "
+                                       "global_control"))
     elif control.fraction > CONTROL_MAX:
-        out.append(
-            loaded.problem(
-                loc,
-                f"global_control share {control.share} is more than "
-                f"{CONTROL_MAX:.0%}: most users would get no marketing "
-                f"message; give at most {CONTROL_MAX:.0%}",
-            )
-        )
+        out.append(loaded.problem(loc, f"global_control share {control.share} is more than "
+                                       f"{CONTROL_MAX:.0%}: most users would get no marketing "
+                                       f"message; give at most {CONTROL_MAX:.0%}"))
     elif control.fraction > CONTROL_WARN:
-        warning = loaded.problem(
-            loc,
-            f"global_control share {control.share}: these users get "
-            "no marketing message from any journey; 1 to "
-            f"{CONTROL_WARN:.0%} is usually enough to measure the "
-            "lift of all journeys",
-        )
+        warning = loaded.problem(loc, f"global_control share {control.share}: these users get "
+                                      "no marketing message from any journey; 1 to "
+                                      f"{CONTROL_WARN:.0%} is usually enough to measure the "
+                                      "lift of all journeys")
         out.append(dataclasses.replace(warning, severity="warning"))
     return out
 
@@ -70,13 +57,8 @@ def lint_settings(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
         loaded, found = load_settings_file(f)
         problems.extend(found)
         if i > 0:
-            problems.append(
-                loaded.problem(
-                    (),
-                    f"a second settings file (the first is "
-                    f"{files[0]}): a deployment has one; merge them",
-                )
-            )
+            problems.append(loaded.problem((), f"a second settings file (the first is "
+                                               f"{files[0]}): a deployment has one; merge them"))
         if loaded.settings is not None:
             problems.extend(_rules(loaded, loaded.settings))
     return problems

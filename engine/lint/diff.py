@@ -38,13 +38,8 @@ NODE_TIMING = frozenset({"duration", "until", "until_property", "offset", "timeo
 NODE_EDGES = frozenset({"next", "default", "on_timeout"})
 LABELS = frozenset({"name", "description"})
 JOURNEY_TIMING = ("settings.quiet_hours", "settings.frequency_cap", "settings.send_rate")
-JOURNEY_CATEGORIES = {
-    "entry": "entry",
-    "exit_on": "exit_on",
-    "goal": "goal",
-    "settings": "settings",
-    "start": "edges",
-}
+JOURNEY_CATEGORIES = {"entry": "entry", "exit_on": "exit_on", "goal": "goal",
+                      "settings": "settings", "start": "edges"}
 NOT_COMPARED = frozenset({"id", "version", "nodes", "migrate"})
 
 
@@ -109,10 +104,8 @@ class JourneyChanges:
 
     @property
     def changed(self) -> bool:
-        return (
-            bool(self.journey or self.nodes)
-            or self.old_version is None
-            or (self.new_version is None)
+        return bool(self.journey or self.nodes) or self.old_version is None or (
+            self.new_version is None
         )
 
     def node(self, node_id: str) -> NodeChange | None:
@@ -243,11 +236,8 @@ def node_diff(old: Any, new: Any) -> list[Change]:
         out.append(Change("type", "type", a.get("type"), b.get("type")))
     a.pop("type", None)
     b.pop("type", None)
-    keyed = (
-        ("paths", _path_key, _path_field),
-        ("variants", _variant_key, _variant_field),
-        ("cases", None, _case_field),
-    )
+    keyed = (("paths", _path_key, _path_field), ("variants", _variant_key, _variant_field),
+             ("cases", None, _case_field))
     for name, key, category in keyed:
         xs, ys = a.pop(name, None), b.pop(name, None)
         if xs != ys:
@@ -346,3 +336,4 @@ def _diff_values(path: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
             out.extend(_diff_values(f"{path}.{k}" if path else str(k), a.get(k), b.get(k)))
         return out
     return [(path, a, b)]
+

@@ -89,7 +89,9 @@ def diff_report(old: Side, new: Side, inflight: InFlight | None = None) -> dict[
     """The whole report (its shape is documented in docs/journeys.md)."""
     after = deployed(old, new)
     catalog = Catalog.of(j for vs in after.values() for j in vs.values())
-    journeys = [_journey(o, n, old, new, after, catalog, inflight) for o, n in pairs(old, new)]
+    journeys = [
+        _journey(o, n, old, new, after, catalog, inflight) for o, n in pairs(old, new)
+    ]
     compared = {j["id"] for j in journeys}
     report: dict[str, Any] = {
         "old": old.path,
@@ -163,26 +165,13 @@ def _findings(
     if o is None:
         return []
     if n is None:
-        return [
-            Finding(
-                "error",
-                "journey_removed",
-                f"journey '{o.id}' is not in NEW: every "
-                "run still in it is stranded (its inputs go to the dead letters); keep "
-                "its files until the last run has ended",
-                o.version,
-            )
-        ]
+        return [Finding("error", "journey_removed", f"journey '{o.id}' is not in NEW: every "
+                        "run still in it is stranded (its inputs go to the dead letters); keep "
+                        "its files until the last run has ended", o.version)]
     if not same_id:
-        return [
-            Finding(
-                "warning",
-                "ids_differ",
-                f"the files hold two journeys ('{o.id}' and "
-                f"'{n.id}'): a new id is a new journey, whose migrate can't move the "
-                f"runs of '{o.id}'",
-            )
-        ]
+        return [Finding("warning", "ids_differ", f"the files hold two journeys ('{o.id}' and "
+                        f"'{n.id}'): a new id is a new journey, whose migrate can't move the "
+                        f"runs of '{o.id}'")]
     versions = {**old.journeys.get(o.id, {}), **new.journeys.get(o.id, {})}
     kept = o.version in after.get(o.id, {})
     return check_migration(o, n, changes, old_kept=kept, versions=versions)
@@ -223,10 +212,8 @@ def _with_counts(found: list[dict[str, Any]], rows: list[dict[str, Any]]) -> lis
             f = {**f, "runs": row["runs"] if row else 0}
             if f["code"] in NOBODY_THERE_IS_A_NOTE and not f["runs"]:
                 f["level"] = "note"
-                f["message"] += (
-                    " (no run waits here in the states read; runs that get "
-                    "here before the change is deployed would)"
-                )
+                f["message"] += (" (no run waits here in the states read; runs that get "
+                                 "here before the change is deployed would)")
         out.append(f)
     for r in rows:
         stranded_runs = r["runs"] if r.get("fate") == "stranded" else 0
@@ -237,17 +224,9 @@ def _with_counts(found: list[dict[str, Any]], rows: list[dict[str, Any]]) -> lis
             what = _plural(stranded_runs, "run") if stranded_runs else ""
             if stranded_msgs:
                 what += (" and " if what else "") + _plural(stranded_msgs, "waiting message")
-            out.append(
-                {
-                    "level": "error",
-                    "code": "stranded",
-                    "version": r["version"],
-                    "node": r["node"],
-                    "runs": stranded_runs,
-                    "waiting_messages": stranded_msgs,
-                    "message": f"{what} stranded: {why}",
-                }
-            )
+            out.append({"level": "error", "code": "stranded", "version": r["version"],
+                        "node": r["node"], "runs": stranded_runs, "waiting_messages": stranded_msgs,
+                        "message": f"{what} stranded: {why}"})
     return out
 
 

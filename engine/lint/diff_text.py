@@ -32,11 +32,8 @@ def format_report(report: dict[str, Any]) -> str:
     if state is not None and state["journeys_not_compared"]:
         lines.append("the states also hold runs of: " + ", ".join(state["journeys_not_compared"]))
     if report["new_problems"]:
-        lines += [
-            "",
-            f"NEW does not pass journeys validate ({len(report['new_problems'])} "
-            "problem(s)): the worker won't start with it",
-        ]
+        lines += ["", f"NEW does not pass journeys validate ({len(report['new_problems'])} "
+                  "problem(s)): the worker won't start with it"]
         lines += [f"  {p}" for p in report["new_problems"][:10]]
     lines += ["", _summary(report["summary"])]
     return "\n".join(lines) + "\n"
@@ -84,7 +81,8 @@ def _journey(j: dict[str, Any]) -> list[str]:
 
 def _node(n: dict[str, Any]) -> str:
     if n["status"] == "renamed":
-        return f"{n['node']} -> {n['renamed_to']} ({n['new_type']}): renamed ({n['evidence']})"
+        return (f"{n['node']} -> {n['renamed_to']} ({n['new_type']}): renamed "
+                f"({n['evidence']})")
     if n["status"] == "changed" and n["old_type"] != n["new_type"]:
         return f"{n['node']} ({n['old_type']} -> {n['new_type']})"
     return f"{n['node']} ({n['new_type'] or n['old_type']})" + (

@@ -62,14 +62,10 @@ def expression_hint(source: str) -> str | None:
                 elif m := _WORD.match(text, i):
                     word = m.group()
                     before = text[:i].rstrip()
-                    if (
-                        word.lower() in _KEYWORDS
-                        and word != word.lower()
-                        and not before.endswith(".")
-                    ):
-                        found.append(
-                            (at + i, f"write {word.lower()} in lower case (and / or / not)")
-                        )
+                    if (word.lower() in _KEYWORDS and word != word.lower()
+                            and not before.endswith(".")):
+                        found.append((at + i, f"write {word.lower()} in lower case "
+                                              "(and / or / not)"))
                     i = m.end()
                 else:
                     i += 1

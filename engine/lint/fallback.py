@@ -41,10 +41,7 @@ def rcs_without_fallback(journey: Journey, report: Report) -> None:
         if isinstance(node, SendNode) and node.channel == "rcs" and node.fallback is None:
             if nid not in reached or node.ttl is not None:
                 continue
-            report(
-                ("nodes", nid, "channel"),
-                "rcs send without fallback: users whose phone "
-                "can't take RCS get nothing (message_failed, reason not_capable): add "
-                'fallback: {sms: "..."} (fallback: {} derives the text from the '
-                "message), or set ttl if the send is meant for RCS only",
-            )
+            report(("nodes", nid, "channel"), "rcs send without fallback: users whose phone "
+                   "can't take RCS get nothing (message_failed, reason not_capable): add "
+                   "fallback: {sms: \"...\"} (fallback: {} derives the text from the "
+                   "message), or set ttl if the send is meant for RCS only")

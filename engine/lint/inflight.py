@@ -104,15 +104,12 @@ def run_fate(place: Place, catalog: Catalog) -> Fate:
     if target is not None:
         to_version, to_node = target
         if to_node not in catalog.versions[jid][to_version].nodes:
-            return Fate(
-                "stranded",
-                f"migrate maps it to '{to_node}', which version {to_version} doesn't have",
-            )
+            return Fate("stranded", f"migrate maps it to '{to_node}', which version "
+                        f"{to_version} doesn't have")
         return Fate("move", "migrate", to_version, to_node)
     if node not in catalog.versions[jid][version].nodes:
-        return Fate(
-            "stranded", f"version {version} has no node '{node}' any more (edited in place)"
-        )
+        return Fate("stranded", f"version {version} has no node '{node}' any more (edited "
+                    "in place)")
     newest = catalog.latest[jid].version
     why = "the newest version" if newest == version else f"no migrate mapping in version {newest}"
     return Fate("stay", why, version, node)

@@ -149,12 +149,9 @@ def _rule_targets(c: _Lint) -> None:
                         if ref is not None and check((*base, "paths", i, key), ref):
                             target = c.j.nodes[ref]
                             if not isinstance(target, SendNode):
-                                c.add(
-                                    (*base, "paths", i, key),
-                                    f"{key} '{ref}' is a "
-                                    f"{target.type} node: name the send whose message the "
-                                    "user answers or reads",
-                                )
+                                c.add((*base, "paths", i, key), f"{key} '{ref}' is a "
+                                      f"{target.type} node: name the send whose message the "
+                                      "user answers or reads")
                 if node.on_timeout is not None:
                     check((*base, "on_timeout"), node.on_timeout)
             case BranchNode():
@@ -166,52 +163,43 @@ def _rule_targets(c: _Lint) -> None:
                     check((*base, "variants", i, "next"), v.next)
     for i, m in enumerate(c.j.migrate):
         for old, new in m.nodes.items():
-            check(
-                ("migrate", i, "nodes", old),
-                new,
-                f"migrate from version {m.from_version}: '{old}' ->",
-            )
+            check(("migrate", i, "nodes", old),
+                  new, f"migrate from version {m.from_version}: '{old}' ->")
 
 
 def _rule_reachable(c: _Lint) -> None:
     reach = c.reachable()
     for nid in c.j.nodes:
         if nid not in reach:
-            c.add(
-                ("nodes", nid),
-                f"unreachable from start '{c.j.start}': point a next at it, or delete it",
-            )
+            c.add(("nodes", nid), f"unreachable from start '{c.j.start}': point a next at "
+                                  "it, or delete it")
 
 
 def _rule_exits(c: _Lint) -> None:
     exits = {nid for nid, n in c.j.nodes.items() if isinstance(n, ExitNode)}
     if not exits:
-        c.add(
-            ("nodes",),
-            "the journey has no exit node: add one ({type: exit}) and lead every path to it",
-        )
+        c.add(("nodes",), "the journey has no exit node: add one ({type: exit}) and lead every "
+                          "path to it")
         return
     # A node with a broken target is reported by _rule_targets; don't pile on.
-    ends = exits | {
-        nid for nid, n in c.j.nodes.items() if any(t not in c.j.nodes for _, t in successors(n))
-    }
+    ends = exits | {nid for nid, n in c.j.nodes.items()
+                    if any(t not in c.j.nodes for _, t in successors(n))}
     finishing = set(ends)
     for e in ends:
         finishing |= nx.ancestors(c.graph, e)
     reach = c.reachable()
     for nid in c.j.nodes:
         if nid in reach and nid not in finishing:
-            c.add(
-                ("nodes", nid),
-                "no path from here to an exit node: users who get here never "
-                "finish; lead one of its ways out to an exit",
-            )
+            c.add(("nodes", nid), "no path from here to an exit node: users who get here never "
+                                  "finish; lead one of its ways out to an exit")
 
 
 def _rule_loops(c: _Lint) -> None:
     """Every loop must pass a wait or wait_for, or users go round it at once, forever."""
     order = {nid: i for i, nid in enumerate(c.j.nodes)}
-    busy = c.graph.subgraph([n for n, t in c.graph.nodes(data="type") if t not in WAITING_TYPES])
+    busy = c.graph.subgraph(
+        [n for n, t in c.graph.nodes(data="type") if t not in WAITING_TYPES]
+    )
     for scc in nx.strongly_connected_components(busy):
         first = min(scc, key=order.__getitem__)
         if len(scc) == 1 and not busy.has_edge(first, first):
@@ -220,11 +208,8 @@ def _rule_loops(c: _Lint) -> None:
         shown = " -> ".join([*cycle, cycle[0]])
         others = sorted(scc - set(cycle), key=order.__getitem__)
         also = f" (also through {', '.join(others)})" if others else ""
-        c.add(
-            ("nodes", first),
-            f"loop with no wait or wait_for: {shown}{also}; put a wait or "
-            "wait_for on it, or users go round it instantly",
-        )
+        c.add(("nodes", first), f"loop with no wait or wait_for: {shown}{also}; put a wait or "
+                                "wait_for on it, or users go round it instantly")
 
 
 def _rule_wait_for(c: _Lint) -> None:
@@ -233,19 +218,13 @@ def _rule_wait_for(c: _Lint) -> None:
             continue
         base: Loc = ("nodes", nid)
         if node.timeout is None and node.on_timeout is None:
-            c.add(
-                base,
-                "wait_for has no timeout: add timeout (e.g. 3d) and on_timeout, or users "
-                "who never act wait forever",
-            )
+            c.add(base, "wait_for has no timeout: add timeout (e.g. 3d) and on_timeout, or users "
+                        "who never act wait forever")
         elif node.timeout is None:
             c.add((*base, "on_timeout"), "on_timeout without timeout: add timeout (e.g. 3d)")
         elif node.on_timeout is None:
-            c.add(
-                (*base, "timeout"),
-                "timeout without on_timeout: add on_timeout naming the "
-                "node to go to when the time is up",
-            )
+            c.add((*base, "timeout"), "timeout without on_timeout: add on_timeout naming the "
+                                      "node to go to when the time is up")
         before = nx.ancestors(c.graph, nid) if nid in c.graph else set()
         sends_before = sorted(n for n in before if isinstance(c.j.nodes[n], SendNode))
         seen: dict[tuple[object, ...], int] = {}
@@ -253,30 +232,21 @@ def _rule_wait_for(c: _Lint) -> None:
             ploc: Loc = (*base, "paths", i)
             key = (p.kind, getattr(p, p.kind), p.of, p.when)
             if key in seen:
-                c.add(
-                    ploc,
-                    f"path {i} is the same as path {seen[key]}: it can never be taken; "
-                    "remove it or change it",
-                )
+                c.add(ploc, f"path {i} is the same as path {seen[key]}: it can never be taken; "
+                            "remove it or change it")
             seen.setdefault(key, i)
             if p.kind == "event":
                 continue
             ref = p.of_node
             if ref is None:
                 if not sends_before:
-                    c.add(
-                        (*ploc, p.kind),
-                        f"{p.kind} path but no send comes before this "
-                        "wait_for: name the send in 'of'",
-                    )
+                    c.add((*ploc, p.kind), f"{p.kind} path but no send comes before this "
+                          "wait_for: name the send in 'of'")
                 candidates = sends_before
             elif isinstance(c.j.nodes.get(ref), SendNode):
                 if ref not in before:
-                    c.add(
-                        (*ploc, "of" if p.of is not None else "read"),
-                        f"send '{ref}' is not "
-                        "on any path to this wait_for: the user has not been sent it here",
-                    )
+                    c.add((*ploc, "of" if p.of is not None else "read"), f"send '{ref}' is not "
+                          "on any path to this wait_for: the user has not been sent it here")
                 candidates = [ref]
             else:
                 continue  # reported by _rule_targets
@@ -299,34 +269,22 @@ def _rule_nodes(c: _Lint) -> None:
                 names: dict[str, int] = {}
                 for i, v in enumerate(node.variants):
                     if not (math.isfinite(v.weight) and v.weight > 0):
-                        c.add(
-                            (*base, "variants", i, "weight"),
-                            f"variant '{v.name}' has weight "
-                            f"{v.weight:g}: a weight is a positive number (its share of users)",
-                        )
+                        c.add((*base, "variants", i, "weight"), f"variant '{v.name}' has weight "
+                              f"{v.weight:g}: a weight is a positive number (its share of users)")
                     if v.name in names:
-                        c.add(
-                            (*base, "variants", i, "name"),
-                            f"variant name '{v.name}' is used "
-                            f"twice (also variant {names[v.name]}): give each a unique name",
-                        )
+                        c.add((*base, "variants", i, "name"), f"variant name '{v.name}' is used "
+                              f"twice (also variant {names[v.name]}): give each a unique name")
                     names.setdefault(v.name, i)
             case BranchNode():
                 whens: dict[str, int] = {}
                 for i, case in enumerate(node.cases):
                     if case.when.strip() in whens:
-                        c.add(
-                            (*base, "cases", i, "when"),
-                            f"case {i} has the same condition as "
-                            f"case {whens[case.when.strip()]}: it can never be taken",
-                        )
+                        c.add((*base, "cases", i, "when"), f"case {i} has the same condition as "
+                              f"case {whens[case.when.strip()]}: it can never be taken")
                     whens.setdefault(case.when.strip(), i)
             case WaitNode() if node.until_time is not None and not node.until_time.days:
-                c.add(
-                    (*base, "until", "days"),
-                    "until.days is empty: the wait would never end; "
-                    "list the days (or leave days out for every day)",
-                )
+                c.add((*base, "until", "days"), "until.days is empty: the wait would never end; "
+                      "list the days (or leave days out for every day)")
             case SendNode():
                 if node.channel == "sms" and node.ttl is not None:
                     c.add((*base, "ttl"), "ttl applies to rcs sends only: remove it")
@@ -351,11 +309,8 @@ def _rule_expressions(c: _Lint) -> None:
         except ExpressionError as exc:
             at = f" at column {exc.offset + 1}" if exc.offset is not None else ""
             hint = expression_hint(source)
-            c.add(
-                loc,
-                f"{where(loc)}: condition doesn't parse{at}: {exc.message} "
-                f"(in {source!r})" + (f": {hint}" if hint else ""),
-            )
+            c.add(loc, f"{where(loc)}: condition doesn't parse{at}: {exc.message} "
+                       f"(in {source!r})" + (f": {hint}" if hint else ""))
 
 
 def _rule_templates(c: _Lint) -> None:
@@ -371,63 +326,39 @@ def _rule_journey(c: _Lint) -> None:
     j = c.j
     start = j.nodes.get(j.start)
     if isinstance(start, ExitNode):
-        c.add(
-            ("start",),
-            f"start '{j.start}' is an exit node: users would leave at once; "
-            "start at the first step",
-        )
+        c.add(("start",), f"start '{j.start}' is an exit node: users would leave at once; "
+                          "start at the first step")
     for i, event in enumerate(j.exit_on):
         if event == j.entry.event:
-            c.add(
-                ("exit_on", i),
-                f"exit_on has the entry event '{event}': every user would "
-                "exit as soon as they enter; remove it",
-            )
+            c.add(("exit_on", i), f"exit_on has the entry event '{event}': every user would "
+                                  "exit as soon as they enter; remove it")
     if j.goal is not None and j.goal.event == j.entry.event:
-        c.add(
-            ("goal", "event"),
-            f"goal event '{j.goal.event}' is the entry event: every user "
-            "would convert on entry; use the event that means success",
-        )
+        c.add(("goal", "event"), f"goal event '{j.goal.event}' is the entry event: every user "
+                                 "would convert on entry; use the event that means success")
     if j.entry.reentry == "never" and j.entry.cooldown is not None:
         c.add(("entry", "cooldown"), "cooldown has no effect with reentry: never; remove one")
     qh = j.settings.quiet_hours
     if qh is not None and qh.from_ == qh.to:
-        c.add(
-            ("settings", "quiet_hours", "from"),
-            f"quiet hours from {qh.from_} to {qh.to} is an empty window: give two different times",
-        )
+        c.add(("settings", "quiet_hours", "from"), f"quiet hours from {qh.from_} to {qh.to} is "
+              "an empty window: give two different times")
     if qh is not None and not qh.days:
-        c.add(
-            ("settings", "quiet_hours", "days"),
-            "quiet_hours.days is empty: list the days, or leave days out for every day",
-        )
+        c.add(("settings", "quiet_hours", "days"), "quiet_hours.days is empty: list the days, "
+              "or leave days out for every day")
     rate = j.settings.send_rate
     if rate is not None and rate.max < 1:
-        c.add(
-            ("settings", "send_rate", "max"),
-            f"send_rate.max is {rate.max}: the journey "
-            "could never send; allow at least 1, or remove send_rate for no limit",
-        )
+        c.add(("settings", "send_rate", "max"), f"send_rate.max is {rate.max}: the journey "
+              "could never send; allow at least 1, or remove send_rate for no limit")
     if rate is not None and rate.per_ms <= 0:
-        c.add(
-            ("settings", "send_rate", "per"),
-            f"send_rate.per is {rate.per!r}: give a positive duration, like 1s or 1m",
-        )
+        c.add(("settings", "send_rate", "per"), f"send_rate.per is {rate.per!r}: give a "
+              "positive duration, like 1s or 1m")
     versions: dict[int, int] = {}
     for i, m in enumerate(j.migrate):
         if m.from_version >= j.version:
-            c.add(
-                ("migrate", i, "from_version"),
-                f"from_version {m.from_version} is not lower "
-                f"than this version ({j.version}): migrate from an older version",
-            )
+            c.add(("migrate", i, "from_version"), f"from_version {m.from_version} is not lower "
+                  f"than this version ({j.version}): migrate from an older version")
         elif m.from_version in versions:
-            c.add(
-                ("migrate", i, "from_version"),
-                f"from_version {m.from_version} is migrated "
-                f"twice (also migrate[{versions[m.from_version]}]): merge them",
-            )
+            c.add(("migrate", i, "from_version"), f"from_version {m.from_version} is migrated "
+                  f"twice (also migrate[{versions[m.from_version]}]): merge them")
         versions.setdefault(m.from_version, i)
 
 
@@ -499,14 +430,9 @@ def _lint_across(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
         for item in items:
             for other in items:
                 if other is not item:
-                    problems.append(
-                        item.problem(
-                            ("id",),
-                            f"journey '{jid}' version {version} is "
-                            f"also defined in {other.path}: bump the version of one of "
-                            "them (published versions are immutable)",
-                        )
-                    )
+                    problems.append(item.problem(("id",), f"journey '{jid}' version {version} is "
+                                    f"also defined in {other.path}: bump the version of one of "
+                                    "them (published versions are immutable)"))
     problems.extend(_warn_shared_caps(loaded))
     for item, j in loaded:
         for i, m in enumerate(j.migrate):
@@ -516,13 +442,8 @@ def _lint_across(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Problem]:
             old_nodes = list(olds[0].journey.nodes)
             for old in m.nodes:
                 if old not in old_nodes:
-                    problems.append(
-                        item.problem(
-                            ("migrate", i, "nodes", old),
-                            f"'{old}' names "
-                            f"no node of version {m.from_version}{_hint(old, old_nodes)}",
-                        )
-                    )
+                    problems.append(item.problem(("migrate", i, "nodes", old), f"'{old}' names "
+                                    f"no node of version {m.from_version}{_hint(old, old_nodes)}"))
     return problems
 
 
@@ -540,36 +461,24 @@ def _warn_shared_caps(loaded: list[tuple[LoadedJourney, Journey]]) -> list[Probl
     """The frequency cap counts the marketing sends of every journey (docs/journeys.md,
     settings). Journeys that all give the same cap share one budget on purpose; a capped
     journey next to marketing journeys with another cap, or none, loses sends to them."""
-    marketing = {
-        j.id: j
-        for _, j in loaded
-        if any(isinstance(n, SendNode) and n.marketing for n in j.nodes.values())
-    }
+    marketing = {j.id: j for _, j in loaded
+                 if any(isinstance(n, SendNode) and n.marketing for n in j.nodes.values())}
     out: list[Problem] = []
     for item, j in loaded:
         cap = j.settings.frequency_cap
         if cap is None:
             continue
-        others = [
-            f"{o.id} ({_cap_text(o)})"
-            for oid, o in sorted(marketing.items())
-            if oid != j.id and _cap_key(o) != _cap_key(j)
-        ]
+        others = [f"{o.id} ({_cap_text(o)})" for oid, o in sorted(marketing.items())
+                  if oid != j.id and _cap_key(o) != _cap_key(j)]
         if not others:
             continue
-        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
-        out.append(
-            _as_warning(
-                item.problem(
-                    ("settings", "frequency_cap"),
-                    f"frequency_cap "
-                    f"({_cap_text(j)}) counts the marketing sends of every journey, and {shown} "
-                    f"send{'s' if len(others) == 1 else ''} marketing messages under another "
-                    "cap: their sends use up this one, and sends here are then suppressed "
-                    "(reason frequency_cap); give every marketing journey the same cap",
-                )
-            )
-        )
+        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4
+                                         else "")
+        out.append(_as_warning(item.problem(("settings", "frequency_cap"), f"frequency_cap "
+                   f"({_cap_text(j)}) counts the marketing sends of every journey, and {shown} "
+                   f"send{'s' if len(others) == 1 else ''} marketing messages under another "
+                   "cap: their sends use up this one, and sends here are then suppressed "
+                   "(reason frequency_cap); give every marketing journey the same cap")))
     return out
 
 
@@ -592,9 +501,8 @@ def lint_loaded(loaded: list[LoadedJourney], *, warnings: bool = False) -> list[
             try:
                 rule(c)
             except Exception as exc:  # a linter bug must not hide the other problems
-                c.add(
-                    (), f"internal error in linter rule {rule.__name__}: {exc!r} (please report it)"
-                )
+                c.add((), f"internal error in linter rule {rule.__name__}: {exc!r} (please "
+                          "report it)")
         problems.extend(c.problems)
     try:
         problems.extend(_lint_across(valid))
@@ -603,7 +511,9 @@ def lint_loaded(loaded: list[LoadedJourney], *, warnings: bool = False) -> list[
     return sorted({p for p in problems if warnings or not p.is_warning})
 
 
-def lint_paths(paths: Iterable[str | os.PathLike[str]], *, warnings: bool = False) -> list[Problem]:
+def lint_paths(
+    paths: Iterable[str | os.PathLike[str]], *, warnings: bool = False
+) -> list[Problem]:
     """Load and lint files and directories: every problem, sorted (empty when all is well).
 
     With ``warnings``, the warnings too, in the same order (by file and line).

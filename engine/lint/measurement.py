@@ -31,31 +31,19 @@ def holdout_rules(journey: Journey, add: Report, warn: Report) -> None:
         return
     share, written = journey.holdout_share, journey.holdout
     if share <= 0:
-        add(
-            ("holdout",),
-            f"holdout {written} holds nobody out: give a share above 0% "
-            "(e.g. 10%), or remove holdout",
-        )
+        add(("holdout",), f"holdout {written} holds nobody out: give a share above 0% "
+                          "(e.g. 10%), or remove holdout")
     elif share > HOLDOUT_MAX:
-        add(
-            ("holdout",),
-            f"holdout {written} is more than {HOLDOUT_MAX:.0%}: most users "
-            f"who enter would get nothing; give at most {HOLDOUT_MAX:.0%} "
-            "(5 to 10% is usually enough to measure the lift)",
-        )
+        add(("holdout",), f"holdout {written} is more than {HOLDOUT_MAX:.0%}: most users "
+                          f"who enter would get nothing; give at most {HOLDOUT_MAX:.0%} "
+                          "(5 to 10% is usually enough to measure the lift)")
     elif share > HOLDOUT_WARN:
-        warn(
-            ("holdout",),
-            f"holdout {written} sends nothing to more than "
-            f"{HOLDOUT_WARN:.0%} of the users who enter: 5 to 10% is usually "
-            "enough to measure the lift",
-        )
+        warn(("holdout",), f"holdout {written} sends nothing to more than "
+                           f"{HOLDOUT_WARN:.0%} of the users who enter: 5 to 10% is usually "
+                           "enough to measure the lift")
     if journey.goal is None:
-        warn(
-            ("holdout",),
-            "holdout without a goal: the lift is measured on the goal's "
-            "conversions; add a goal (e.g. goal: {event: purchase, within: 7d})",
-        )
+        warn(("holdout",), "holdout without a goal: the lift is measured on the goal's "
+                           "conversions; add a goal (e.g. goal: {event: purchase, within: 7d})")
 
 
 def best_time_rules(journey: Journey, add: Report, warn: Report) -> None:
@@ -65,13 +53,8 @@ def best_time_rules(journey: Journey, add: Report, warn: Report) -> None:
         loc: Loc = ("nodes", nid, "within" if node.within is not None else "until")
         within = node.within if node.within is not None else "24h (the default)"
         if node.within_ms < BEST_TIME_MIN_WITHIN_MS:
-            add(
-                loc,
-                f"best_time within {within}: give at least 1h, so that there is an hour to choose",
-            )
+            add(loc, f"best_time within {within}: give at least 1h, so that there is an "
+                     "hour to choose")
         elif node.within_ms > BEST_TIME_USEFUL_WITHIN_MS:
-            warn(
-                loc,
-                f"best_time within {within}: every local hour comes round within 24h, "
-                "so the wait never ends later than 24h; write within: 24h",
-            )
+            warn(loc, f"best_time within {within}: every local hour comes round within 24h, "
+                      "so the wait never ends later than 24h; write within: 24h")

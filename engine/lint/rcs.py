@@ -148,19 +148,12 @@ def postback_problem(
     if value in offered or (kind == "reply" and not offered) or not sends:
         return None  # a reply to a message without chips is free text
     close = difflib.get_close_matches(value, sorted(offered), n=1, cutoff=0.6)
-    fix = (
-        f"did you mean {close[0]!r}?"
-        if close
-        else f"use one of {', '.join(map(repr, sorted(offered)))}"
-        if offered
-        else "it has no chips"
-    )
+    fix = (f"did you mean {close[0]!r}?" if close else
+           f"use one of {', '.join(map(repr, sorted(offered)))}" if offered else "it has no chips")
     if named is not None:
         return f"no suggestion with postback {value!r} in send '{named}': {fix}"
-    return (
-        f"no suggestion with postback {value!r} in any send before this wait_for: {fix} "
-        "(or name the send in 'of')"
-    )
+    return (f"no suggestion with postback {value!r} in any send before this wait_for: {fix} "
+            "(or name the send in 'of')")
 
 
 def message_suggestions(node_id: str, node: SendNode) -> list[tuple[Loc, Suggestion]]:
@@ -168,16 +161,12 @@ def message_suggestions(node_id: str, node: SendNode) -> list[tuple[Loc, Suggest
     base: Loc = ("nodes", node_id)
     out: list[tuple[Loc, Suggestion]] = []
     if node.rich_card is not None:
-        out += [
-            ((*base, "rich_card", "suggestions", i), s)
-            for i, s in enumerate(node.rich_card.suggestions)
-        ]
+        out += [((*base, "rich_card", "suggestions", i), s)
+                for i, s in enumerate(node.rich_card.suggestions)]
     if node.carousel is not None:
         for c, card in enumerate(node.carousel.cards):
-            out += [
-                ((*base, "carousel", "cards", c, "suggestions", i), s)
-                for i, s in enumerate(card.suggestions)
-            ]
+            out += [((*base, "carousel", "cards", c, "suggestions", i), s)
+                    for i, s in enumerate(card.suggestions)]
     out += [((*base, "suggestions", i), s) for i, s in enumerate(node.suggestions)]
     return out
 
@@ -220,11 +209,8 @@ def _check_field(f: TextField, report: Report) -> None:
     if f.role == "sms":
         seg = segment(v)
         if seg.segments > SMS_MAX_SEGMENTS:
-            report(
-                f.loc,
-                f"{what} is {seg.segments} SMS segments ({seg.encoding}); the cap is "
-                f"{SMS_MAX_SEGMENTS}: shorten it",
-            )
+            report(f.loc, f"{what} is {seg.segments} SMS segments ({seg.encoding}); the cap is "
+                          f"{SMS_MAX_SEGMENTS}: shorten it")
     elif f.role == "url":
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in v:
@@ -236,42 +222,30 @@ def _check_field(f: TextField, report: Report) -> None:
         fix = f"write {check.e164}" if check.ok else "write it in E.164, like +14155550100"
         report(f.loc, f"{what} {v!r} is not an E.164 phone number: {fix}")
     elif f.role == "calendar_time" and _time(v) is None:
-        report(
-            f.loc,
-            f"{what} {v!r} is not an ISO-8601 time with a UTC offset: write e.g. "
-            "2026-12-01T10:00:00Z",
-        )
+        report(f.loc, f"{what} {v!r} is not an ISO-8601 time with a UTC offset: write e.g. "
+                      "2026-12-01T10:00:00Z")
 
 
 def _check_media_url(loc: Loc, url: str, content_type: str | None, report: Report) -> None:
     thumbnail = loc[-1] == "thumbnail_url"
     if not is_public_https(url):
-        report(
-            loc,
-            f"{where(loc)} {url!r} is not a public https URL: RCS fetches media over "
-            "https from a public host only",
-        )
+        report(loc, f"{where(loc)} {url!r} is not a public https URL: RCS fetches media over "
+                    "https from a public host only")
         return
     if content_type is not None and not thumbnail:
         allowed = MEDIA_CONTENT_TYPES
         if content_type.split(";")[0].strip().lower() not in allowed:
-            report(
-                (*loc[:-1], "content_type"),
-                f"content_type {content_type!r} is not a type "
-                f"RCS takes: use one of {', '.join(sorted(allowed))}",
-            )
+            report((*loc[:-1], "content_type"), f"content_type {content_type!r} is not a type "
+                   f"RCS takes: use one of {', '.join(sorted(allowed))}")
         return
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     exts = IMAGE_EXTENSIONS if thumbnail else MEDIA_EXTENSIONS
     if ext not in exts:
         kinds = IMAGE_CONTENT_TYPES if thumbnail else exts
-        report(
-            loc,
-            f"{where(loc)}: can't tell the file type from {ext or 'no extension'!r}: "
-            f"use a URL ending in one of {', '.join(sorted(kinds))}"
-            + ("" if thumbnail else ", or declare content_type"),
-        )
+        report(loc, f"{where(loc)}: can't tell the file type from {ext or 'no extension'!r}: "
+                    f"use a URL ending in one of {', '.join(sorted(kinds))}"
+                    + ("" if thumbnail else ", or declare content_type"))
 
 
 def _check_calendar(loc: Loc, a: CalendarAction, is_static: IsStatic, report: Report) -> None:
@@ -279,11 +253,8 @@ def _check_calendar(loc: Loc, a: CalendarAction, is_static: IsStatic, report: Re
         return
     start, end = _time(a.start), _time(a.end)
     if start is not None and end is not None and end <= start:
-        report(
-            (*loc, "calendar", "end"),
-            f"{where((*loc, 'calendar', 'end'))} is not after "
-            "start: the event must end after it starts",
-        )
+        report((*loc, "calendar", "end"), f"{where((*loc, 'calendar', 'end'))} is not after "
+                                          "start: the event must end after it starts")
 
 
 def _check_location(loc: Loc, a: ViewLocationAction, report: Report) -> None:
@@ -297,29 +268,21 @@ def _check_card(
     loc: Loc, card: RichCard, in_carousel: bool, is_static: IsStatic, report: Report
 ) -> None:
     if len(card.suggestions) > CARD_SUGGESTIONS_MAX:
-        report(
-            (*loc, "suggestions"),
-            f"{where(loc)} has {len(card.suggestions)} suggestions; a "
-            f"card takes at most {CARD_SUGGESTIONS_MAX}: remove some or move them to "
-            "the message's suggestions",
-        )
+        report((*loc, "suggestions"), f"{where(loc)} has {len(card.suggestions)} suggestions; a "
+               f"card takes at most {CARD_SUGGESTIONS_MAX}: remove some or move them to "
+               "the message's suggestions")
     if card.media is not None:
         m = card.media
         if in_carousel and m.height == "TALL":
-            report(
-                (*loc, "media", "height"),
-                f"{where(loc)}: TALL media is not allowed in a carousel: use SHORT or MEDIUM",
-            )
+            report((*loc, "media", "height"), f"{where(loc)}: TALL media is not allowed in a "
+                   "carousel: use SHORT or MEDIUM")
         if is_static(m.url):
             _check_media_url((*loc, "media", "url"), m.url, m.content_type, report)
         if m.thumbnail_url is not None and is_static(m.thumbnail_url):
             _check_media_url((*loc, "media", "thumbnail_url"), m.thumbnail_url, None, report)
     if in_carousel and card.orientation == "HORIZONTAL":
-        report(
-            (*loc, "orientation"),
-            f"{where(loc)}: carousel cards are vertical: remove "
-            "orientation HORIZONTAL (and thumbnail_alignment)",
-        )
+        report((*loc, "orientation"), f"{where(loc)}: carousel cards are vertical: remove "
+               "orientation HORIZONTAL (and thumbnail_alignment)")
 
 
 def lint_send(node_id: str, node: SendNode, is_static: IsStatic, report: Report) -> None:
@@ -336,20 +299,14 @@ def lint_send(node_id: str, node: SendNode, is_static: IsStatic, report: Report)
         cards = node.carousel.cards
         if not CAROUSEL_MIN_CARDS <= len(cards) <= CAROUSEL_MAX_CARDS:
             how = "use a rich_card" if len(cards) < CAROUSEL_MIN_CARDS else "split it in two sends"
-            report(
-                (*base, "carousel", "cards"),
-                f"a carousel has {CAROUSEL_MIN_CARDS} to "
-                f"{CAROUSEL_MAX_CARDS} cards, this one has {len(cards)}: {how}",
-            )
+            report((*base, "carousel", "cards"), f"a carousel has {CAROUSEL_MIN_CARDS} to "
+                   f"{CAROUSEL_MAX_CARDS} cards, this one has {len(cards)}: {how}")
         for i, card in enumerate(cards):
             _check_card((*base, "carousel", "cards", i), card, True, is_static, report)
     chips = len(node.suggestions) + (len(node.rich_card.suggestions) if node.rich_card else 0)
     if chips > MESSAGE_SUGGESTIONS_MAX:
-        report(
-            (*base, "suggestions"),
-            f"the message has {chips} suggestion chips; RCS allows at "
-            f"most {MESSAGE_SUGGESTIONS_MAX} per message: remove some",
-        )
+        report((*base, "suggestions"), f"the message has {chips} suggestion chips; RCS allows at "
+               f"most {MESSAGE_SUGGESTIONS_MAX} per message: remove some")
     seen: dict[str, Loc] = {}
     for loc, s in message_suggestions(node_id, node):
         match s.action:
@@ -362,11 +319,8 @@ def lint_send(node_id: str, node: SendNode, is_static: IsStatic, report: Report)
             continue
         pb_loc = (*loc, s.kind, "postback" if s.action.postback is not None else "text")
         if pb in seen:
-            report(
-                pb_loc,
-                f"postback {pb!r} is used twice in this message (also at "
-                f"{where(seen[pb])}): give each suggestion its own postback so a reply path "
-                "can tell them apart",
-            )
+            report(pb_loc, f"postback {pb!r} is used twice in this message (also at "
+                   f"{where(seen[pb])}): give each suggestion its own postback so a reply path "
+                   "can tell them apart")
         else:
             seen[pb] = loc

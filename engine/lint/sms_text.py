@@ -30,27 +30,14 @@ from engine.channels.sms import (
 _ACCIDENT_RATIO: Final = 10
 _SHOWN_CHARACTERS: Final = 3
 _REPLACEMENTS: Final = {
-    "\u2018": "'",
-    "\u2019": "'",
-    "\u201a": "'",
-    "\u2032": "'",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u201e": '"',
-    "\u2033": '"',
-    "\u2013": "-",
-    "\u2014": "-",
-    "\u2212": "-",
-    "\u2010": "-",
-    "\u2011": "-",
-    "\u2026": "...",
-    "\u00a0": " ",
-    "\u202f": " ",
-    "\u2009": " ",
-    "\u2022": "-",
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2010": "-", "\u2011": "-",
+    "\u2026": "...", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2022": "-",
 }
 _TAG = re.compile(r"\{%-?\s*(\w+).*?-?%\}|\{\{.*?\}\}", re.S)
-_BLOCKS: Final = frozenset({"if", "unless", "case", "for", "tablerow", "capture", "comment", "raw"})
+_BLOCKS: Final = frozenset({"if", "unless", "case", "for", "tablerow", "capture", "comment",
+                            "raw"})
 
 
 def printed_always(source: str) -> list[tuple[int, str]]:
@@ -64,7 +51,7 @@ def printed_always(source: str) -> list[tuple[int, str]]:
     depth, pos = 0, 0
     for m in _TAG.finditer(source):
         if depth == 0 and m.start() > pos:
-            pieces.append((pos, source[pos : m.start()]))
+            pieces.append((pos, source[pos:m.start()]))
         pos = m.end()
         name = m.group(1)
         if name in _BLOCKS:
@@ -76,10 +63,10 @@ def printed_always(source: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for start, text in pieces:
         end = start + len(text)
-        if source[max(start - 3, 0) : start] in ("-}}", "-%}"):
+        if source[max(start - 3, 0):start] in ("-}}", "-%}"):
             kept = text.lstrip()
             start, text = end - len(kept), kept
-        if source[end : end + 3] in ("{{-", "{%-"):
+        if source[end:end + 3] in ("{{-", "{%-"):
             text = text.rstrip()
         if text:
             out.append((start, text))
@@ -114,9 +101,8 @@ def sms_cost_warning(source: str) -> str | None:
     if seg.segments > SMS_MAX_SEGMENTS:
         return None
     at_least = "" if static else "at least "
-    culprits = [
-        (start + i, ch) for start, text in pieces for i, ch in enumerate(text) if not is_gsm7(ch)
-    ]
+    culprits = [(start + i, ch) for start, text in pieces for i, ch in enumerate(text)
+                if not is_gsm7(ch)]
     accident = bool(culprits) and len(culprits) * _ACCIDENT_RATIO <= len(floor)
     if accident:
         shown = ", ".join(_character(ch, at) for at, ch in culprits[:_SHOWN_CHARACTERS])
@@ -125,23 +111,17 @@ def sms_cost_warning(source: str) -> str | None:
         plain = "".join(_REPLACEMENTS.get(ch, "" if not is_gsm7(ch) else ch) for ch in floor)
         gsm = segment(plain).segments
         if seg.segments > 1:
-            cost = (
-                f"is {at_least}{seg.segments} SMS segments, in UCS-2 because of {shown}; "
-                f"in GSM-7 it would be {gsm}"
-            )
+            cost = (f"is {at_least}{seg.segments} SMS segments, in UCS-2 because of {shown}; "
+                    f"in GSM-7 it would be {gsm}")
         else:
-            cost = (
-                f"is UCS-2 because of {shown}: one SMS then holds {UCS2_SINGLE_UNITS} "
-                f"characters instead of {GSM7_SINGLE_SEPTETS}"
-            )
+            cost = (f"is UCS-2 because of {shown}: one SMS then holds {UCS2_SINGLE_UNITS} "
+                    f"characters instead of {GSM7_SINGLE_SEPTETS}")
         return f"{cost}: {_fix(culprits)}"
     if seg.segments > 1:
         units = sum(seg.parts)
         single = GSM7_SINGLE_SEPTETS if seg.encoding == "gsm7" else UCS2_SINGLE_UNITS
         what = "GSM-7 characters" if seg.encoding == "gsm7" else "UCS-2 characters"
-        return (
-            f"is {at_least}{seg.segments} SMS segments ({at_least}{units} {what}; one SMS "
-            f"holds {single}), each billed as one SMS: shorten it by {units - single} to "
-            "send one, or accept the cost"
-        )
+        return (f"is {at_least}{seg.segments} SMS segments ({at_least}{units} {what}; one SMS "
+                f"holds {single}), each billed as one SMS: shorten it by {units - single} to "
+                "send one, or accept the cost")
     return None

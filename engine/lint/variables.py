@@ -67,7 +67,7 @@ def _python(source: str) -> str:
             j = i + 1
             while j < n and source[j] != ch:
                 j += 2 if source[j] == "\\" else 1
-            out.append(source[i : j + 1])
+            out.append(source[i:j + 1])
             i = j + 1
         elif ch.isalpha() or ch == "_":
             j = i
@@ -96,12 +96,8 @@ def _path_of(node: ast.expr) -> str | None:
         if isinstance(node, ast.Attribute):
             keys.append(node.attr)
             node = node.value
-        elif (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.slice, ast.Constant)
-            and isinstance(node.slice.value, str)
-            and node.slice.value.isidentifier()
-        ):
+        elif (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+              and isinstance(node.slice.value, str) and node.slice.value.isidentifier()):
             keys.append(node.slice.value)
             node = node.value
         else:
@@ -139,19 +135,14 @@ def _required(node: ast.expr) -> set[str]:
                     continue
                 # None is never ordered, equal to a literal, in a list without None, or
                 # a container: each of these is false for a missing value.
-                if (
-                    isinstance(op, _ORDERING)
-                    or (isinstance(op, ast.Eq) and _not_none_literal(other))
-                    or (isinstance(op, ast.In) and (this is right or _not_none_literal(other)))
-                ):
+                if (isinstance(op, _ORDERING)
+                        or (isinstance(op, ast.Eq) and _not_none_literal(other))
+                        or (isinstance(op, ast.In)
+                            and (this is right or _not_none_literal(other)))):
                     out.add(path)
         return out
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _CHECKS
-        and node.args
-    ):
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in _CHECKS and node.args):
         path = _path_of(node.args[0])
         return {path} if path is not None else set()
     path = _path_of(node)
@@ -247,13 +238,9 @@ def unchecked_outputs(source: str) -> list[tuple[str, str]]:
 
 def _blanked(source: str, start: int, end: int, room: int = 24) -> str:
     """The text around ``source[start:end]``, with that part left out."""
-    before, after = source[max(start - room, 0) : start], source[end : end + room]
-    return (
-        ("..." if start > room else "")
-        + before
-        + after
-        + ("..." if end + room < len(source) else "")
-    )
+    before, after = source[max(start - room, 0):start], source[end:end + room]
+    return (("..." if start > room else "") + before + after
+            + ("..." if end + room < len(source) else ""))
 
 
 def _exists_checks(condition: str | None) -> set[str]:
@@ -264,15 +251,10 @@ def _exists_checks(condition: str | None) -> set[str]:
         tree = ast.parse(_python(condition), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    return {
-        path
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "exists"
-        and node.args
-        and (path := _path_of(node.args[0])) is not None
-    }
+    return {path for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "exists" and node.args
+            and (path := _path_of(node.args[0])) is not None}
 
 
 def said_optional(journey: Journey) -> frozenset[str]:
@@ -287,11 +269,8 @@ def said_optional(journey: Journey) -> frozenset[str]:
             conditions += [p.when for p in node.paths]
         elif isinstance(node, SendNode):
             for field in send_fields(nid, node):
-                out |= {
-                    m.group(1)
-                    for m in _OUTPUT.finditer(field.value)
-                    if _DEFAULT_FILTER.search(m.group(2))
-                }
+                out |= {m.group(1) for m in _OUTPUT.finditer(field.value)
+                        if _DEFAULT_FILTER.search(m.group(2))}
                 for tag in _CONDITION_TAG.finditer(field.value):
                     out |= set(re.findall(_PATH, tag.group(1)))
     for condition in conditions:
@@ -304,22 +283,15 @@ def said_optional(journey: Journey) -> frozenset[str]:
 def _advice(path: str, blanked: str) -> str:
     root, rest = path.split(".", 1)
     fix = f"write {{{{ {path} | default: '...' }}}}"
-    reads = f'(it reads "{blanked}")'
+    reads = f"(it reads \"{blanked}\")"
     if root == "user":
-        return (
-            f"{{{{ {path} }}}} prints nothing for a user without '{rest}' {reads}: {fix}, "
-            f"or test exists({path}) in a branch before this send"
-        )
-    where_in = (
-        "in entry.when"
-        if root == "entry"
-        else "where the event comes in (entry.when, or the when of its wait_for path)"
-    )
-    return (
-        f"{{{{ {path} }}}} can be missing (this journey gives it a default or tests it "
-        f"elsewhere) and prints nothing then {reads}: {fix}, or require "
-        f"exists(event.{rest}) {where_in}"
-    )
+        return (f"{{{{ {path} }}}} prints nothing for a user without '{rest}' {reads}: {fix}, "
+                f"or test exists({path}) in a branch before this send")
+    where_in = ("in entry.when" if root == "entry"
+                else "where the event comes in (entry.when, or the when of its wait_for path)")
+    return (f"{{{{ {path} }}}} can be missing (this journey gives it a default or tests it "
+            f"elsewhere) and prints nothing then {reads}: {fix}, or require "
+            f"exists(event.{rest}) {where_in}")
 
 
 def missing_variables(journey: Journey, report: Report) -> None:
@@ -337,10 +309,7 @@ def missing_variables(journey: Journey, report: Report) -> None:
                 if path in present:
                     continue
                 if path.startswith("journey."):
-                    report(
-                        field.loc,
-                        f"{where(field.loc)}: {{{{ {path} }}}} is never set: "
-                        "journey has only id and version",
-                    )
+                    report(field.loc, f"{where(field.loc)}: {{{{ {path} }}}} is never set: "
+                           "journey has only id and version")
                 elif path.startswith("user.") or path in optional:
                     report(field.loc, f"{where(field.loc)}: {_advice(path, blanked)}")

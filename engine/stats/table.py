@@ -124,7 +124,8 @@ def lift_lines(label: str, rep: Row, baseline: str) -> list[str]:
     if rep["lift"] is None:
         return lines
     line = (
-        f"  {label} lift: {rep['lift']:+.1%} (95% CI {rep['ci_low']:+.1%} .. {rep['ci_high']:+.1%})"
+        f"  {label} lift: {rep['lift']:+.1%} (95% CI {rep['ci_low']:+.1%} .. "
+        f"{rep['ci_high']:+.1%})"
     )
     if rep["relative_lift"] is not None:
         line += f", relative {rep['relative_lift']:+.0%}"
@@ -170,10 +171,8 @@ def format_table(
         lines.append("")
     if global_control:
         n = global_control["journey_versions"]
-        lines.append(
-            f"global control group ({n} journey version{'' if n == 1 else 's'} "
-            "with a goal and a marketing send):"
-        )
+        lines.append(f"global control group ({n} journey version{'' if n == 1 else 's'} "
+                     "with a goal and a marketing send):")
         lines += lift_lines("global control", global_control, "control")
         lines.append("")
     return "\n".join(lines) + ("\n" + legend if report else "")

@@ -374,15 +374,8 @@ class WindowStats:
             "seen": list(self._seen),
             "reach": self._reach.to_state(),
             "runs": [
-                [
-                    i,
-                    r.journey_id,
-                    r.version,
-                    r.node,
-                    [list(x) for x in r.variants],
-                    sorted(r.acted),
-                    list(r.arm) if r.arm else None,
-                ]
+                [i, r.journey_id, r.version, r.node, [list(x) for x in r.variants], sorted(r.acted),
+                 list(r.arm) if r.arm else None]
                 for i, r in self._runs.items()
             ],
             "decisions": [

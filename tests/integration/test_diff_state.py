@@ -83,29 +83,16 @@ async def test_diff_counts_the_runs_in_flight_from_the_changelog(
         await worker.wait_for("worker_ready", 60)
         now = int(time.time() * 1000)
         events = [
-            {
-                "event_id": f"e{i}",
-                "user_id": f"u{i}",
-                "name": "signed_up",
-                "ts": format_ts(now),
-                "properties": {"plan": "pro" if i < PRO else "free"},
-            }
+            {"event_id": f"e{i}", "user_id": f"u{i}", "name": "signed_up", "ts": format_ts(now),
+             "properties": {"plan": "pro" if i < PRO else "free"}}
             for i in range(PRO + FREE)
         ]
         topic = env.settings().topics.user_events
         await env.produce([(topic, e["user_id"].encode(), orjson.dumps(e)) for e in events])
 
         app_id = env.env()["JOURNEYS_APP_ID"]
-        argv = [
-            str(old),
-            str(new),
-            "--state",
-            "kafka",
-            "--bootstrap",
-            kafka_bootstrap,
-            "--app-id",
-            app_id,
-        ]
+        argv = [str(old), str(new), "--state", "kafka", "--bootstrap", kafka_bootstrap,
+                "--app-id", app_id]
         deadline = time.monotonic() + 60
         report: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -136,17 +123,9 @@ async def test_diff_counts_the_runs_in_flight_from_the_changelog(
         assert worker.count("dead_letter") == 0
 
         # Another app id has no changelog: said, with what to pass.
-        code, _ = await asyncio.to_thread(
-            _diff,
-            str(old),
-            str(new),
-            "--state",
-            "kafka",
-            "--bootstrap",
-            kafka_bootstrap,
-            "--app-id",
-            f"{app_id}-nope",
-        )
+        code, _ = await asyncio.to_thread(_diff, str(old), str(new), "--state", "kafka",
+                                          "--bootstrap", kafka_bootstrap, "--app-id",
+                                          f"{app_id}-nope")
         assert code == cli.EXIT_USAGE
     finally:
         await env.aclose()

@@ -20,18 +20,13 @@ from tests.unit.test_gateway_runtime import REQUESTS, World, request
 INTS = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # what JSON encoders take
 json_values = st.recursive(
     st.none() | st.booleans() | INTS | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-timestamps = (
-    st.sampled_from(
-        ["2026-11-30T10:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "-5", "", "now"]
-    )
-    | INTS
-    | st.floats(allow_nan=True)
-)
+timestamps = st.sampled_from(
+    ["2026-11-30T10:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "-5", "", "now"]
+) | INTS | st.floats(allow_nan=True)
 
 
 @st.composite
@@ -49,7 +44,9 @@ def near_valid(draw: st.DrawFn) -> bytes:
 
 
 records = st.lists(
-    st.binary(max_size=64) | json_values.map(orjson.dumps) | near_valid(),
+    st.binary(max_size=64)
+    | json_values.map(orjson.dumps)
+    | near_valid(),
     min_size=1,
     max_size=12,
 )

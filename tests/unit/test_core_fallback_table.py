@@ -202,7 +202,9 @@ def test_row(status: str, event: str) -> None:
     step, msg = setup(status, sms=not event.endswith("_no_sms"))
     action = fire(step, msg, event, receipt_for(event))  # type: ignore[arg-type]
     assert msg.status == want["to"]
-    got = [(e.type, e.attributes.get("reason")) for e in step.effects if isinstance(e, Outcome)]
+    got = [
+        (e.type, e.attributes.get("reason")) for e in step.effects if isinstance(e, Outcome)
+    ]
     assert got == want["outcomes"]
     assert sum(isinstance(e, Revoke) for e in step.effects) == want["revokes"]
     sends = [e for e in step.effects if isinstance(e, SendRequest)]

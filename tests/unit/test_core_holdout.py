@@ -113,9 +113,8 @@ def test_assignment_is_the_same_for_every_version_and_kept_by_runs_in_flight() -
     assert inst.holdout and inst.to_wire()[-1] == 1
     back = UserState.from_wire(orjson.loads(orjson.dumps(state.to_wire())))
     assert next(iter(back.instances.values())).holdout
-    v2_nobody = promo("0.0%", 2).replace(
-        "start: hello", "migrate: [{from_version: 1, nodes: {wait: wait}}]\nstart: hello"
-    )
+    v2_nobody = promo("0.0%", 2).replace("start: hello", "migrate: [{from_version: 1, nodes: "
+                                         "{wait: wait}}]\nstart: hello")
     h3 = Harness(journey(promo("10%", 1)), journey(v2_nobody))
     h3.states[HELD[1]] = back
     eff = h3.run_until(T0 + 2 * DAY, HELD[1])

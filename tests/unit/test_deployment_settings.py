@@ -137,11 +137,8 @@ def test_simulate_holds_the_control_group_out_of_marketing_sends(
     events.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
     assert cli.main(["simulate", "--journeys", str(d), "--events", str(events), "--quiet"]) == 0
     outcomes = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
-    control = {
-        o["user_id"]
-        for o in outcomes
-        if o["type"] == "journey_entered" and o["attributes"].get("global_control")
-    }
+    control = {o["user_id"] for o in outcomes
+               if o["type"] == "journey_entered" and o["attributes"].get("global_control")}
     assert 3 <= len(control) <= 17  # about half of 20
     for o in outcomes:
         if o["type"] == "message_sent" and o["user_id"] in control:

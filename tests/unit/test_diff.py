@@ -125,13 +125,8 @@ def test_the_same_journey_has_no_change_and_a_default_written_out_is_none() -> N
 def test_added_and_removed_nodes() -> None:
     def edit(d: dict[str, Any]) -> None:
         nodes(d)["pause"]["next"] = "ask"
-        nodes(d)["nudge"] = {
-            "type": "send",
-            "channel": "sms",
-            "marketing": False,
-            "text": "Still there?",
-            "next": "done",
-        }
+        nodes(d)["nudge"] = {"type": "send", "channel": "sms", "marketing": False,
+                             "text": "Still there?", "next": "done"}
         nodes(d)["route"]["default"] = "nudge"
         del nodes(d)["pick"]
         nodes(d)["ask"]["paths"][0]["next"] = "done"
@@ -146,35 +141,16 @@ def test_added_and_removed_nodes() -> None:
     ("edit", "category", "field", "old", "new"),
     [
         (lambda d: nodes(d)["hello"].update(text="Hello"), "content", "text", "Hi", "Hello"),
-        (
-            lambda d: nodes(d)["hello"]["fallback"].update(sms="Hello. Reply YES"),
-            "content",
-            "fallback.sms",
-            "Hi. Reply YES",
-            "Hello. Reply YES",
-        ),
-        (lambda d: nodes(d)["hello"].update(marketing=True), "content", "marketing", False, True),
-        (
-            lambda d: nodes(d)["route"]["cases"][0].update(when="user.plan == 'max'"),
-            "content",
-            "cases[1].when",
-            "user.plan == 'pro'",
-            "user.plan == 'max'",
-        ),
-        (
-            lambda d: nodes(d)["ask"]["paths"][1].update(when="event.ok == true"),
-            "content",
-            "paths[event clicked].when",
-            None,
-            "event.ok == true",
-        ),
-        (
-            lambda d: nodes(d)["done"].update(reason="finished"),
-            "content",
-            "reason",
-            "completed",
-            "finished",
-        ),
+        (lambda d: nodes(d)["hello"]["fallback"].update(sms="Hello. Reply YES"), "content",
+         "fallback.sms", "Hi. Reply YES", "Hello. Reply YES"),
+        (lambda d: nodes(d)["hello"].update(marketing=True), "content", "marketing", False,
+         True),
+        (lambda d: nodes(d)["route"]["cases"][0].update(when="user.plan == 'max'"), "content",
+         "cases[1].when", "user.plan == 'pro'", "user.plan == 'max'"),
+        (lambda d: nodes(d)["ask"]["paths"][1].update(when="event.ok == true"), "content",
+         "paths[event clicked].when", None, "event.ok == true"),
+        (lambda d: nodes(d)["done"].update(reason="finished"), "content", "reason",
+         "completed", "finished"),
         (lambda d: nodes(d)["pause"].update(name="One day"), "label", "name", None, "One day"),
     ],
 )
@@ -183,11 +159,8 @@ def test_content_changes(edit: Edit, category: str, field: str, old: Any, new: A
 
 
 def test_chips_and_cards_are_content() -> None:
-    chips = one(
-        lambda d: nodes(d)["hello"]["suggestions"].append(
-            {"reply": {"text": "No", "postback": "no"}}
-        )
-    )
+    chips = one(lambda d: nodes(d)["hello"]["suggestions"].append(
+        {"reply": {"text": "No", "postback": "no"}}))
     assert (chips.category, chips.field) == ("content", "suggestions")
     assert len(chips.new) == 2
 
@@ -197,9 +170,7 @@ def test_chips_and_cards_are_content() -> None:
 
     c = changes_of(card)
     assert {(x.category, x.field) for x in c.nodes[0].changes} == {
-        ("content", "text"),
-        ("content", "rich_card"),
-    }
+        ("content", "text"), ("content", "rich_card")}
 
 
 @pytest.mark.parametrize(
@@ -208,25 +179,14 @@ def test_chips_and_cards_are_content() -> None:
         (lambda d: nodes(d)["pause"].update(next="route"), "next", "ask", "route"),
         (lambda d: nodes(d)["route"].update(default="done"), "default", "pick", "done"),
         (lambda d: nodes(d)["ask"].update(on_timeout="done"), "on_timeout", "route", "done"),
-        (
-            lambda d: nodes(d)["route"]["cases"][0].update(next="pick"),
-            "cases[1].next",
-            "done",
-            "pick",
-        ),
-        (lambda d: nodes(d)["pick"]["variants"][0].update(weight=80), "variants[a].weight", 50, 80),
-        (
-            lambda d: nodes(d)["pick"]["variants"][1].update(next="route"),
-            "variants[b].next",
-            "done",
-            "route",
-        ),
-        (
-            lambda d: nodes(d)["ask"]["paths"][0].update(next="route"),
-            "paths[reply yes of hello].next",
-            "pick",
-            "route",
-        ),
+        (lambda d: nodes(d)["route"]["cases"][0].update(next="pick"), "cases[1].next", "done",
+         "pick"),
+        (lambda d: nodes(d)["pick"]["variants"][0].update(weight=80), "variants[a].weight", 50,
+         80),
+        (lambda d: nodes(d)["pick"]["variants"][1].update(next="route"), "variants[b].next",
+         "done", "route"),
+        (lambda d: nodes(d)["ask"]["paths"][0].update(next="route"), "paths[reply yes of "
+         "hello].next", "pick", "route"),
         (lambda d: d.update(start="pause"), "start", "hello", "pause"),
     ],
 )
@@ -238,18 +198,16 @@ def test_paths_added_removed_and_reordered() -> None:
     added = one(lambda d: nodes(d)["ask"]["paths"].append({"read": "hello", "next": "done"}))
     assert added == Change("edges", "paths[read hello]", None, {"read": "hello", "next": "done"})
     removed = one(lambda d: nodes(d)["ask"]["paths"].pop(1))
-    assert removed == Change(
-        "edges", "paths[event clicked]", {"event": "clicked", "next": "done"}, None
-    )
+    assert removed == Change("edges", "paths[event clicked]", {"event": "clicked", "next": "done"},
+                             None)
     order = one(lambda d: nodes(d)["ask"]["paths"].reverse())
     assert order.field == "paths order"
     assert order.new == ["event clicked", "reply yes of hello"]
 
 
 def test_a_split_variant_added() -> None:
-    c = one(
-        lambda d: nodes(d)["pick"]["variants"].append({"name": "c", "weight": 10, "next": "done"})
-    )
+    c = one(lambda d: nodes(d)["pick"]["variants"].append({"name": "c", "weight": 10,
+                                                            "next": "done"}))
     assert (c.category, c.field, c.old) == ("edges", "variants[c]", None)
 
 
@@ -258,25 +216,13 @@ def test_a_split_variant_added() -> None:
     [
         (lambda d: nodes(d)["pause"].update(duration="2d"), "duration", "1d", "2d"),
         (lambda d: nodes(d)["ask"].update(timeout="3d"), "timeout", "2d", "3d"),
-        (
-            lambda d: nodes(d)["hello"]["fallback"].update(after="30m"),
-            "fallback.after",
-            "10m",
-            "30m",
-        ),
+        (lambda d: nodes(d)["hello"]["fallback"].update(after="30m"), "fallback.after", "10m",
+         "30m"),
         (lambda d: nodes(d)["hello"].update(ttl="1h"), "ttl", None, "1h"),
-        (
-            lambda d: d["settings"].update(frequency_cap={"max": 2, "per": "1d"}),
-            "settings.frequency_cap",
-            None,
-            {"max": 2, "per": "1d"},
-        ),
-        (
-            lambda d: d["settings"].update(send_rate={"max": 5, "per": "1s"}),
-            "settings.send_rate",
-            None,
-            {"max": 5, "per": "1s"},
-        ),
+        (lambda d: d["settings"].update(frequency_cap={"max": 2, "per": "1d"}),
+         "settings.frequency_cap", None, {"max": 2, "per": "1d"}),
+        (lambda d: d["settings"].update(send_rate={"max": 5, "per": "1s"}), "settings.send_rate",
+         None, {"max": 5, "per": "1s"}),
     ],
 )
 def test_timing_changes(edit: Edit, field: str, old: Any, new: Any) -> None:
@@ -305,11 +251,8 @@ def test_quiet_hours_are_timing() -> None:
         (lambda d: d["goal"].update(within="14d"), "goal", "goal.within"),
         (lambda d: d.update(goal=None), "goal", "goal"),
         (lambda d: d["settings"].update(help_text="Help!"), "settings", "settings.help_text"),
-        (
-            lambda d: d["settings"].update(default_timezone="Europe/Paris"),
-            "settings",
-            "settings.default_timezone",
-        ),
+        (lambda d: d["settings"].update(default_timezone="Europe/Paris"), "settings",
+         "settings.default_timezone"),
         (lambda d: d.update(name="Onboarding"), "label", "name"),
     ],
 )
@@ -320,20 +263,12 @@ def test_journey_level_changes(edit: Edit, category: str, field: str) -> None:
 
 def test_a_node_that_became_another_type() -> None:
     def edit(d: dict[str, Any]) -> None:
-        nodes(d)["pause"] = {
-            "type": "wait_for",
-            "paths": [{"event": "clicked", "next": "ask"}],
-            "timeout": "1d",
-            "on_timeout": "ask",
-        }
+        nodes(d)["pause"] = {"type": "wait_for", "paths": [{"event": "clicked", "next": "ask"}],
+                             "timeout": "1d", "on_timeout": "ask"}
 
     (nc,) = changes_of(edit).nodes
-    assert (nc.node, nc.status, nc.old_type, nc.new_type) == (
-        "pause",
-        "changed",
-        "wait",
-        "wait_for",
-    )
+    assert (nc.node, nc.status, nc.old_type, nc.new_type) == ("pause", "changed", "wait",
+                                                              "wait_for")
     assert Change("type", "type", "wait", "wait_for") in nc.changes
 
 
@@ -389,19 +324,13 @@ def test_a_rename_named_by_migrate() -> None:
 def test_where_a_run_can_wait() -> None:
     j = journey()
     assert [n for n in j.nodes if waits_in(j, n)] == ["pause", "ask"]
-    marketing = journey(
-        lambda d: (
-            nodes(d)["hello"].update(marketing=True),
-            d["settings"].update(quiet_hours={"from": "21:00", "to": "08:00"}),
-        )
-    )
+    marketing = journey(lambda d: (nodes(d)["hello"].update(marketing=True),
+                                   d["settings"].update(quiet_hours={"from": "21:00",
+                                                                     "to": "08:00"})))
     assert waits_in(marketing, "hello") == "deferred send"
-    skipping = journey(
-        lambda d: (
-            nodes(d)["hello"].update(marketing=True),
-            d["settings"].update(quiet_hours={"from": "21:00", "to": "08:00", "action": "skip"}),
-        )
-    )
+    skipping = journey(lambda d: (nodes(d)["hello"].update(marketing=True),
+                                  d["settings"].update(quiet_hours={"from": "21:00", "to": "08:00",
+                                                                    "action": "skip"})))
     assert waits_in(skipping, "hello") is None
 
 
@@ -443,12 +372,8 @@ def test_an_unmapped_rename_is_flagged_with_the_mapping_to_add() -> None:
 def test_mapping_to_a_missing_node_is_an_error() -> None:
     # built without the linter, which refuses it too
     old = journey()
-    new = journey(
-        lambda d: d.update(
-            migrate=[{"from_version": 1, "nodes": {"pause": "gone", "nope": "ask"}}]
-        ),
-        2,
-    )
+    new = journey(lambda d: d.update(migrate=[{"from_version": 1, "nodes": {"pause": "gone",
+                                                                            "nope": "ask"}}]), 2)
     found = codes(check_migration(old, new, compare(old, new), old_kept=True, versions={}))
     assert found[("mapping_to_missing", "pause")] == "error"
     assert found[("mapping_from_missing", "nope")] == "error"
@@ -456,16 +381,14 @@ def test_mapping_to_a_missing_node_is_an_error() -> None:
 
 @pytest.mark.parametrize("target", ["route", "pick", "done", "hello"])
 def test_mapping_to_a_node_that_doesnt_wait_is_flagged(target: str) -> None:
-    found = codes(
-        findings(lambda d: d.update(migrate=[{"from_version": 1, "nodes": {"pause": target}}]))
-    )
+    found = codes(findings(lambda d: d.update(migrate=[{"from_version": 1,
+                                                        "nodes": {"pause": target}}])))
     assert found == {("mapping_not_waiting", "pause"): "warning"}
 
 
 def test_a_wait_for_mapped_to_a_wait_loses_its_paths() -> None:
-    found = codes(
-        findings(lambda d: d.update(migrate=[{"from_version": 1, "nodes": {"ask": "pause"}}]))
-    )
+    found = codes(findings(lambda d: d.update(migrate=[{"from_version": 1,
+                                                        "nodes": {"ask": "pause"}}])))
     assert found[("mapping_loses_paths", "ask")] == "warning"
     assert found[("mapped_timer_kept", "ask")] == "note"
 
@@ -483,9 +406,8 @@ def test_a_moved_run_that_cant_answer_the_new_path() -> None:
 
 
 def test_a_mapping_from_a_branch_never_applies() -> None:
-    found = codes(
-        findings(lambda d: d.update(migrate=[{"from_version": 1, "nodes": {"route": "route"}}]))
-    )
+    found = codes(findings(lambda d: d.update(migrate=[{"from_version": 1,
+                                                        "nodes": {"route": "route"}}])))
     assert found == {("mapping_never_applies", "route"): "note"}
 
 
@@ -493,29 +415,19 @@ def test_a_waiting_node_changed_under_the_same_id_gets_a_note() -> None:
     unmapped = findings(lambda d: nodes(d)["pause"].update(duration="3d"))
     assert codes(unmapped) == {("changed_same_id", "pause"): "note"}
     assert "stay on version 1" in unmapped[0].message
-    timing = codes(
-        findings(
-            lambda d: (
-                nodes(d)["pause"].update(duration="3d"),
-                d.update(migrate=[{"from_version": 1, "nodes": {"pause": "pause"}}]),
-            )
-        )
-    )
+    timing = codes(findings(lambda d: (nodes(d)["pause"].update(duration="3d"),
+                                       d.update(migrate=[{"from_version": 1,
+                                                          "nodes": {"pause": "pause"}}]))))
     assert timing == {("mapped_timer_kept", "pause"): "note"}
-    edges = findings(
-        lambda d: (
-            nodes(d)["ask"].update(on_timeout="done"),
-            d.update(migrate=[{"from_version": 1, "nodes": {"ask": "ask"}}]),
-        )
-    )
+    edges = findings(lambda d: (nodes(d)["ask"].update(on_timeout="done"),
+                                d.update(migrate=[{"from_version": 1, "nodes": {"ask": "ask"}}])))
     assert codes(edges) == {("changed_same_id", "ask"): "note"}
     assert "runs moved here by `ask: ask` meet the new node" in edges[0].message
 
 
 def test_a_removed_send_with_a_fallback_keeps_its_pending_fallbacks_on_the_old_version() -> None:
-    found = codes(
-        findings(_rename("hello", "greet", lambda d: nodes(d)["greet"].update(text="Hello")))
-    )
+    found = codes(findings(_rename("hello", "greet", lambda d: nodes(d)["greet"].update(
+        text="Hello"))))
     assert found == {("fallbacks_stay", "hello"): "note"}
 
 
@@ -548,9 +460,8 @@ def test_a_migration_the_new_version_no_longer_lists() -> None:
 # --------------------------------------------------------------------------- in flight
 
 
-def _state(
-    user: str, *runs: tuple[str, int, str], waiting: tuple[str, int, str] | None = None
-) -> UserState:
+def _state(user: str, *runs: tuple[str, int, str], waiting: tuple[str, int, str] | None = None
+           ) -> UserState:
     s = UserState(user)
     for i, (jid, v, node) in enumerate(runs):
         s.instances[f"i{i}"] = Instance(f"i{i}", jid, v, node, 0, {}, {}, wake_at=5)
@@ -576,13 +487,8 @@ def test_runs_and_waiting_messages_are_counted_per_node() -> None:
 
 def test_fates() -> None:
     v1 = journey()
-    v2 = journey(
-        lambda d: (
-            _drop_pause(d),
-            d.update(migrate=[{"from_version": 1, "nodes": {"ask": "ask"}}]),
-        ),
-        2,
-    )
+    v2 = journey(lambda d: (_drop_pause(d), d.update(migrate=[{"from_version": 1,
+                                                               "nodes": {"ask": "ask"}}])), 2)
     both = Catalog.of([v1, v2])
     assert run_fate(("onboard", 1, "pause"), both).kind == "stay"
     moved = run_fate(("onboard", 1, "ask"), both)
@@ -613,31 +519,13 @@ def _write(path: Path, j: Journey) -> Path:
     return path
 
 
-SIGNUPS = (
-    "".join(
-        orjson.dumps(
-            {
-                "event_id": f"e{i}",
-                "user_id": f"u{i}",
-                "name": "signed_up",
-                "ts": f"2026-03-02T10:0{i}:00Z",
-                "profile": {"phone": f"+1415555010{i}", "rcs_capable": True},
-            }
-        ).decode()
-        + "\n"
-        for i in range(5)
-    )
-    + orjson.dumps(
-        {
-            "type": "receipt",
-            "user_id": "u0",
-            "ts": "2026-03-02T10:00:01Z",
-            "node": "hello",
-            "status": "delivered",
-        }
-    ).decode()
-    + "\n"
-)
+SIGNUPS = "".join(
+    orjson.dumps({"event_id": f"e{i}", "user_id": f"u{i}", "name": "signed_up",
+                  "ts": f"2026-03-02T10:0{i}:00Z",
+                  "profile": {"phone": f"+1415555010{i}", "rcs_capable": True}}).decode() + "\n"
+    for i in range(5)
+) + orjson.dumps({"type": "receipt", "user_id": "u0", "ts": "2026-03-02T10:00:01Z",
+                  "node": "hello", "status": "delivered"}).decode() + "\n"
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
@@ -659,19 +547,9 @@ def test_diff_flags_an_unmapped_removed_node_that_has_waiting_users(
     events = tmp_path / "events.jsonl"
     events.write_text(SIGNUPS)
     states = tmp_path / "states.jsonl"
-    code, _out, _err = run_cli(
-        capsys,
-        "simulate",
-        "--journeys",
-        old_dir,
-        "--events",
-        events,
-        "--until",
-        "2026-03-02T12:00:00Z",
-        "--quiet",
-        "--states-out",
-        states,
-    )
+    code, _out, _err = run_cli(capsys, "simulate", "--journeys", old_dir, "--events", events,
+                               "--until", "2026-03-02T12:00:00Z", "--quiet",
+                               "--states-out", states)
     assert code == cli.EXIT_OK
     assert len(states.read_text().splitlines()) == 5
 
@@ -683,7 +561,8 @@ def test_diff_flags_an_unmapped_removed_node_that_has_waiting_users(
     (flag,) = [f for f in j["findings"] if f["code"] == "unmapped_removed"]
     assert (flag["level"], flag["node"], flag["runs"]) == ("warning", "pause", 5)
     (row,) = [r for r in j["in_flight"] if r["node"] == "pause"]
-    assert (row["runs"], row["change"], row["fate"], row["to_version"]) == (5, "removed", "stay", 1)
+    assert (row["runs"], row["change"], row["fate"], row["to_version"]) == (5, "removed",
+                                                                           "stay", 1)
 
     code, text, _err = run_cli(capsys, "diff", old_dir, new_dir, "--state", states)
     assert code == cli.EXIT_PROBLEMS
@@ -702,10 +581,8 @@ def test_diff_flags_an_unmapped_removed_node_that_has_waiting_users(
 def test_a_flag_about_a_node_nobody_waits_in_becomes_a_note(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    old, new = (
-        _write(tmp_path / "v1.yaml", journey()),
-        _write(tmp_path / "v2.yaml", journey(_drop_pause, 2)),
-    )
+    old, new = _write(tmp_path / "v1.yaml", journey()), _write(tmp_path / "v2.yaml",
+                                                                journey(_drop_pause, 2))
     states = tmp_path / "states.jsonl"
     states.write_bytes(state_line(_state("u1", ("onboard", 1, "ask"))) + b"\n")
     code, out, _err = run_cli(capsys, "diff", old, new, "--state", states, "--json")
@@ -724,32 +601,25 @@ def test_diff_of_directories_pairs_journeys_by_id(
     _write(tmp_path / "old" / "onboard.yaml", journey())
     _write(tmp_path / "old" / "other.yaml", other)
     _write(tmp_path / "new" / "onboard.yaml", journey())
-    _write(
-        tmp_path / "new" / "onboard-v2.yaml",
-        journey(lambda d: nodes(d)["hello"].update(text="Hello"), 2),
-    )
+    _write(tmp_path / "new" / "onboard-v2.yaml", journey(lambda d: nodes(d)["hello"].update(
+        text="Hello"), 2))
     _write(tmp_path / "new" / "third.yaml", journey(lambda d: d.update(id="third")))
     code, out, _err = run_cli(capsys, "diff", tmp_path / "old", tmp_path / "new", "--json")
     report = orjson.loads(out)
     assert [(j["id"], j["status"]) for j in report["journeys"]] == [
-        ("onboard", "changed"),
-        ("other", "removed"),
-        ("third", "added"),
-    ]
+        ("onboard", "changed"), ("other", "removed"), ("third", "added")]
     assert report["summary"]["errors"] == 1  # other's runs are stranded
     assert code == cli.EXIT_PROBLEMS
     code, text, _err = run_cli(capsys, "diff", tmp_path / "old", tmp_path / "new")
     assert "== onboard: version 1 -> 2" in text
     assert '      content   text: "Hi" -> "Hello"' in text
     assert "== other: removed (was version 1)" in text
-    assert text.rstrip().endswith(
-        "3 journey(s): 1 changed, 1 added, 1 removed; 1 error(s), 0 warning(s), 0 note(s)"
-    )
+    assert text.rstrip().endswith("3 journey(s): 1 changed, 1 added, 1 removed; 1 error(s), "
+                                  "0 warning(s), 0 note(s)")
 
 
-def test_diff_of_unchanged_files_exits_0(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_diff_of_unchanged_files_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
     a = _write(tmp_path / "a.yaml", journey())
     code, out, _err = run_cli(capsys, "diff", a, a)
     assert code == cli.EXIT_OK
@@ -766,10 +636,7 @@ def test_diff_of_unchanged_files_exits_0(
     ],
 )
 def test_diff_usage_errors(
-    argv: list[str],
-    says: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -787,18 +654,8 @@ def test_diff_state_kafka_says_what_it_reads_and_stops_without_a_broker(
     monkeypatch.delenv("JOURNEYS_BOOTSTRAP", raising=False)
     monkeypatch.delenv("JOURNEYS_APP_ID", raising=False)
     a = _write(tmp_path / "a.yaml", journey())
-    code, out, err = run_cli(
-        capsys,
-        "diff",
-        a,
-        a,
-        "--state",
-        "kafka",
-        "--bootstrap",
-        "127.0.0.1:1",
-        "--app-id",
-        "my-engine",
-    )
+    code, out, err = run_cli(capsys, "diff", a, a, "--state", "kafka", "--bootstrap",
+                             "127.0.0.1:1", "--app-id", "my-engine")
     assert code == cli.EXIT_USAGE
     assert out == ""
     lines = err.splitlines()

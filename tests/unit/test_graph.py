@@ -125,6 +125,8 @@ def load(text: str) -> Journey:
     return loaded.journey
 
 
+
+
 def node_groups(svg: str) -> dict[str, ET.Element]:
     root = ET.fromstring(svg)
     return {g.attrib["data-node"]: g for g in root.iter(f"{SVG}g") if "data-node" in g.attrib}

@@ -73,13 +73,8 @@ def test_yaml_syntax_error_gives_one_problem_with_its_line() -> None:
 
 def test_yaml_bad_indentation_line() -> None:
     text = GOOD.replace("    next: done", "   next: done")
-    assert problems_of(text) == [
-        (
-            10,
-            "journey",
-            "not valid YAML/JSON: expected <block end>, but found '<block mapping start>'",
-        )
-    ]
+    assert problems_of(text) == [(10, "journey", "not valid YAML/JSON: expected <block end>, "
+                                                 "but found '<block mapping start>'")]
 
 
 def test_unclosed_flow_mapping() -> None:
@@ -90,8 +85,7 @@ def test_unclosed_flow_mapping() -> None:
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "- a\n- b\n", "just text\n"])
 def test_a_file_that_is_not_a_mapping(text: str) -> None:
     assert problems_of(text) == [
-        (1, "journey", "a journey file is a mapping with id, version, entry, start, nodes")
-    ]
+        (1, "journey", "a journey file is a mapping with id, version, entry, start, nodes")]
 
 
 def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
@@ -99,8 +93,7 @@ def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
     tail = "only the last one would count; rename or merge them"
     assert problems_of(text) == [(11, "hello", f"duplicate key 'hello': {tail}")]
     assert problems_of(GOOD.replace("start: hello", "start: hello\nstart: done")) == [
-        (5, "journey", f"duplicate key 'start': {tail}")
-    ]
+        (5, "journey", f"duplicate key 'start': {tail}")]
 
 
 def test_yes_no_and_times_stay_text() -> None:
@@ -146,25 +139,15 @@ def test_recursive_alias_does_not_crash() -> None:
 
 def test_json_error_gives_its_line() -> None:
     assert problems_of('{\n  "id": "t",\n  "version": 1,\n}\n', "j.json") == [
-        (4, "journey", "not valid JSON: Expecting property name enclosed in double quotes")
-    ]
+        (4, "journey", "not valid JSON: Expecting property name enclosed in double quotes")]
 
 
 def test_json_indented_with_tabs_and_escaped_emoji() -> None:
-    data = json.loads(
-        json.dumps(
-            {
-                "id": "t",
-                "version": 1,
-                "entry": {"event": "signed_up"},
-                "start": "hello",
-                "nodes": {
-                    "hello": {"type": "send", "channel": "sms", "text": "Hi 😀", "next": "done"},
-                    "done": {"type": "exit"},
-                },
-            }
-        )
-    )
+    data = json.loads(json.dumps({"id": "t", "version": 1, "entry": {"event": "signed_up"},
+                                  "start": "hello", "nodes": {
+                                      "hello": {"type": "send", "channel": "sms",
+                                                "text": "Hi 😀", "next": "done"},
+                                      "done": {"type": "exit"}}}))
     text = json.dumps(data, indent="\t")  # ensure_ascii: the emoji is "\ud83d\ude00"
     assert "\\ud83d\\ude00" in text
     loaded, problems = load_text(text, "j.json")
@@ -197,24 +180,14 @@ nodes:
   done: {type: exit}
 """
     assert problems_of(text) == [
-        (
-            2,
-            "journey",
-            "version: Input should be a valid integer, unable to parse string as an integer",
-        ),
+        (2, "journey", "version: Input should be a valid integer, unable to parse string as an "
+                       "integer"),
         (6, "hello", "missing required field 'next'"),
         (10, "hello", "unknown field 'nxet': did you mean 'next'?"),
-        (
-            13,
-            "wait",
-            "duration: '10 minutes' is not a duration: write a number and a unit, like "
-            "30s, 15m, 1h, 2d, 1w",
-        ),
-        (
-            15,
-            "odd",
-            "unknown node type 'teleport': use one of send, wait, wait_for, branch, split, exit",
-        ),
+        (13, "wait", "duration: '10 minutes' is not a duration: write a number and a unit, like "
+                     "30s, 15m, 1h, 2d, 1w"),
+        (15, "odd", "unknown node type 'teleport': use one of send, wait, wait_for, branch, "
+                    "split, exit"),
         (16, "notype", "node has no 'type': use one of send, wait, wait_for, branch, split, exit"),
     ]
 
@@ -240,16 +213,11 @@ def test_nested_schema_error_points_at_the_nested_key() -> None:
 
 
 def test_schema_error_in_settings_names_the_path() -> None:
-    text = GOOD.replace(
-        "start: hello", "settings:\n  quiet_hours: {from: '21:00', to: '8pm'}\nstart: hello"
-    )
+    text = GOOD.replace("start: hello", "settings:\n  quiet_hours: {from: '21:00', to: '8pm'}\n"
+                                        "start: hello")
     assert problems_of(text) == [
-        (
-            5,
-            "journey",
-            "settings.quiet_hours.to: Value error, '8pm' is not a time of day: write "
-            "HH:MM on a 24-hour clock".replace("Value error, ", ""),
-        ),
+        (5, "journey", "settings.quiet_hours.to: Value error, '8pm' is not a time of day: write "
+                       "HH:MM on a 24-hour clock".replace("Value error, ", "")),
     ]
 
 

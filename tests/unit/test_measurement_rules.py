@@ -115,11 +115,8 @@ def test_best_time_defaults() -> None:
 
 def test_the_drawing_shows_the_holdout_and_best_time(tmp_path: Path) -> None:
     j = Journey.model_validate(
-        yaml.safe_load(
-            with_holdout("10%").replace(
-                "until: best_time", "until: best_time, within: 12h, default: '09:00'"
-            )
-        )
+        yaml.safe_load(with_holdout("10%").replace("until: best_time", "until: best_time, "
+                                                    "within: 12h, default: '09:00'"))
     )
     d = diagram(j)
     entry = next(n for n in d.nodes if n.id == ENTRY_ID)

@@ -64,12 +64,8 @@ SIX_KINDS = {
     "dial": {"text": "Call us", "phone": "+14155550100"},
     "view_location": {"text": "Map", "query": "Eiffel Tower"},
     "share_location": {"text": "Share where you are"},
-    "calendar": {
-        "text": "Book",
-        "title": "Call",
-        "start": "2026-12-01T10:00:00Z",
-        "end": "2026-12-01T11:00:00Z",
-    },
+    "calendar": {"text": "Book", "title": "Call", "start": "2026-12-01T10:00:00Z",
+                 "end": "2026-12-01T11:00:00Z"},
 }
 
 
@@ -170,18 +166,10 @@ def test_fallback_after_defaults_to_ten_minutes() -> None:
 def test_wait_is_exactly_one_kind() -> None:
     assert valid_node({"type": "wait", "duration": "1h", "next": "done"}).duration_ms == 3_600_000
     until = valid_node({"type": "wait", "until": {"time": "10:30"}, "next": "done"})
-    assert until.until.minutes == 630 and until.until.days == [
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-    ]
-    prop = valid_node(
-        {"type": "wait", "until_property": "user.renewal_date", "offset": "-1d", "next": "done"}
-    )
+    assert until.until.minutes == 630 and until.until.days == ["mon", "tue", "wed", "thu", "fri",
+                                                                "sat", "sun"]
+    prop = valid_node({"type": "wait", "until_property": "user.renewal_date", "offset": "-1d",
+                       "next": "done"})
     assert isinstance(prop, WaitNode) and prop.offset_ms == -86_400_000
     for bad in ({}, {"duration": "1h", "until": {"time": "10:00"}}):
         assert "exactly one of duration, until, until_property" in node_error(
@@ -227,18 +215,10 @@ def test_branch_and_split_need_their_lists() -> None:
 # --------------------------------------------------------------------------- durations
 
 
-@pytest.mark.parametrize(
-    ("text", "ms"),
-    [
-        ("30s", 30_000),
-        ("15m", 900_000),
-        ("1h", 3_600_000),
-        ("2d", 172_800_000),
-        ("1w", 604_800_000),
-        ("1h30m", 5_400_000),
-        (90, 90_000),
-    ],
-)
+@pytest.mark.parametrize(("text", "ms"), [
+    ("30s", 30_000), ("15m", 900_000), ("1h", 3_600_000), ("2d", 172_800_000),
+    ("1w", 604_800_000), ("1h30m", 5_400_000), (90, 90_000),
+])
 def test_durations(text: str | int, ms: int) -> None:
     node = valid_node({"type": "wait", "duration": text, "next": "done"})
     assert node.duration_ms == ms
@@ -251,13 +231,11 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 
 def test_durations_elsewhere() -> None:
-    j = Journey.model_validate(
-        journey(
-            entry={"event": "e", "cooldown": "1d"},
-            goal={"event": "g"},
-            settings={"frequency_cap": {"max": 2, "per": "1d"}},
-        )
-    )
+    j = Journey.model_validate(journey(
+        entry={"event": "e", "cooldown": "1d"},
+        goal={"event": "g"},
+        settings={"frequency_cap": {"max": 2, "per": "1d"}},
+    ))
     assert j.entry.cooldown_ms == 86_400_000 and j.goal is not None
     assert j.goal.within_ms == 7 * 86_400_000
     assert j.settings.frequency_cap is not None and j.settings.frequency_cap.per_ms == 86_400_000
@@ -292,9 +270,9 @@ def test_quiet_hours() -> None:
     with pytest.raises(ValidationError, match="not a time of day"):
         Journey.model_validate(journey(settings={"quiet_hours": {"from": "9pm", "to": "08:00"}}))
     with pytest.raises(ValidationError, match="Input should be 'defer' or 'skip'"):
-        Journey.model_validate(
-            journey(settings={"quiet_hours": {"from": "21:00", "to": "08:00", "action": "drop"}})
-        )
+        Journey.model_validate(journey(
+            settings={"quiet_hours": {"from": "21:00", "to": "08:00", "action": "drop"}}
+        ))
 
 
 def test_default_timezone_must_be_iana() -> None:
@@ -331,42 +309,19 @@ def test_model_is_frozen() -> None:
 
 
 def test_successors_in_file_order() -> None:
-    j = Journey.model_validate(
-        journey(
-            nodes={
-                "hello": {
-                    "type": "wait_for",
-                    "paths": [
-                        {"event": "x", "when": "event.a", "next": "b"},
-                        {"reply": "y", "of": "s", "next": "c"},
-                        {"read": "s", "next": "b"},
-                    ],
-                    "timeout": "1d",
-                    "on_timeout": "done",
-                },
-                "b": {
-                    "type": "branch",
-                    "cases": [{"when": "user.vip", "next": "c"}],
-                    "default": "done",
-                },
-                "c": {
-                    "type": "split",
-                    "variants": [
-                        {"name": "a", "weight": 1.5, "next": "done"},
-                        {"name": "b", "weight": 1, "next": "done"},
-                    ],
-                },
-                "s": {"type": "send", "channel": "sms", "text": "Hi", "next": "done"},
-                "done": {"type": "exit"},
-            }
-        )
-    )
+    j = Journey.model_validate(journey(nodes={
+        "hello": {"type": "wait_for", "paths": [{"event": "x", "when": "event.a", "next": "b"},
+                                                {"reply": "y", "of": "s", "next": "c"},
+                                                {"read": "s", "next": "b"}],
+                  "timeout": "1d", "on_timeout": "done"},
+        "b": {"type": "branch", "cases": [{"when": "user.vip", "next": "c"}], "default": "done"},
+        "c": {"type": "split", "variants": [{"name": "a", "weight": 1.5, "next": "done"},
+                                             {"name": "b", "weight": 1, "next": "done"}]},
+        "s": {"type": "send", "channel": "sms", "text": "Hi", "next": "done"},
+        "done": {"type": "exit"},
+    }))
     assert successors(j.nodes["hello"]) == [
-        ("event x [event.a]", "b"),
-        ("reply y of s", "c"),
-        ("read s", "b"),
-        ("timeout", "done"),
-    ]
+        ("event x [event.a]", "b"), ("reply y of s", "c"), ("read s", "b"), ("timeout", "done")]
     assert successors(j.nodes["b"]) == [("user.vip", "c"), ("default", "done")]
     assert successors(j.nodes["c"]) == [("a (1.5)", "done"), ("b (1)", "done")]
     assert successors(j.nodes["s"]) == [("", "done")]

@@ -19,7 +19,9 @@ DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.inputs = Counter("journeys_inputs", "Input records consumed", ["topic"], registry=r)
+        self.inputs = Counter(
+            "journeys_inputs", "Input records consumed", ["topic"], registry=r
+        )
         self.dead_letters = Counter(
             "journeys_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
         )
@@ -30,8 +32,7 @@ class Metrics:
             registry=r,
         )
         self.pending_timers = Gauge(
-            "journeys_pending_timers",
-            "Wake-ups (or scheduled receipts) in the timer index",
+            "journeys_pending_timers", "Wake-ups (or scheduled receipts) in the timer index",
             registry=r,
         )
         self.wake_lateness = Histogram(
@@ -46,7 +47,9 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.outcomes = Counter("journeys_outcomes", "Outcomes produced", ["type"], registry=r)
+        self.outcomes = Counter(
+            "journeys_outcomes", "Outcomes produced", ["type"], registry=r
+        )
         self.provider_latency = Histogram(
             "journeys_provider_latency_seconds",
             "Provider call duration",
@@ -55,29 +58,22 @@ class Metrics:
             registry=r,
         )
         self.provider_errors = Counter(
-            "journeys_provider_errors",
-            "Provider calls that failed",
-            ["provider", "reason"],
+            "journeys_provider_errors", "Provider calls that failed", ["provider", "reason"],
             registry=r,
         )
         self.provider_retries = Counter(
             "journeys_provider_retries", "Provider calls retried", ["provider"], registry=r
         )
         self.provider_sends = Counter(
-            "journeys_provider_sends",
-            "Messages handed to a provider",
-            ["provider", "channel"],
+            "journeys_provider_sends", "Messages handed to a provider", ["provider", "channel"],
             registry=r,
         )
         self.webhooks = Counter(
-            "journeys_webhook_requests",
-            "Webhook requests by provider and HTTP status",
-            ["provider", "status"],
-            registry=r,
+            "journeys_webhook_requests", "Webhook requests by provider and HTTP status",
+            ["provider", "status"], registry=r,
         )
         self.ready = Gauge(
-            "journeys_ready",
-            "1 once the service consumes (partitions assigned, recovered)",
+            "journeys_ready", "1 once the service consumes (partitions assigned, recovered)",
             registry=r,
         )
 

@@ -75,4 +75,6 @@ class OpsServer:
 
 
 def _json(status: int, body: dict[str, object]) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json"
+    )

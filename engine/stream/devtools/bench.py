@@ -62,6 +62,8 @@ nodes:
 """
 
 
+
+
 async def _count(env: StreamEnv, topic: str) -> int:
     s = env.settings()
     consumer, tps = await _consumer(s, topic)

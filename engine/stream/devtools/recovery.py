@@ -62,6 +62,8 @@ CONFIGS = (
 )
 
 
+
+
 async def _feed(env: StreamEnv, rate: float, until: float) -> int:
     """Users enter at ``rate`` a second until ``until`` (monotonic); returns how many."""
     s = env.settings()
