@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -698,15 +699,48 @@ def decode_trace(raw: bytes | str) -> Trace:
 # ---------------------------------------------------------------- state (the table value)
 
 
+#: The compact table value: this byte, then the JSON record ``{"p": .., "s": ..}`` in raw
+#: DEFLATE with a preset dictionary of what every state record repeats (the keys, the empty
+#: run fields, the first digits of epoch-ms times). A waiting user's record goes from about
+#: 210 bytes to about 90 (docs/benchmarks.md, R4); encoding costs ~5 us, decoding ~1 us.
+#: A value that starts with ``{`` is the plain JSON record written before: still read.
+STATE_COMPACT = b"\x01"
+_STATE_ZDICT = (
+    b'"sent","delivered","read","failed","rcs","sms",[],null,null,null]],'
+    b'{"p":0,"s":{"u":"","c":17,"a":{},"s":[""],"l":[17],'
+    b'"m":[["","","",1,"","sms",17,"sent",[],null,null,null]],'
+    b'"i":[["","",1,"",17,{},{},1,17,null,{}]],"h":{"":[1,17,[],[]]},"w":17'
+)
+_STATE_WBITS = -10  # raw DEFLATE, a 1 KiB window: a small one is what keeps encoding cheap
+_STATE_MAX_BYTES = 4 * 1024 * 1024  # far above MAX_RECORD_BYTES of the runtime
+
+
 def state_record(partition: int, state: UserState) -> bytes:
     """Table value: the user's partition (for the timer index) and the state's wire form
-    (:meth:`~engine.core.state.UserState.to_wire`, short keys)."""
-    return orjson.dumps({"p": partition, "s": state.to_wire()})
+    (:meth:`~engine.core.state.UserState.to_wire`, short keys), compact (see
+    :data:`STATE_COMPACT`)."""
+    plain = orjson.dumps({"p": partition, "s": state.to_wire()})
+    z = zlib.compressobj(6, zlib.DEFLATED, _STATE_WBITS, 1, zlib.Z_DEFAULT_STRATEGY, _STATE_ZDICT)
+    return STATE_COMPACT + z.compress(plain) + z.flush()
+
+
+def state_json(raw: bytes) -> bytes:
+    """The JSON record (``{"p": .., "s": ..}``) of a table value, compact or plain."""
+    if raw[:1] != STATE_COMPACT:
+        return raw
+    try:
+        z = zlib.decompressobj(_STATE_WBITS, _STATE_ZDICT)
+        plain = z.decompress(raw[1:], _STATE_MAX_BYTES)
+    except zlib.error as exc:
+        raise InputError("bad_state", f"a compact user state does not inflate: {exc}") from None
+    if not z.eof:
+        raise InputError("bad_state", "a compact user state is cut short or too large")
+    return plain
 
 
 def parse_state_record(raw: bytes) -> tuple[int, dict[str, Any]]:
-    """(partition, the state's wire form) of a table value."""
-    d = orjson.loads(raw)
+    """(partition, the state's wire form) of a table value (compact or plain JSON)."""
+    d = orjson.loads(state_json(raw))
     return int(d["p"]), d["s"]
 
 
@@ -724,6 +758,8 @@ def state_line(state: UserState) -> bytes:
 def state_wire(raw: bytes | str) -> dict[str, Any]:
     """A state's wire form from a states-file line or a table value (``{"p": .., "s": ..}``);
     an :class:`~engine.errors.InputError` when it is neither."""
+    if isinstance(raw, bytes):
+        raw = state_json(raw)
     d = _object(raw)
     if isinstance(d.get("s"), dict) and "p" in d:
         d = d["s"]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from prop_world import examples
 
 from engine.core import wire
+from engine.core.ids import wake_token
 from engine.durations import format_ts, parse_iso_instant
 from engine.lint.linter import load_journeys
 from engine.stream.common.settings import Settings
@@ -247,7 +248,7 @@ async def _run(data: st.DataObject) -> None:
     n = data.draw(st.integers(1, 16))
     for offset in range(n):
         now[0] += data.draw(st.sampled_from([0, 1000, 3_600_000, 86_400_000, 3 * 86_400_000]))
-        timers = [(u, at, tok) for u, (_p, at, tok) in runtime.timers.current.items()]
+        timers = [(d.user_id, d.at, wake_token(d.user_id, d.at)) for d in runtime.timers.pending()]
         ids = sent_message_ids(backend.produced)
         topic, key, value = data.draw(one_input(ids, timers, now[0]))
         partition = offset % 2
@@ -278,4 +279,4 @@ async def _run(data: st.DataObject) -> None:
                 wire.state_from_record(raw)
     # Due timers are writable wake-ups.
     for due in runtime.timers.pop_due(2**62):
-        wire.wake_value(due.user_id, due.at, due.token)
+        wire.wake_value(due.user_id, due.at, wake_token(due.user_id, due.at))

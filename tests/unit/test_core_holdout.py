@@ -8,7 +8,7 @@ from core_harness import DAY, HOUR, NY, T0, Harness, journey, outcomes, sends, t
 from engine.core import EngineConfig, UserState
 from engine.core.holdout import in_global_control, in_holdout
 from engine.core.schema import StateRecord
-from engine.core.wire import state_from_record, state_record
+from engine.core.wire import state_from_record, state_json, state_record
 from engine.journey.deployment import GlobalControl
 
 PROMO = """
@@ -136,7 +136,7 @@ def test_the_state_with_a_held_out_run_matches_the_described_wire_form() -> None
     h = Harness(journey(promo()))
     h.enter(at=T0, user=HELD[0], timezone=NY)
     raw = state_record(3, h.state(HELD[0]))
-    StateRecord.model_validate(orjson.loads(raw))
+    StateRecord.model_validate(orjson.loads(state_json(raw)))
     assert state_from_record(raw)[1].to_wire() == h.state(HELD[0]).to_wire()
 
 

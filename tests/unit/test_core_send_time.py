@@ -10,7 +10,7 @@ from core_harness import HOUR, MIN, NY, T0, Harness, journey, outcomes, sends, t
 from engine.core import UserState
 from engine.core.schema import StateRecord
 from engine.core.send_time import DECAY_AT, MIN_ENGAGEMENTS
-from engine.core.wire import state_record
+from engine.core.wire import state_json, state_record
 
 BERLIN, TOKYO = "Europe/Berlin", "Asia/Tokyo"
 
@@ -190,6 +190,6 @@ def test_the_history_is_part_of_the_described_state(hist: list[int]) -> None:
     state = UserState("u", engagement=hist)
     wire = state.to_wire()
     assert ("e" in wire) == bool(hist)
-    StateRecord.model_validate(orjson.loads(state_record(0, state)))
+    StateRecord.model_validate(orjson.loads(state_json(state_record(0, state))))
     assert UserState.from_wire(orjson.loads(orjson.dumps(wire))).engagement == hist
     assert len(orjson.dumps(wire)) < 140  # 24 small numbers

@@ -87,6 +87,8 @@ def undeclared(value: Any, path: str = "") -> list[str]:
 def described(kind: str, record: bytes | dict[str, Any]) -> Any:
     """The record validated as JSON (strict: no coercion), with no undeclared key."""
     raw = record if isinstance(record, bytes) else orjson.dumps(record)
+    if kind == "state":
+        raw = wire.state_json(raw)  # the table value is compact: its JSON is what is described
     model = ADAPTERS[kind].validate_json(raw, strict=True)
     assert undeclared(model) == [], f"{kind}: the model does not declare {undeclared(model)}"
     return model
