@@ -34,7 +34,9 @@ def test_the_update_profile_node_has_its_row_with_its_counts() -> None:
     record = j["nodes"]["record"]
     assert (record["type"], record["label"]) == ("update_profile", "Record the conversion")
     assert (record["entered"], record["profile_updated"], record["profile_refused"]) == (6, 6, 0)
-    assert list(j["nodes"])[:2] == ["record", "which_plan"]
+    assert list(j["nodes"])[:3] == ["record", "tell_crm", "which_plan"]
+    tell = j["nodes"]["tell_crm"]  # the webhook node after it: its calls counted too
+    assert (tell["type"], tell["entered"], tell["webhook_called"]) == ("webhook", 6, 6)
     [line] = [ln for ln in table.splitlines() if ln[2:].startswith("record ")]
     assert "profile_updated=6" in line
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import yaml
 
+from engine.core import wire
 from engine.durations import format_ts, parse_iso_instant
 from engine.journey.model import Journey
 from engine.stream.common.settings import Settings
@@ -51,7 +52,7 @@ def outcomes(backend: MemoryBackend, settings: Settings) -> list[dict[str, Any]]
 def stored_profile(runtime: Any) -> dict[str, Any]:
     _, raw = runtime.checkpoint.get_dirty(b"u") or (0, None)
     assert raw is not None
-    attrs: dict[str, Any] = orjson.loads(raw)["s"].get("a", {})
+    attrs: dict[str, Any] = orjson.loads(wire.state_json(raw))["s"].get("a", {})
     return attrs
 
 

@@ -57,12 +57,15 @@ class AudienceScanner:
         self.send = send
         self.clock = clock
         self.ticks = TimerIndex()  # partition -> (instant, user): one pending tick per user
+        self.tokens: dict[str, str] = {}  # user -> "journey<SEP>occurrence" of their tick
 
     def rebuild(self, partitions: set[int], table_items: Iterable[tuple[Any, Any]]) -> int:
         """After a recovery: the ticks of ``partitions``, from their users' states."""
         if not self.catalog.scheduled:
             return 0
-        n = self.ticks.rebuild(partitions, _behind(self.catalog, partitions, table_items))
+        n = self.ticks.rebuild(
+            partitions, self._noted(_behind(self.catalog, partitions, table_items))
+        )
         event(
             log,
             "audience_scanned",
@@ -72,13 +75,23 @@ class AudienceScanner:
         )
         return n
 
+    def _noted(
+        self, entries: Iterator[tuple[str, int, int, str]]
+    ) -> Iterator[tuple[str, int, int, str]]:
+        """Keep each tick's token (journey and occurrence): the index keeps none."""
+        for user, partition, at, token in entries:
+            self.tokens[user] = token
+            yield user, partition, at, token
+
     def drop_partitions(self, partitions: set[int]) -> None:
         self.ticks.drop_partitions(partitions)
 
     async def tick(self) -> None:
         """Produce every due tick to the user's partition of ``journey.timers``."""
         for due in list(self.ticks.pop_due(self.clock())):
-            journey_id, _, key = due.token.partition(_SEP)
+            journey_id, _, key = self.tokens.get(due.user_id, "").partition(_SEP)
+            if not key:
+                continue  # not a tick of the last scan (its token is gone)
             value = wire.scheduled_value(Scheduled(due.user_id, due.at, journey_id, key))
             try:
                 fut = await self.send(
