@@ -52,6 +52,7 @@ from engine.lint.rcs import lint_send as _lint_send
 from engine.lint.rcs import postback_problem, send_fields, where
 from engine.lint.schedule import schedule_rules
 from engine.lint.sms_text import sms_cost_warning
+from engine.lint.template_roots import unknown_template_names
 from engine.lint.variables import missing_variables
 from engine.lint.webhook import webhook_problems
 from engine.lint.winner import winner_problems
@@ -408,6 +409,7 @@ def _warn_sms(c: _Lint) -> None:
 
 def _warn_variables(c: _Lint) -> None:
     missing_variables(c.j, c.warn)
+    unknown_template_names(c.j, c.warn)
 
 
 def _rule_measurement(c: _Lint) -> None:

@@ -554,3 +554,53 @@ def test_the_docs_examples_give_no_warning(tmp_path: Path) -> None:
         (tmp_path / f"{i}.yaml").write_text(block, encoding="utf-8")
         found = lint_paths([tmp_path / f"{i}.yaml"], warnings=True)
         assert found == [], "\n".join(map(str, found))
+
+
+# --------------------------------------------------------------------------- unknown names
+
+
+def test_a_template_name_the_engine_never_sets_is_a_warning(tmp_path: Path) -> None:
+    text = journey(
+        'hello: {type: send, channel: sms, marketing: false, text: "Hi {{ user_id }}", '
+        "next: done}  # here\n" + EXIT
+    )
+    assert_warning(
+        one_warning(tmp_path, text), text, "# here", "hello",
+        "{{ user_id }} is not a name the engine sets", "prints nothing", "user.id",
+    )
+
+
+def test_a_misspelt_scope_name_gets_a_suggestion(tmp_path: Path) -> None:
+    text = journey(
+        'hello: {type: send, channel: sms, marketing: false, text: "Hi {{ usr.first_name | '
+        "default: 'you' }}\", next: done}  # here\n" + EXIT
+    )
+    assert_warning(one_warning(tmp_path, text), text, "# here", "hello", "did you mean 'user'?")
+
+
+def test_names_a_template_defines_itself_and_the_four_scope_names_are_fine(
+    tmp_path: Path,
+) -> None:
+    text = journey(
+        'hello: {type: send, channel: sms, marketing: false, text: "{% assign n = '
+        "user.first_name | default: 'you' %}{% for i in (1..2) %}{{ i }}{% endfor %}{{ n }} "
+        "{{ journey.id }} {{ event.plan | default: 'x' }} {{ entry.plan | default: 'x' }}\", "
+        "next: done}\n" + EXIT
+    )
+    assert warnings_of(tmp_path, text) == []
+
+
+def test_a_webhook_body_name_the_engine_never_sets_is_a_warning(tmp_path: Path) -> None:
+    head = 'settings: {webhooks: {allow: ["https://crm.example.com/api/"]}}\n'
+    text = journey(
+        "hello:\n"
+        "  type: webhook\n"
+        '  url: "https://crm.example.com/api/x"\n'
+        '  body: {who: "{{ customer.id }}"}  # here\n'
+        "  next: done\n"
+        "  on_failure: done\n" + EXIT,
+        head,
+    )
+    assert_warning(
+        one_warning(tmp_path, text), text, "# here", "hello", "{{ customer }} is not a name"
+    )
