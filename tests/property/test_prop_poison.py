@@ -228,7 +228,8 @@ def sent_message_ids(produced: list[tuple[str, bytes | None, bytes, int | None]]
     for topic, _k, v, _p in produced:
         if topic == T.send_requests:
             req = orjson.loads(v)
-            ids.append(req["message_id"])
+            if "message_id" in req:  # sends and revokes (not webhook calls, forgets)
+                ids.append(req["message_id"])
     return ids
 
 

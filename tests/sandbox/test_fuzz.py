@@ -49,12 +49,18 @@ def _audit(event: str, _args: tuple[object, ...]) -> None:
         _audit_events.append(event)
 
 
-sys.addaudithook(_audit)  # process-wide and permanent; records only inside watch()
+_hooked = False
 
 
 @contextmanager
 def audit_watch() -> Iterator[list[str]]:
-    global _audit_events
+    # The hook is process-wide and can't be removed: installed only when a sandbox test
+    # first watches (not at import, which is collection time for the whole run), so the
+    # tests before it don't pay a Python call per audited event.
+    global _audit_events, _hooked
+    if not _hooked:
+        sys.addaudithook(_audit)
+        _hooked = True
     _audit_events = events = []
     try:
         yield events
