@@ -16,19 +16,12 @@ from engine.core.context import Step
 from engine.core.inputs import WebhookResult
 from engine.core.nodes import goto
 from engine.core.profile import apply_profile_update
-from engine.core.state import Instance, UserState
+from engine.core.state import Instance
 from engine.core.user_actions import UserAction
 from engine.core.webhook import action_id, failed
 from engine.errors import ProfileLimitError
 from engine.journey.model import WebhookNode
 from engine.journey.webhooks import extract
-
-
-def save_to_profile(state: UserState, values: dict[str, Any]) -> list[str]:
-    """Write ``values`` into the user's profile; the keys that changed, sorted. Through
-    the profile's one update function, so its limits hold (ProfileLimitError: nothing
-    written)."""
-    return apply_profile_update(state.attrs, values)
 
 
 def _answered(step: Step, action: str) -> tuple[Instance, WebhookNode] | None:
@@ -59,7 +52,7 @@ def _saved(
         else:
             missing.append(attr)
     try:
-        return save_to_profile(step.state, values), missing, None
+        return apply_profile_update(step.state.attrs, values), missing, None
     except ProfileLimitError as exc:
         return [], missing, exc.limit
 

@@ -146,17 +146,7 @@ class InputFeed:
         ``m`` itself."""
         start = self.positions.expected[(m.topic, m.partition)]
         missed = await self.reader.read(m.topic, m.partition, start, m.offset)
-        self.positions.filled += len(missed)
-        event(
-            log,
-            "gap_filled",
-            logging.WARNING if missed else logging.INFO,
-            topic=m.topic,
-            partition=m.partition,
-            start=start,
-            end=m.offset,
-            records=len(missed),
-        )
+        self._filled("gap_filled", m.topic, m.partition, start, m.offset, len(missed))
         ts = int(m.timestamp * 1000) if m.timestamp else None
         async with self.checkpoint.lock:
             for r in missed:
@@ -195,18 +185,24 @@ class InputFeed:
                     await self._locked(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                     done += 1
                 await self.checkpoint.flush()
-            self.positions.filled += len(missed)
-            event(
-                log,
-                "tail_filled",
-                logging.WARNING if missed else logging.INFO,
-                topic=topic,
-                partition=partition,
-                start=start,
-                end=end,
-                records=len(missed),
-            )
+            self._filled("tail_filled", topic, partition, start, end, len(missed))
         return done
+
+    def _filled(
+        self, what: str, topic: str, partition: int, start: int, end: int, records: int
+    ) -> None:
+        """Count and log records read from the broker past faust (a gap or a tail)."""
+        self.positions.filled += records
+        event(
+            log,
+            what,
+            logging.WARNING if records else logging.INFO,
+            topic=topic,
+            partition=partition,
+            start=start,
+            end=end,
+            records=records,
+        )
 
     async def _locked(
         self, topic: str, partition: int, offset: int, key: Any, value: Any, ts: int | None
